@@ -1,0 +1,169 @@
+//! `harness`: command-line parsing and dispatch only. The work lives in
+//! `harness-core` (engine) and `harness-model` (scenarios, checker, verdicts).
+
+use std::path::PathBuf;
+use std::process::ExitCode as ProcessExit;
+
+use clap::{Parser, Subcommand};
+use harness_core::run::{run, RunOptions};
+use harness_model::exit::ExitCode;
+use harness_model::scenario::{self, Scenario};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  every expectation was met
+  1  an expectation failed or could not be judged (unknown), or the run was interrupted
+  2  invalid scenario file or command line
+  3  the environment could not be provisioned or started";
+
+/// End-to-end test and chaos harness for MinIO → Kafka → processor image pipelines.
+#[derive(Parser)]
+#[command(name = "harness", version, about, propagate_version = true, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against real Kafka and MinIO and judge the pipeline.
+    #[command(after_help = "Examples:
+  harness run scenarios/smoke.yaml
+  harness run --keep scenarios/smoke.yaml       # keep Kafka/MinIO data for debugging
+  harness run --reports /tmp/out scenarios/*.yaml
+
+Each run writes reports/<run-id>/: junit.xml, results.json, history.json, scenario.yaml
+and logs/ (Kafka, MinIO, processor).
+
+Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario · 3 environment did not start")]
+    Run {
+        /// Scenario files (YAML).
+        #[arg(required = true, value_name = "SCENARIO")]
+        files: Vec<PathBuf>,
+        /// Folder for reports; each run gets `<folder>/<run-id>/`.
+        #[arg(long, default_value = "reports", value_name = "DIR")]
+        reports: PathBuf,
+        /// Keep Kafka's and MinIO's data directories after the run (logs are always kept).
+        #[arg(long)]
+        keep: bool,
+        /// No progress lines on stderr (the summary is still printed).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check scenario files without running them.
+    #[command(after_help = "Example:\n  harness validate scenarios/*.yaml")]
+    Validate {
+        #[arg(required = true, value_name = "SCENARIO")]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of scenario files (committed as scenarios/schema.json).
+    Schema,
+    /// Fetch Kafka's jars and build MinIO into the cache now, so the first run is fast.
+    #[command(after_help = "Cache: $HARNESS_CACHE_DIR, else $XDG_CACHE_HOME/harness, else ~/.cache/harness.
+Use an extracted Kafka release with KAFKA_HOME, or a MinIO binary with MINIO_BIN.")]
+    Provision,
+    /// Run the reference processor (reads the processor contract's environment variables).
+    #[command(after_help = "Environment: KAFKA_BOOTSTRAP_SERVERS KAFKA_TOPIC KAFKA_GROUP_ID S3_ENDPOINT
+AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION SOURCE_BUCKET TARGET_BUCKET THUMBNAIL_WIDTH
+[PROCESSOR_CONCURRENCY]")]
+    Processor,
+}
+
+fn main() -> ProcessExit {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ProcessExit::from(ExitCode::Environment.code());
+        }
+    };
+    match cli.command {
+        Command::Processor => runtime.block_on(harness_processor::main_from_env()),
+        Command::Schema => {
+            let schema = scenario::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
+            ProcessExit::SUCCESS
+        }
+        Command::Validate { files } => match load_all(&files) {
+            Ok(scenarios) => {
+                for s in scenarios {
+                    println!("ok: {} ({}: {} expectations)", s.file.display(), s.name, s.expectations.len());
+                }
+                ProcessExit::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Provision => {
+            init_tracing();
+            runtime.block_on(async {
+                match harness_core::services::provision::provision(&|m| eprintln!("{m}")).await {
+                    Ok(tc) => {
+                        println!("kafka {} ({})", tc.kafka_version, tc.kafka_libs.display());
+                        println!("minio {} ({})", tc.minio_version, tc.minio_bin.display());
+                        ProcessExit::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ProcessExit::from(ExitCode::Environment.code())
+                    }
+                }
+            })
+        }
+        Command::Run { files, reports, keep, quiet } => {
+            init_tracing();
+            let scenarios = match load_all(&files) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let opts = RunOptions { reports_root: reports, keep, quiet };
+            let mut worst = ExitCode::Passed;
+            for s in &scenarios {
+                let outcome = runtime.block_on(run(s, &opts));
+                print!("{}", harness_core::report::summary(&outcome.results, &outcome.report_dir.display().to_string()));
+                worst = worse(worst, outcome.exit);
+            }
+            ProcessExit::from(worst.code())
+        }
+    }
+}
+
+/// Validates every file before anything runs; prints every error, not just the first.
+fn load_all(files: &[PathBuf]) -> Result<Vec<Scenario>, ProcessExit> {
+    let mut ok = Vec::new();
+    let mut failed = false;
+    for f in files {
+        match scenario::load(f) {
+            Ok(s) => ok.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(ProcessExit::from(ExitCode::InvalidInput.code()))
+    } else {
+        Ok(ok)
+    }
+}
+
+/// Across several runs: an environment failure outranks a failed expectation.
+fn worse(a: ExitCode, b: ExitCode) -> ExitCode {
+    let rank = |c: ExitCode| match c {
+        ExitCode::Passed => 0,
+        ExitCode::ExpectationFailed => 1,
+        ExitCode::Environment => 2,
+        ExitCode::InvalidInput => 3,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,355 @@
+//! The local environment: Kafka and MinIO as child processes on 127.0.0.1,
+//! fresh data dirs under the run dir, one process group for the whole run.
+//!
+//! Start order (why: see `services::minio`): Kafka ‖ MinIO, each until ready →
+//! topics → buckets (target versioned) → bucket notifications → canary.
+//! MinIO is given Kafka's address before either starts; when Kafka loses its
+//! port to someone else, both start again on fresh ports (up to 3 attempts).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::{EnvError, EnvSpec, Endpoints, ReadyTimings, S3Credentials, ServiceInfo};
+use crate::services::canary::{self, CanaryError};
+use crate::services::kafka::{self, Kafka, KafkaConfig, KafkaPorts};
+use crate::services::minio::{self, Minio, MinioConfig, MinioPorts};
+use crate::services::process::{tail_log, ProcessGroup};
+use crate::services::processor::{self, ProcessorSpec, ProcessorStatus, ProcessorSupervisor};
+use crate::services::provision::Toolchain;
+use crate::services::ServiceError;
+
+/// Attempts at starting Kafka + MinIO when a picked port was taken meanwhile.
+const START_ATTEMPTS: u32 = 3;
+const PROCESSOR_GRACE: Duration = Duration::from_secs(10);
+const MINIO_GRACE: Duration = Duration::from_secs(5);
+const KAFKA_GRACE: Duration = Duration::from_secs(15);
+
+/// A running local environment. Call [`LocalEnv::shutdown`]; dropping it
+/// instead SIGKILLs the whole process group (the panic path).
+#[derive(Debug)]
+pub struct LocalEnv {
+    spec: EnvSpec,
+    group: ProcessGroup,
+    kafka: Option<Kafka>,
+    minio: Option<Minio>,
+    processor: Option<ProcessorSupervisor>,
+    endpoints: Endpoints,
+    timings: ReadyTimings,
+    canary_key: String,
+    kafka_version: String,
+    minio_version: String,
+    shut_down: bool,
+}
+
+impl LocalEnv {
+    /// Starts Kafka and MinIO concurrently, then topics, buckets, notifications
+    /// and the canary. On failure everything started is stopped again and the
+    /// data dirs are removed; `<run_dir>/logs` stays.
+    ///
+    /// Call from async code on the run's runtime, not from `spawn_blocking`
+    /// (children die with the thread that spawned them; see `services::process`).
+    pub async fn start(spec: EnvSpec, tc: &Toolchain, progress: &dyn Fn(&str)) -> Result<LocalEnv, EnvError> {
+        let started = Instant::now();
+        let logs = spec.run_dir.join("logs");
+        std::fs::create_dir_all(&logs).map_err(|source| EnvError::Io {
+            context: format!("creating {}", logs.display()),
+            source,
+        })?;
+        let credentials = generate_credentials().map_err(|source| EnvError::Io {
+            context: "reading /dev/urandom for the run's credentials".into(),
+            source,
+        })?;
+        let nonce = crate::services::token::hex_token(8).map_err(|source| EnvError::Io {
+            context: "reading /dev/urandom".into(),
+            source,
+        })?;
+        let mut env = LocalEnv {
+            endpoints: Endpoints {
+                kafka_bootstrap: String::new(),
+                s3_endpoint: String::new(),
+                credentials,
+                events_topic: spec.events_topic.clone(),
+                outputs_topic: spec.outputs_topic.clone(),
+                source_bucket: spec.source_bucket.clone(),
+                target_bucket: spec.target_bucket.clone(),
+            },
+            group: ProcessGroup::new(logs),
+            kafka: None,
+            minio: None,
+            processor: None,
+            timings: ReadyTimings::default(),
+            canary_key: canary::canary_key(&nonce),
+            kafka_version: tc.kafka_version.clone(),
+            minio_version: tc.minio_version.clone(),
+            shut_down: false,
+            spec,
+        };
+        match env.bring_up(tc, progress).await {
+            Ok(()) => {
+                env.timings.total = started.elapsed();
+                Ok(env)
+            }
+            Err(e) => {
+                if let Err(cleanup) = env.teardown(false).await {
+                    tracing::warn!("cleanup after a failed start: {cleanup}");
+                }
+                env.shut_down = true;
+                Err(e)
+            }
+        }
+    }
+
+    async fn bring_up(&mut self, tc: &Toolchain, progress: &dyn Fn(&str)) -> Result<(), EnvError> {
+        progress(&format!(
+            "starting Kafka {} and MinIO on 127.0.0.1 (logs in {})…",
+            tc.kafka_version,
+            self.spec.run_dir.join("logs").display()
+        ));
+        let (kafka, minio) = self.start_services(tc).await?;
+        self.timings.kafka = kafka.ready_in();
+        self.timings.minio = minio.ready_in();
+        self.endpoints.kafka_bootstrap = kafka.bootstrap();
+        self.endpoints.s3_endpoint = minio.endpoint();
+        let kafka = self.kafka.insert(kafka);
+        let minio = self.minio.insert(minio);
+
+        let setup_started = Instant::now();
+        let spec = &self.spec;
+        kafka.create_topic(&spec.events_topic, spec.events_partitions).await?;
+        kafka.create_topic(&spec.outputs_topic, 1).await?;
+        minio.create_bucket(&spec.source_bucket, false).await?;
+        minio.create_bucket(&spec.target_bucket, true).await?;
+        minio.notify_on_create(&spec.source_bucket, minio::EVENTS_TARGET).await?;
+        minio.notify_on_create(&spec.target_bucket, minio::OUTPUTS_TARGET).await?;
+        let result = canary::run_canary(
+            minio.client(),
+            &kafka.bootstrap(),
+            &spec.events_topic,
+            spec.events_partitions,
+            &spec.source_bucket,
+            &self.canary_key,
+            spec.ready_timeout,
+        )
+        .await;
+        match result {
+            Ok(_) => {}
+            Err(CanaryError::Setup(detail)) => {
+                return Err(ServiceError::setup(minio::SERVICE, "canary", detail).into());
+            }
+            Err(CanaryError::NoEvent) => {
+                return Err(EnvError::Canary {
+                    bucket: spec.source_bucket.clone(),
+                    key: self.canary_key.clone(),
+                    topic: spec.events_topic.clone(),
+                    timeout: spec.ready_timeout,
+                    minio_log_tail: minio.process().log_tail(20),
+                });
+            }
+        }
+        self.timings.canary = setup_started.elapsed();
+        Ok(())
+    }
+
+    /// Kafka ‖ MinIO; both again on fresh ports when one lost a port race.
+    async fn start_services(&self, tc: &Toolchain) -> Result<(Kafka, Minio), EnvError> {
+        let io = |source| EnvError::Io {
+            context: "picking free ports".into(),
+            source,
+        };
+        let mut attempt = 1;
+        loop {
+            let kafka_ports = KafkaPorts::pick().map_err(io)?;
+            let minio_ports = MinioPorts::pick().map_err(io)?;
+            let kafka_cfg = KafkaConfig {
+                java: tc.java.clone(),
+                libs: tc.kafka_libs.clone(),
+                dir: self.spec.run_dir.join("kafka"),
+                ready_timeout: self.spec.ready_timeout,
+            };
+            let minio_cfg = MinioConfig {
+                bin: tc.minio_bin.clone(),
+                dir: self.spec.run_dir.join("minio"),
+                kafka_bootstrap: kafka_ports.bootstrap(),
+                events_topic: self.spec.events_topic.clone(),
+                outputs_topic: self.spec.outputs_topic.clone(),
+                queue_dir: self.spec.minio_queue_dir,
+                sync_events: self.spec.minio_sync_events,
+                credentials: self.endpoints.credentials.clone(),
+                ready_timeout: self.spec.ready_timeout,
+            };
+            let (k, m) = tokio::join!(
+                Kafka::start(&self.group, &kafka_cfg, kafka_ports),
+                Minio::start(&self.group, &minio_cfg, minio_ports)
+            );
+            let (err, port_race) = match (k, m) {
+                (Ok(k), Ok(m)) => return Ok((k, m)),
+                (Ok(mut k), Err(e)) => {
+                    let _ = k.process_mut().kill().await;
+                    let race = e.is_port_in_use();
+                    (e, race)
+                }
+                (Err(e), Ok(mut m)) => {
+                    let _ = m.process_mut().kill().await;
+                    let race = e.is_port_in_use();
+                    (e, race)
+                }
+                // Report the error that is not merely a lost port race.
+                (Err(ke), Err(me)) => {
+                    let race = ke.is_port_in_use() || me.is_port_in_use();
+                    (if ke.is_port_in_use() && !me.is_port_in_use() { me } else { ke }, race)
+                }
+            };
+            if port_race && attempt < START_ATTEMPTS {
+                tracing::info!(attempt, "a picked port was taken meanwhile; starting again on fresh ports");
+                attempt += 1;
+                continue;
+            }
+            return Err(err.into());
+        }
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Kafka, MinIO and (once started) the processor, with versions and logs.
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        let mut out = vec![
+            ServiceInfo {
+                name: kafka::SERVICE.into(),
+                version: format!("Apache Kafka {}", self.kafka_version),
+                log_path: self.group.log_path(kafka::SERVICE),
+                pid: self.kafka.as_ref().map(|k| k.process().pid()),
+            },
+            ServiceInfo {
+                name: minio::SERVICE.into(),
+                version: self.minio_version.clone(),
+                log_path: self.group.log_path(minio::SERVICE),
+                pid: self.minio.as_ref().map(|m| m.process().pid()),
+            },
+        ];
+        if let Some(p) = &self.processor {
+            out.push(ServiceInfo {
+                name: p.name().to_string(),
+                version: String::new(),
+                log_path: p.log_path().to_path_buf(),
+                pid: p.status().borrow().pid,
+            });
+        }
+        out
+    }
+
+    pub fn ready_timings(&self) -> &ReadyTimings {
+        &self.timings
+    }
+
+    /// Key of the canary object in the source bucket (its event is on the
+    /// events topic, so observers and checkers must skip it).
+    pub fn canary_key(&self) -> &str {
+        &self.canary_key
+    }
+
+    /// The run's process group id, for fault injectors and tests.
+    pub fn pgid(&self) -> Option<i32> {
+        self.group.pgid()
+    }
+
+    /// Starts the processor with the contract's environment and supervises it.
+    pub async fn start_processor(&mut self, spec: ProcessorSpec) -> Result<(), EnvError> {
+        if let Some(mut old) = self.processor.take() {
+            old.stop(PROCESSOR_GRACE).await;
+        }
+        let child = processor::child_spec(&spec, &self.endpoints);
+        self.processor = Some(ProcessorSupervisor::start(&self.group, child)?);
+        Ok(())
+    }
+
+    /// Stops the processor (SIGTERM, 10 s grace, SIGKILL) and returns its final
+    /// status; `None` if none runs. The watch receivers keep the final status.
+    pub async fn stop_processor(&mut self) -> Option<ProcessorStatus> {
+        let mut p = self.processor.take()?;
+        let status = p.stop(PROCESSOR_GRACE).await;
+        self.processor = Some(p);
+        Some(status)
+    }
+
+    /// The processor's starts, exits and restarts; `None` before
+    /// [`LocalEnv::start_processor`].
+    pub fn processor_events(&self) -> Option<watch::Receiver<ProcessorStatus>> {
+        self.processor.as_ref().map(ProcessorSupervisor::status)
+    }
+
+    /// Stops the processor, then MinIO and Kafka gracefully, then kills
+    /// whatever is left in the group; removes the data dirs unless `keep`.
+    /// `<run_dir>/logs` is always kept.
+    pub async fn shutdown(mut self, keep: bool) -> Result<(), EnvError> {
+        let result = self.teardown(keep).await;
+        self.shut_down = true;
+        result
+    }
+
+    async fn teardown(&mut self, keep: bool) -> Result<(), EnvError> {
+        if let Some(mut p) = self.processor.take() {
+            p.stop(PROCESSOR_GRACE).await;
+        }
+        // MinIO before Kafka: its last events still have a broker to go to.
+        if let Some(mut m) = self.minio.take() {
+            if let Err(e) = m.stop(MINIO_GRACE).await {
+                tracing::warn!("stopping MinIO: {e}");
+            }
+        }
+        if let Some(mut k) = self.kafka.take() {
+            if let Err(e) = k.stop(KAFKA_GRACE).await {
+                tracing::warn!("stopping Kafka: {e}");
+            }
+        }
+        // Anything a child forked (a processor's own children) goes too.
+        self.group.kill_group();
+        if keep {
+            return Ok(());
+        }
+        for dir in ["kafka", "minio"] {
+            remove_dir(&self.spec.run_dir.join(dir))?;
+        }
+        Ok(())
+    }
+
+    /// Tail of a service's log (for error messages of later stages).
+    pub fn log_tail(&self, service: &str, n_lines: usize) -> String {
+        tail_log(&self.group.log_path(service), n_lines)
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.spec.run_dir
+    }
+}
+
+impl Drop for LocalEnv {
+    fn drop(&mut self) {
+        if !self.shut_down {
+            // Last resort (panic, cancelled future): no grace, no await.
+            self.group.kill_group();
+        }
+    }
+}
+
+fn remove_dir(dir: &PathBuf) -> Result<(), EnvError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(EnvError::Io {
+            context: format!("removing {}", dir.display()),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Fresh root credentials for the run's MinIO.
+fn generate_credentials() -> std::io::Result<S3Credentials> {
+    Ok(S3Credentials {
+        access_key: format!("harness-{}", crate::services::token::hex_token(6)?),
+        secret_key: crate::services::token::hex_token(20)?,
+        region: "us-east-1".into(),
+    })
+}

@@ -1,0 +1,83 @@
+//! The final word on outputs: every version in the (versioned) target bucket, each
+//! read back and decoded.
+
+use std::collections::HashMap;
+
+use aws_sdk_s3::Client;
+use futures::StreamExt;
+use harness_model::history::{Inspection, OutputVersion};
+
+use super::OutputSeen;
+
+/// Versions read back at once.
+const INSPECT_CONCURRENCY: usize = 8;
+
+/// Lists every object version of `bucket` and inspects each; `seen` supplies the time
+/// each version was first announced.
+pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) -> Result<Vec<OutputVersion>, String> {
+    let mut versions: Vec<(String, String, u64)> = Vec::new();
+    let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+    loop {
+        let page = client
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(version_marker.clone())
+            .send()
+            .await
+            .map_err(|e| format!("listing versions of bucket {bucket}: {}", crate::errtext::s3(&e)))?;
+        for v in page.versions() {
+            if let (Some(k), Some(id)) = (v.key(), v.version_id()) {
+                versions.push((k.to_string(), id.to_string(), v.size().unwrap_or(0).max(0) as u64));
+            }
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        version_marker = page.next_version_id_marker().map(str::to_string);
+        if key_marker.is_none() && version_marker.is_none() {
+            break;
+        }
+    }
+
+    let first_seen: HashMap<(&str, &str), u64> = seen.iter().fold(HashMap::new(), |mut m, o| {
+        let t = m.entry((o.key.as_str(), o.version_id.as_str())).or_insert(o.at);
+        *t = (*t).min(o.at);
+        m
+    });
+    let inspected: Vec<OutputVersion> = futures::stream::iter(versions)
+        .map(|(key, version_id, bytes)| async move {
+            let inspection = inspect(client, bucket, &key, &version_id).await;
+            OutputVersion { key, version_id, bytes, seen_at: None, inspection }
+        })
+        .buffer_unordered(INSPECT_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out: Vec<OutputVersion> = inspected
+        .into_iter()
+        .map(|mut o| {
+            o.seen_at = first_seen.get(&(o.key.as_str(), o.version_id.as_str())).copied();
+            o
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.key, a.seen_at).cmp(&(&b.key, b.seen_at)));
+    Ok(out)
+}
+
+async fn inspect(client: &Client, bucket: &str, key: &str, version_id: &str) -> Inspection {
+    let got = client.get_object().bucket(bucket).key(key).version_id(version_id).send().await;
+    let body = match got {
+        Ok(o) => o.body.collect().await.map(|b| b.into_bytes()),
+        Err(e) => return Inspection::Unreadable { reason: crate::errtext::s3(&e) },
+    };
+    let bytes = match body {
+        Ok(b) => b,
+        Err(e) => return Inspection::Unreadable { reason: e.to_string() },
+    };
+    let format = image::guess_format(&bytes).map(|f| format!("{f:?}").to_lowercase());
+    match image::load_from_memory(&bytes) {
+        Ok(img) => Inspection::Image { width: img.width(), height: img.height(), format: format.unwrap_or_default() },
+        Err(e) => Inspection::NotAnImage { reason: e.to_string() },
+    }
+}

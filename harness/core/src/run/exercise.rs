@@ -1,0 +1,184 @@
+//! The middle of a run, against a ready environment: observers, processor,
+//! workload, drain, and the final listing that completes the history.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness_model::history::{History, ProcessorExit};
+use harness_model::scenario::{ProcessorKind, Scenario};
+use harness_model::workload::plan;
+
+use super::clock::Clock;
+use super::{Progress, SETTLE};
+use crate::env::LocalEnv;
+use crate::observe::{list_outputs, Observers};
+use crate::services::processor::ProcessorSpec;
+use crate::services::s3::s3_client;
+use crate::workload::{run_uploads, UploadProgress};
+
+/// How long the harness's own consumers may take to show they are live.
+const OBSERVER_LIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(super) struct Exercised {
+    pub history: History,
+    pub workload_seconds: f64,
+    pub drain_seconds: f64,
+}
+
+pub(super) async fn exercise(
+    env: &mut LocalEnv,
+    scenario: &Scenario,
+    run_id: &str,
+    clock: Clock,
+    progress: &Progress,
+) -> Result<Exercised, String> {
+    let ep = env.endpoints().clone();
+    let s3 = s3_client(&ep.s3_endpoint, &ep.credentials);
+
+    // Observers first, proven live before anything is uploaded: the canary's event
+    // must be visible, and a probe written to the target bucket must be announced.
+    let observers = Observers::start(&ep.kafka_bootstrap, &ep.events_topic, &ep.outputs_topic, run_id, clock)
+        .await
+        .map_err(|e| e.to_string())?;
+    let canary = env.canary_key().to_string();
+    let probe = format!("{}probe/{run_id}.txt", harness_model::HARNESS_KEY_PREFIX);
+    s3.put_object()
+        .bucket(&ep.target_bucket)
+        .key(&probe)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"probe"))
+        .send()
+        .await
+        .map_err(|e| format!("writing a probe to bucket {}: {}", ep.target_bucket, crate::errtext::s3(&e)))?;
+    let live = observers
+        .wait_for(OBSERVER_LIVE_TIMEOUT, |o| o.saw_event(&canary) && o.saw_output(&probe))
+        .await;
+    if !live {
+        let what = if observers.observed.saw_event(&canary) { "probe's event on the outputs topic" } else { "canary's event" };
+        return Err(format!(
+            "the harness's own consumers did not see the {what} within {}s; Kafka's log says:\n{}",
+            OBSERVER_LIVE_TIMEOUT.as_secs(),
+            env.log_tail("kafka", 15)
+        ));
+    }
+
+    progress.say(&format!("starting processor {}", scenario.processor.label()));
+    env.start_processor(processor_spec(scenario)?).await.map_err(|e| e.to_string())?;
+    let status = env.processor_events();
+
+    let w = &scenario.workload;
+    progress.say(&format!(
+        "uploading {} images at {}/s (concurrency {}) to bucket {}",
+        w.images, w.rate.per_second, w.concurrency, ep.source_bucket
+    ));
+    let counters = Arc::new(UploadProgress::default());
+    let mut history = History { workload_started: clock.now(), ..Default::default() };
+    let t_workload = Instant::now();
+    let uploads = run_uploads(s3.clone(), ep.source_bucket.clone(), plan(w, scenario.seed), w.concurrency, clock, counters.clone());
+    let ticker = AbortOnDrop(tokio::spawn(ticker(progress.clone(), counters.clone(), observers.observed.clone(), w.images)));
+    let (uploaded, failed) = uploads.await;
+    drop(ticker);
+    history.uploads = uploaded;
+    history.upload_failures = failed;
+    history.workload_finished = clock.now();
+    let workload_seconds = t_workload.elapsed().as_secs_f64();
+
+    progress.say(&format!(
+        "{} uploads acknowledged, {} failed; draining (up to {}s)",
+        history.uploads.len(),
+        history.upload_failures.len(),
+        scenario.drain_timeout.as_secs()
+    ));
+    let t_drain = Instant::now();
+    let expected: HashSet<String> = history.uploads.iter().map(|u| u.key.clone()).collect();
+    let all_seen = |o: &crate::observe::Observed| {
+        o.outputs.lock().map(|v| v.iter().filter(|x| expected.contains(&x.key)).map(|x| &x.key).collect::<HashSet<_>>().len() == expected.len()).unwrap_or(false)
+    };
+    let drain_ticker = AbortOnDrop(tokio::spawn(ticker_outputs(progress.clone(), observers.observed.clone(), expected.len())));
+    history.drained = observers.wait_for(scenario.drain_timeout, all_seen).await;
+    drop(drain_ticker);
+    if history.drained {
+        // Late duplicates (a redelivery after a commit was lost) arrive after the
+        // first copy; give them a moment to show.
+        tokio::time::sleep(SETTLE).await;
+    }
+    history.drain_finished = clock.now();
+    let drain_seconds = t_drain.elapsed().as_secs_f64();
+
+    // Stop the processor before the final listing, so the listing is final.
+    env.stop_processor().await;
+    if let Some(rx) = status {
+        let st = rx.borrow().clone();
+        history.processor_exits = st
+            .exits
+            .iter()
+            .filter(|x| !x.expected)
+            .map(|x| ProcessorExit { at: clock.at(x.at), status: x.status.clone(), restarted: true })
+            .collect();
+    }
+
+    progress.say("listing and inspecting every thumbnail version");
+    // Notifications can trail the write by a moment; the listing is authoritative,
+    // the observers only supply first-seen times.
+    let observed = observers.stop();
+    let seen = observed.outputs.lock().map(|v| v.clone()).unwrap_or_default();
+    history.outputs = list_outputs(&s3, &ep.target_bucket, &seen).await?;
+    history.events = observed.events.lock().map(|v| v.clone()).unwrap_or_default();
+    Ok(Exercised { history, workload_seconds, drain_seconds })
+}
+
+fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, String> {
+    let mut env: Vec<(String, String)> = vec![
+        ("THUMBNAIL_WIDTH".into(), s.pipeline.thumbnail_width.to_string()),
+        ("KAFKA_GROUP_ID".into(), s.processor.group_id.clone()),
+    ];
+    env.extend(s.processor.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let (program, args) = match &s.processor.kind {
+        ProcessorKind::Builtin(_) => {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find the harness binary to run the builtin processor: {e}"))?;
+            (exe, vec!["processor".to_string()])
+        }
+        ProcessorKind::Command(argv) => {
+            let p = std::path::PathBuf::from(&argv[0]);
+            // `./x.py` and `bin/x` are relative to the workdir; a bare name is looked up on PATH.
+            let program = if p.components().count() > 1 && p.is_relative() { s.processor.workdir.join(p) } else { p };
+            (program, argv[1..].to_vec())
+        }
+    };
+    Ok(ProcessorSpec { program, args, env, cwd: s.processor.workdir.clone(), name: "processor".into() })
+}
+
+/// Prints upload progress every 2 s; never finishes on its own.
+async fn ticker(progress: Progress, counters: Arc<UploadProgress>, observed: Arc<crate::observe::Observed>, total: u32) {
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let outs = observed.outputs.lock().map(|v| v.len()).unwrap_or(0);
+        progress.say(&format!(
+            "uploads {}/{total} acknowledged ({} failed) · thumbnails seen {outs}",
+            counters.acked.load(Ordering::Relaxed),
+            counters.failed.load(Ordering::Relaxed)
+        ));
+    }
+}
+
+async fn ticker_outputs(progress: Progress, observed: Arc<crate::observe::Observed>, expected: usize) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let outs = observed.outputs.lock().map(|v| v.len()).unwrap_or(0);
+        progress.say(&format!("draining: thumbnails seen {outs} (expecting {expected})"));
+    }
+}
+
+/// Aborts a background task when dropped, also when the run is cancelled (Ctrl-C).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,269 @@
+//! The run lifecycle: provision → start → ready → workload → drain → check →
+//! report → teardown. Teardown happens on every path: success, error, Ctrl-C.
+
+pub mod clock;
+mod exercise;
+mod ids;
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use harness_model::check::{check, CheckSpec, Ledger};
+use harness_model::exit::ExitCode;
+use harness_model::history::History;
+use harness_model::metrics::{self, Metrics};
+use harness_model::results::{Counts, EnvironmentInfo, ReadySeconds, RunResults, ScenarioInfo, ServiceVersion, Timings};
+use harness_model::scenario::Scenario;
+use harness_model::verdict::{judge, overall, ExpectationResult, Verdict};
+
+use crate::env::{EnvSpec, LocalEnv};
+use crate::report;
+use crate::services::provision;
+pub use progress::Progress;
+
+/// How a run is carried out, beyond what the scenario says.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Reports go to `<reports_root>/<run-id>/`.
+    pub reports_root: PathBuf,
+    /// Keep Kafka's and MinIO's data dirs (logs are always kept).
+    pub keep: bool,
+    /// No progress lines on stderr.
+    pub quiet: bool,
+}
+
+pub struct RunOutcome {
+    pub results: RunResults,
+    pub report_dir: PathBuf,
+    pub exit: ExitCode,
+}
+
+/// Why a run stopped before it could be judged.
+enum Abort {
+    /// The environment could not be provisioned or started (exit 3).
+    Environment(String),
+    /// Ctrl-C.
+    Interrupted,
+}
+
+/// Runs one scenario end to end and writes its reports. Never panics on bad input
+/// or a failing environment: those become an exit code and a recorded error.
+pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
+    let started_wall = SystemTime::now();
+    let started = Instant::now();
+    let run_id = ids::run_id(&scenario.name, started_wall);
+    let report_dir = opts.reports_root.join(&run_id);
+    let progress = Progress::new(opts.quiet);
+    let clock = clock::Clock::start();
+    progress.say(&format!("run {run_id}: reports in {}", report_dir.display()));
+
+    let mut ctx = Context { scenario, started_wall, started, run_id, report_dir, progress, timings: Timings::default(), env_info: env_info(scenario) };
+
+    let say = {
+        let p = ctx.progress.clone();
+        move |m: &str| p.say(m)
+    };
+    let t = Instant::now();
+    let toolchain = tokio::select! {
+        r = provision::provision(&say) => r,
+        _ = tokio::signal::ctrl_c() => return ctx.aborted(Abort::Interrupted),
+    };
+    let toolchain = match toolchain {
+        Ok(tc) => tc,
+        Err(e) => return ctx.aborted(Abort::Environment(e.to_string())),
+    };
+    ctx.timings.provision_seconds = t.elapsed().as_secs_f64();
+
+    ctx.progress.say("starting Kafka and MinIO");
+    let spec = EnvSpec {
+        run_dir: ctx.report_dir.clone(),
+        events_topic: scenario.pipeline.topic.clone(),
+        outputs_topic: format!("{}-outputs", scenario.pipeline.topic),
+        events_partitions: scenario.environment.events_partitions as i32,
+        source_bucket: scenario.pipeline.source_bucket.clone(),
+        target_bucket: scenario.pipeline.target_bucket.clone(),
+        minio_queue_dir: scenario.environment.minio_queue_dir,
+        minio_sync_events: scenario.environment.minio_sync_events,
+        ready_timeout: scenario.environment.ready_timeout,
+    };
+    let started_env = tokio::select! {
+        r = LocalEnv::start(spec, &toolchain, &say) => r,
+        _ = tokio::signal::ctrl_c() => return ctx.aborted(Abort::Interrupted),
+    };
+    let mut env = match started_env {
+        Ok(env) => env,
+        Err(e) => return ctx.aborted(Abort::Environment(e.to_string())),
+    };
+    let rt = env.ready_timings();
+    ctx.timings.ready_seconds = ReadySeconds {
+        kafka: rt.kafka.as_secs_f64(),
+        minio: rt.minio.as_secs_f64(),
+        canary: rt.canary.as_secs_f64(),
+        total: rt.total.as_secs_f64(),
+    };
+    ctx.env_info.services = env.services().into_iter().map(|s| ServiceVersion { name: s.name, version: s.version }).collect();
+    ctx.env_info.services.push(ServiceVersion { name: "processor".into(), version: processor_version(scenario) });
+    ctx.progress.say(&format!("environment ready in {:.1}s", rt.total.as_secs_f64()));
+
+    let exercised = tokio::select! {
+        r = exercise::exercise(&mut env, scenario, &ctx.run_id, clock, &ctx.progress) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    ctx.progress.say("stopping the processor, MinIO and Kafka");
+    if let Err(e) = env.shutdown(opts.keep).await {
+        ctx.progress.say(&format!("teardown: {e}"));
+    }
+    match exercised {
+        None => ctx.aborted(Abort::Interrupted),
+        Some(Err(e)) => ctx.aborted(Abort::Environment(e)),
+        Some(Ok(ex)) => {
+            ctx.timings.workload_seconds = ex.workload_seconds;
+            ctx.timings.drain_seconds = ex.drain_seconds;
+            ctx.timings.drained = ex.history.drained;
+            ctx.judged(ex.history)
+        }
+    }
+}
+
+struct Context<'a> {
+    scenario: &'a Scenario,
+    started_wall: SystemTime,
+    started: Instant,
+    run_id: String,
+    report_dir: PathBuf,
+    progress: Progress,
+    timings: Timings,
+    env_info: EnvironmentInfo,
+}
+
+impl Context<'_> {
+    /// Check, judge and report a history that was recorded to the end.
+    fn judged(self, history: History) -> RunOutcome {
+        let spec = CheckSpec { thumbnail_width: self.scenario.pipeline.thumbnail_width };
+        // The checker is pure and total, but a bug there must make the run Unknown,
+        // never crash it or pass it.
+        let checked = std::panic::catch_unwind(|| {
+            let ledger = check(&history, &spec);
+            let metrics = metrics::compute(&ledger);
+            let verdicts = judge(&self.scenario.expectations, &history, &ledger, &metrics);
+            (ledger, metrics, verdicts)
+        });
+        let (ledger, metrics, verdicts, error) = match checked {
+            Ok((l, m, v)) => (l, m, v, None),
+            Err(_) => {
+                let err = "the checker crashed; the run cannot be judged (this is a harness bug)".to_string();
+                (Ledger::default(), Metrics::default(), self.unknown_all(&err), Some(err))
+            }
+        };
+        self.finish(Some(&history), ledger, metrics, verdicts, error)
+    }
+
+    fn aborted(self, why: Abort) -> RunOutcome {
+        let (err, exit) = match why {
+            Abort::Environment(e) => (e, ExitCode::Environment),
+            Abort::Interrupted => ("interrupted (Ctrl-C) before the run finished".to_string(), ExitCode::ExpectationFailed),
+        };
+        self.progress.say(&format!("error: {err}"));
+        let verdicts = self.unknown_all(&err);
+        let mut outcome = self.finish(None, Ledger::default(), Metrics::default(), verdicts, Some(err));
+        outcome.exit = exit;
+        outcome.results.exit_code = exit.code();
+        if let Err(e) = report::write_all(&outcome.report_dir, &outcome.results, None) {
+            eprintln!("error: could not write reports: {e}");
+        }
+        outcome
+    }
+
+    fn unknown_all(&self, why: &str) -> Vec<ExpectationResult> {
+        self.scenario
+            .expectations
+            .iter()
+            .map(|e| ExpectationResult { id: e.id(), expected: e.describe(), verdict: Verdict::Unknown, detail: why.to_string() })
+            .collect()
+    }
+
+    fn finish(
+        self,
+        history: Option<&History>,
+        ledger: Ledger,
+        metrics: Metrics,
+        verdicts: Vec<ExpectationResult>,
+        error: Option<String>,
+    ) -> RunOutcome {
+        let outcome_verdict = overall(&verdicts);
+        let exit = if outcome_verdict == Verdict::Pass { ExitCode::Passed } else { ExitCode::ExpectationFailed };
+        let f = &ledger.findings;
+        let counts = history.map_or_else(Counts::default, |h| Counts {
+            uploads: h.uploads.len() as u64,
+            upload_failures: h.upload_failures.len() as u64,
+            events: h.events.iter().filter(|e| !e.key.starts_with(harness_model::HARNESS_KEY_PREFIX)).count() as u64,
+            output_versions: h.outputs.iter().filter(|o| !o.key.starts_with(harness_model::HARNESS_KEY_PREFIX)).count() as u64,
+            lost_events: f.lost_events.len() as u64,
+            duplicate_events: f.duplicate_events.len() as u64,
+            lost_outputs: f.lost_outputs.len() as u64,
+            duplicate_outputs: f.duplicate_outputs.len() as u64,
+            phantom_outputs: f.phantom_outputs.len() as u64,
+            invalid_outputs: f.invalid_outputs.len() as u64,
+            processor_restarts: h.processor_exits.iter().filter(|x| x.restarted).count() as u64,
+        });
+        let s = self.scenario;
+        let results = RunResults {
+            schema_version: harness_model::results::SCHEMA_VERSION,
+            harness_version: env!("CARGO_PKG_VERSION").to_string(),
+            run_id: self.run_id.clone(),
+            scenario: ScenarioInfo {
+                name: s.name.clone(),
+                file: s.file.display().to_string(),
+                description: s.description.clone(),
+                seed: s.seed,
+                images: s.workload.images,
+                rate_per_second: s.workload.rate.per_second,
+                thumbnail_width: s.pipeline.thumbnail_width,
+            },
+            started_at: ids::rfc3339(self.started_wall),
+            duration_seconds: self.started.elapsed().as_secs_f64(),
+            outcome: outcome_verdict,
+            exit_code: exit.code(),
+            error,
+            expectations: verdicts,
+            counts,
+            metrics,
+            timings: self.timings,
+            environment: self.env_info,
+            findings: ledger.findings,
+            ledger: ledger.entries,
+        };
+        if let Err(e) = report::write_all(&self.report_dir, &results, history) {
+            eprintln!("error: could not write reports: {e}");
+        }
+        if let Err(e) = std::fs::write(self.report_dir.join("scenario.yaml"), &s.source_text) {
+            eprintln!("error: could not copy the scenario into the reports: {e}");
+        }
+        RunOutcome { results, report_dir: self.report_dir, exit }
+    }
+}
+
+fn env_info(s: &Scenario) -> EnvironmentInfo {
+    EnvironmentInfo { kind: "local".into(), processor: s.processor.label(), services: Vec::new() }
+}
+
+fn processor_version(s: &Scenario) -> String {
+    match &s.processor.kind {
+        harness_model::scenario::ProcessorKind::Builtin(_) => format!("harness-processor {}", harness_processor_version()),
+        harness_model::scenario::ProcessorKind::Command(argv) => format!("command: {}", argv.join(" ")),
+    }
+}
+
+/// The reference processor is built from this workspace, so it has our version.
+fn harness_processor_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// Longest the drain waits after everything is accounted for, to catch late duplicates.
+pub(crate) const SETTLE: Duration = Duration::from_secs(2);
+
+/// The folder that holds a run's reports, for messages.
+pub fn display_dir(p: &Path) -> String {
+    p.display().to_string()
+}

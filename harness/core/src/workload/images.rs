@@ -1,0 +1,79 @@
+//! Deterministic test images: the same seed gives the same bytes.
+//!
+//! Smooth gradients with a few solid shapes: cheap to encode (so generation keeps up
+//! with the upload rate on two cores) and visibly different from image to image.
+
+use std::io::Cursor;
+
+use harness_model::rng::Rng;
+use harness_model::scenario::Format;
+use harness_model::workload::PlannedUpload;
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{ImageEncoder, RgbImage};
+
+pub struct GeneratedImage {
+    pub plan: PlannedUpload,
+    pub bytes: Vec<u8>,
+}
+
+pub fn generate(plan: &PlannedUpload) -> Result<GeneratedImage, image::ImageError> {
+    let (w, h) = (plan.size.width, plan.size.height);
+    let mut rng = Rng::new(plan.pixel_seed);
+    let base = [rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8];
+    let mut img = RgbImage::from_fn(w, h, |x, y| {
+        let fx = (x * 255 / w.max(1)) as u8;
+        let fy = (y * 255 / h.max(1)) as u8;
+        image::Rgb([base[0].wrapping_add(fx), base[1].wrapping_add(fy), base[2].wrapping_add(fx / 2 + fy / 2)])
+    });
+    for _ in 0..3 {
+        let (rw, rh) = (1 + rng.below(u64::from(w / 3 + 1)) as u32, 1 + rng.below(u64::from(h / 3 + 1)) as u32);
+        let (rx, ry) = (rng.below(u64::from(w)) as u32, rng.below(u64::from(h)) as u32);
+        let colour = image::Rgb([rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8]);
+        for y in ry..(ry + rh).min(h) {
+            for x in rx..(rx + rw).min(w) {
+                img.put_pixel(x, y, colour);
+            }
+        }
+    }
+    let mut out = Cursor::new(Vec::with_capacity((w * h) as usize / 4));
+    match plan.format {
+        Format::Jpeg => JpegEncoder::new_with_quality(&mut out, 85).write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)?,
+        Format::Png => PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub).write_image(
+            img.as_raw(),
+            w,
+            h,
+            image::ExtendedColorType::Rgb8,
+        )?,
+    }
+    Ok(GeneratedImage { plan: plan.clone(), bytes: out.into_inner() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness_model::scenario::ImageSize;
+    use std::time::Duration;
+
+    fn plan(format: Format, seed: u64) -> PlannedUpload {
+        PlannedUpload {
+            index: 0,
+            key: "k".into(),
+            size: ImageSize { width: 64, height: 40 },
+            format,
+            pixel_seed: seed,
+            due: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn images_decode_to_their_planned_size_and_are_deterministic() {
+        for f in [Format::Jpeg, Format::Png] {
+            let a = generate(&plan(f, 1)).unwrap();
+            let img = image::load_from_memory(&a.bytes).unwrap();
+            assert_eq!((img.width(), img.height()), (64, 40));
+            assert_eq!(a.bytes, generate(&plan(f, 1)).unwrap().bytes);
+            assert_ne!(a.bytes, generate(&plan(f, 2)).unwrap().bytes);
+        }
+    }
+}

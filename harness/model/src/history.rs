@@ -1,0 +1,87 @@
+//! The run history: everything the harness saw, with monotonic timestamps.
+//!
+//! Times are microseconds since the run's epoch (one `Instant` taken before the
+//! environment started), so every recorder in the process shares one clock.
+
+use serde::{Deserialize, Serialize};
+
+/// Microseconds since the run's epoch.
+pub type Micros = u64;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct History {
+    pub uploads: Vec<Upload>,
+    pub upload_failures: Vec<UploadFailure>,
+    /// Records on the events topic, as seen by the harness's own consumer.
+    pub events: Vec<EventSeen>,
+    /// Versions in the target bucket (final listing), with when each was first seen.
+    pub outputs: Vec<OutputVersion>,
+    pub processor_exits: Vec<ProcessorExit>,
+    pub workload_started: Micros,
+    pub workload_finished: Micros,
+    pub drain_finished: Micros,
+    /// True when drain ended because every upload was accounted for, false when the
+    /// drain timeout ran out first.
+    pub drained: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Upload {
+    pub key: String,
+    /// ETag as MinIO returned it, without quotes.
+    pub etag: String,
+    pub bytes: u64,
+    pub width: u32,
+    pub height: u32,
+    pub format: String,
+    pub scheduled_at: Micros,
+    pub acked_at: Micros,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UploadFailure {
+    pub key: String,
+    pub error: String,
+    pub at: Micros,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EventSeen {
+    /// Decoded object key (MinIO sends it URL-encoded).
+    pub key: String,
+    pub bucket: String,
+    pub event_name: String,
+    pub etag: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub at: Micros,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OutputVersion {
+    pub key: String,
+    pub version_id: String,
+    pub bytes: u64,
+    /// When the harness first saw this version (its notification), if it did.
+    pub seen_at: Option<Micros>,
+    /// What the harness found when it read the version back.
+    pub inspection: Inspection,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Inspection {
+    Image { width: u32, height: u32, format: String },
+    NotAnImage { reason: String },
+    /// The version could not be read back (deleted meanwhile, or a read error).
+    Unreadable { reason: String },
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProcessorExit {
+    pub at: Micros,
+    /// `exit code 1`, `signal 9`, ...
+    pub status: String,
+    /// Whether the harness started it again.
+    pub restarted: bool,
+}

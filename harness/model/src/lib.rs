@@ -1,0 +1,20 @@
+//! Scenario types, run history, ledger, checker, metrics and verdicts.
+//!
+//! Everything here is pure: no I/O beyond reading a scenario file's text, no async,
+//! no Kafka or S3 clients. The engine in `harness-core` records a [`history::History`]
+//! and hands it to [`check::check`]; reports are built from [`results::RunResults`].
+
+pub mod check;
+pub mod exit;
+pub mod history;
+pub mod keys;
+pub mod metrics;
+pub mod results;
+pub mod rng;
+pub mod scenario;
+pub mod verdict;
+pub mod workload;
+
+/// Object keys under this prefix belong to the harness (readiness canaries) and are
+/// never part of a ledger.
+pub const HARNESS_KEY_PREFIX: &str = "_harness/";

@@ -1,0 +1,89 @@
+//! `results.json`: every number of a run, in a versioned schema for regression
+//! tracking. Bump [`SCHEMA_VERSION`] on any change that is not a pure addition.
+
+use serde::Serialize;
+
+use crate::check::{Findings, LedgerEntry};
+use crate::metrics::Metrics;
+use crate::verdict::{ExpectationResult, Verdict};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResults {
+    pub schema_version: u32,
+    pub harness_version: String,
+    pub run_id: String,
+    pub scenario: ScenarioInfo,
+    /// Wall-clock start, RFC 3339 UTC.
+    pub started_at: String,
+    pub duration_seconds: f64,
+    pub outcome: Verdict,
+    pub exit_code: u8,
+    /// Set when the run stopped before it could be judged (e.g. the environment
+    /// did not start); the expectations are then Unknown.
+    pub error: Option<String>,
+    pub expectations: Vec<ExpectationResult>,
+    pub counts: Counts,
+    pub metrics: Metrics,
+    pub timings: Timings,
+    pub environment: EnvironmentInfo,
+    pub findings: Findings,
+    pub ledger: Vec<LedgerEntry>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioInfo {
+    pub name: String,
+    pub file: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    pub images: u32,
+    pub rate_per_second: f64,
+    pub thumbnail_width: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Counts {
+    pub uploads: u64,
+    pub upload_failures: u64,
+    pub events: u64,
+    pub output_versions: u64,
+    pub lost_events: u64,
+    pub duplicate_events: u64,
+    pub lost_outputs: u64,
+    pub duplicate_outputs: u64,
+    pub phantom_outputs: u64,
+    pub invalid_outputs: u64,
+    pub processor_restarts: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    pub provision_seconds: f64,
+    pub ready_seconds: ReadySeconds,
+    pub workload_seconds: f64,
+    pub drain_seconds: f64,
+    pub drained: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReadySeconds {
+    pub kafka: f64,
+    pub minio: f64,
+    pub canary: f64,
+    pub total: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct EnvironmentInfo {
+    pub kind: String,
+    pub processor: String,
+    pub services: Vec<ServiceVersion>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServiceVersion {
+    pub name: String,
+    pub version: String,
+}

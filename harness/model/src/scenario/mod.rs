@@ -1,0 +1,226 @@
+//! Scenario files: read (`raw`), then resolved into the validated [`Scenario`].
+//!
+//! Every error names the file, the line and the key path, e.g.
+//! `scenarios/x.yaml:12: workload.rate: expected "<number>/s" (e.g. "50/s"), got "fast"`.
+
+mod error;
+mod names;
+mod raw;
+mod resolve;
+pub mod units;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use error::{Problem, ScenarioError};
+pub use names::{BucketName, TopicName};
+pub use raw::{BuiltinName, EnvKind, KeyStyle, RawScenario};
+pub use units::{Format, ImageSize, Rate};
+
+/// A validated scenario: everything the engine needs, with defaults filled in.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    pub seed: u64,
+    /// The file it was read from, as given on the command line.
+    pub file: PathBuf,
+    pub environment: Environment,
+    pub pipeline: Pipeline,
+    pub processor: Processor,
+    pub workload: Workload,
+    #[serde(with = "secs")]
+    pub drain_timeout: Duration,
+    pub expectations: Vec<Expectation>,
+    /// The file's text, kept for reports.
+    #[serde(skip)]
+    pub source_text: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Environment {
+    pub kind: EnvKind,
+    pub events_partitions: u32,
+    pub minio_queue_dir: bool,
+    pub minio_sync_events: bool,
+    #[serde(with = "secs")]
+    pub ready_timeout: Duration,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Pipeline {
+    pub source_bucket: String,
+    pub target_bucket: String,
+    pub topic: String,
+    pub thumbnail_width: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Processor {
+    pub kind: ProcessorKind,
+    /// Working directory, already resolved against the scenario file's folder.
+    pub workdir: PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub group_id: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessorKind {
+    Builtin(BuiltinName),
+    Command(Vec<String>),
+}
+
+impl Processor {
+    /// How reports name the processor: `builtin:resize` or the command line.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            ProcessorKind::Builtin(BuiltinName::Resize) => "builtin:resize".to_string(),
+            ProcessorKind::Command(argv) => argv.join(" "),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Workload {
+    pub images: u32,
+    pub rate: Rate,
+    pub concurrency: u32,
+    pub sizes: Vec<ImageSize>,
+    pub formats: Vec<Format>,
+    pub keys: KeyStyle,
+}
+
+/// Where in the pipeline a latency is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Upload acknowledged → thumbnail seen.
+    EndToEnd,
+    /// Upload acknowledged → event seen on the topic.
+    UploadToEvent,
+    /// Event seen on the topic → thumbnail seen.
+    EventToOutput,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::EndToEnd, Stage::UploadToEvent, Stage::EventToOutput];
+    pub fn key(self) -> &'static str {
+        match self {
+            Stage::EndToEnd => "end_to_end",
+            Stage::UploadToEvent => "upload_to_event",
+            Stage::EventToOutput => "event_to_output",
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::EndToEnd => "end-to-end",
+            Stage::UploadToEvent => "upload → event",
+            Stage::EventToOutput => "event → output",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantile {
+    P50,
+    P90,
+    P95,
+    P99,
+    Max,
+}
+
+impl Quantile {
+    pub fn key(self) -> &'static str {
+        match self {
+            Quantile::P50 => "p50",
+            Quantile::P90 => "p90",
+            Quantile::P95 => "p95",
+            Quantile::P99 => "p99",
+            Quantile::Max => "max",
+        }
+    }
+    /// The quantile as a fraction (max is 1.0).
+    pub fn fraction(self) -> f64 {
+        match self {
+            Quantile::P50 => 0.50,
+            Quantile::P90 => 0.90,
+            Quantile::P95 => 0.95,
+            Quantile::P99 => 0.99,
+            Quantile::Max => 1.0,
+        }
+    }
+}
+
+/// One expectation; each becomes one verdict and one JUnit testcase.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Expectation {
+    ExactlyOnce,
+    Latency {
+        stage: Stage,
+        quantile: Quantile,
+        #[serde(with = "secs")]
+        bound: Duration,
+    },
+    Throughput {
+        min_per_second: f64,
+    },
+}
+
+impl Expectation {
+    /// A stable identifier: `exactly_once`, `latency.end_to_end.p95`, `throughput.min`.
+    pub fn id(&self) -> String {
+        match self {
+            Expectation::ExactlyOnce => "exactly_once".to_string(),
+            Expectation::Latency { stage, quantile, .. } => format!("latency.{}.{}", stage.key(), quantile.key()),
+            Expectation::Throughput { .. } => "throughput.min".to_string(),
+        }
+    }
+
+    /// What is expected, in words: `p95 end-to-end latency <= 3s`.
+    pub fn describe(&self) -> String {
+        match self {
+            Expectation::ExactlyOnce => "every upload has exactly one valid thumbnail, and no others".to_string(),
+            Expectation::Latency { stage, quantile, bound } => {
+                format!("{} {} latency <= {}", quantile.key(), stage.label(), units::format_duration(*bound))
+            }
+            Expectation::Throughput { min_per_second } => format!("throughput >= {min_per_second}/s"),
+        }
+    }
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        file: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates a scenario's text; `path` names it in errors and anchors relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let raw = error::read_raw(text, &file)?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    resolve::resolve(raw, text, path, &base_dir)
+}
+
+/// The JSON Schema of scenario files (committed as `scenarios/schema.json`).
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(RawScenario);
+    serde_json::to_value(schema).unwrap_or(serde_json::Value::Null)
+}
+
+/// Durations serialize as seconds (f64) in results and reports.
+pub(crate) mod secs {
+    use std::time::Duration;
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}

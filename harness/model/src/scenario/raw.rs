@@ -1,0 +1,218 @@
+//! The scenario file as written: plain serde structs that mirror the YAML.
+//!
+//! Unknown keys are errors everywhere. Nothing outside this module's parent sees
+//! these types; `resolve` turns them into the validated [`super::Scenario`].
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::names::{BucketName, Count, ScenarioName, TopicName};
+use super::units::{Bound, Format, ImageSize, Rate, Span};
+
+/// A scenario: which environment to start, which processor to test, what to upload,
+/// and what to expect.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "harness scenario")]
+pub struct RawScenario {
+    /// Name used in reports and JUnit: letters, digits, `-`, `_` and `.`.
+    pub name: ScenarioName,
+    /// One or two sentences on what this scenario shows.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seed for images, keys and schedules; the same seed reproduces the run. Default 1.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub environment: RawEnvironment,
+    #[serde(default)]
+    pub pipeline: RawPipeline,
+    /// The processor under test: `builtin: resize` or `command: [...]`.
+    #[schemars(with = "RawProcessor")]
+    pub processor: Spanned<RawProcessor>,
+    pub workload: RawWorkload,
+    #[serde(default)]
+    pub drain: RawDrain,
+    /// What a correct run must show; at least one expectation.
+    #[schemars(with = "RawExpect")]
+    pub expect: Spanned<RawExpect>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvironment {
+    /// Where the services run. Default `local` (child processes on 127.0.0.1).
+    #[serde(default)]
+    #[schemars(with = "Option<EnvKind>")]
+    pub kind: Option<Spanned<EnvKind>>,
+    #[serde(default)]
+    pub kafka: RawKafka,
+    #[serde(default)]
+    pub minio: RawMinio,
+    /// How long Kafka, MinIO and the canary event may take to be ready. Default 120s.
+    #[serde(default)]
+    pub ready_timeout: Option<Span>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvKind {
+    #[default]
+    Local,
+    Containers,
+    Kubernetes,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// Partitions of the events topic. Default 3.
+    #[serde(default)]
+    pub partitions: Option<Count>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMinio {
+    /// Give MinIO's Kafka target a `queue_dir` (events persist while Kafka is down).
+    #[serde(default)]
+    pub queue_dir: bool,
+    /// `MINIO_API_SYNC_EVENTS=on`: a PUT returns only after its event was sent.
+    #[serde(default)]
+    pub sync_events: bool,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// Bucket images are uploaded to. Default `images`.
+    #[serde(default)]
+    pub source_bucket: Option<BucketName>,
+    /// Bucket thumbnails are written to. Default `thumbnails`.
+    #[serde(default)]
+    #[schemars(with = "Option<BucketName>")]
+    pub target_bucket: Option<Spanned<BucketName>>,
+    /// Topic MinIO publishes the source bucket's events to. Default `minio-events`.
+    #[serde(default)]
+    pub topic: Option<TopicName>,
+    /// Width of a thumbnail in pixels (aspect ratio kept). Default 128.
+    #[serde(default)]
+    pub thumbnail_width: Option<Count>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProcessor {
+    /// A processor that ships with the harness: `resize`.
+    #[serde(default)]
+    pub builtin: Option<BuiltinName>,
+    /// Any program, started with the processor contract's environment variables,
+    /// e.g. `[python3, consumer.py]`. Relative paths are relative to `workdir`.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Working directory of `command`, relative to the scenario file. Default: the
+    /// scenario file's folder.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Extra environment variables for the processor.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Consumer group the processor is told to use. Default `thumbnailer`.
+    #[serde(default)]
+    pub group_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuiltinName {
+    Resize,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkload {
+    /// How many images to upload.
+    pub images: Count,
+    /// Upload rate, open loop: uploads follow this schedule whatever the pipeline does.
+    pub rate: Rate,
+    /// Most uploads in flight at once. Default 8.
+    #[serde(default)]
+    pub concurrency: Option<Count>,
+    /// Image sizes, picked from the seed. Default `[640x480]`.
+    #[serde(default)]
+    pub sizes: Option<Vec<ImageSize>>,
+    /// Image formats, picked from the seed. Default `[jpeg, png]`.
+    #[serde(default)]
+    pub formats: Option<Vec<Format>>,
+    /// Key style: `tricky` (default: nested prefixes, spaces, `+`, `%`, non-ASCII)
+    /// or `plain` (`img-0001.jpg`).
+    #[serde(default)]
+    pub keys: Option<KeyStyle>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStyle {
+    Tricky,
+    Plain,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrain {
+    /// After the last upload, how long to wait for every image to be accounted for.
+    /// Default 60s.
+    #[serde(default)]
+    pub timeout: Option<Span>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExpect {
+    /// Every upload has exactly one valid thumbnail and there are no others.
+    #[serde(default)]
+    pub exactly_once: Option<bool>,
+    #[serde(default)]
+    pub latency: Option<RawLatency>,
+    #[serde(default)]
+    pub throughput: Option<RawThroughput>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLatency {
+    /// Upload acknowledged → thumbnail seen.
+    #[serde(default)]
+    pub end_to_end: Option<RawPercentiles>,
+    /// Upload acknowledged → its event seen on the topic.
+    #[serde(default)]
+    pub upload_to_event: Option<RawPercentiles>,
+    /// Event seen on the topic → thumbnail seen.
+    #[serde(default)]
+    pub event_to_output: Option<RawPercentiles>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPercentiles {
+    #[serde(default)]
+    pub p50: Option<Bound>,
+    #[serde(default)]
+    pub p90: Option<Bound>,
+    #[serde(default)]
+    pub p95: Option<Bound>,
+    #[serde(default)]
+    pub p99: Option<Bound>,
+    #[serde(default)]
+    pub max: Option<Bound>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawThroughput {
+    /// Minimum thumbnails per second over the steady part of the run.
+    pub min: Rate,
+}

@@ -1,0 +1,194 @@
+//! Raw scenario → validated [`Scenario`]: defaults, cross-field rules, paths.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{BuiltinName, EnvKind, KeyStyle, RawPercentiles, RawScenario};
+use super::units::{Format, ImageSize};
+use super::{
+    Environment, Expectation, Pipeline, Problem, Processor, ProcessorKind, Quantile, Scenario, ScenarioError, Stage,
+    Workload,
+};
+
+/// Environment variables the harness sets for every processor (DESIGN §5); a
+/// scenario may not override them, or the processor would talk to something else.
+pub const CONTRACT_VARS: [&str; 11] = [
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_TOPIC",
+    "KAFKA_GROUP_ID",
+    "S3_ENDPOINT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "SOURCE_BUCKET",
+    "TARGET_BUCKET",
+    "THUMBNAIL_WIDTH",
+    "AWS_ENDPOINT_URL",
+];
+
+pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let problem = |loc: Location, key: &str, message: String| {
+        ScenarioError::Invalid(Problem { file: file.clone(), line: Some(loc.line()), path: key.to_string(), message })
+    };
+
+    let kind = match raw.environment.kind {
+        None => EnvKind::Local,
+        Some(Spanned { value: EnvKind::Local, .. }) => EnvKind::Local,
+        Some(Spanned { value, referenced, .. }) => {
+            let (name, issue) = match value {
+                EnvKind::Containers => ("containers", "the containers environment"),
+                _ => ("kubernetes", "the kubernetes environment"),
+            };
+            return Err(problem(
+                referenced,
+                "environment.kind",
+                format!("`{name}` is not available in this version of the harness ({issue} is planned); available: local"),
+            ));
+        }
+    };
+
+    let target_loc = raw.pipeline.target_bucket.as_ref().map(|s| s.referenced);
+    let pipeline = Pipeline {
+        source_bucket: raw.pipeline.source_bucket.map_or_else(|| "images".to_string(), |b| b.0),
+        target_bucket: raw.pipeline.target_bucket.map_or_else(|| "thumbnails".to_string(), |b| b.value.0),
+        topic: raw.pipeline.topic.map_or_else(|| "minio-events".to_string(), |t| t.0),
+        thumbnail_width: raw.pipeline.thumbnail_width.map_or(128, |c| c.0),
+    };
+    if pipeline.source_bucket == pipeline.target_bucket {
+        return Err(ScenarioError::Invalid(Problem {
+            file,
+            line: target_loc.map(|l| l.line()),
+            path: "pipeline.target_bucket".to_string(),
+            message: format!(
+                "the target bucket must differ from the source bucket ({:?}): the processor would consume its own thumbnails",
+                pipeline.source_bucket
+            ),
+        }));
+    }
+
+    let proc_loc = raw.processor.referenced;
+    let p = raw.processor.value;
+    let kind_of_processor = match (p.builtin, p.command) {
+        (Some(b), None) => ProcessorKind::Builtin(b),
+        (None, Some(argv)) => {
+            if argv.is_empty() || argv[0].trim().is_empty() {
+                return Err(problem(proc_loc, "processor.command", "must name a program, e.g. [python3, consumer.py]".into()));
+            }
+            ProcessorKind::Command(argv)
+        }
+        (Some(_), Some(_)) => {
+            return Err(problem(proc_loc, "processor", "give either `builtin` or `command`, not both".into()));
+        }
+        (None, None) => {
+            return Err(problem(
+                proc_loc,
+                "processor",
+                "say which processor to test: `builtin: resize` or `command: [program, args...]`".into(),
+            ));
+        }
+    };
+    if let Some(var) = p.env.keys().find(|k| CONTRACT_VARS.contains(&k.as_str())) {
+        return Err(problem(
+            proc_loc,
+            &format!("processor.env.{var}"),
+            "is set by the harness (processor contract); remove it from the scenario".into(),
+        ));
+    }
+    if matches!(kind_of_processor, ProcessorKind::Builtin(BuiltinName::Resize)) && p.workdir.is_some() {
+        return Err(problem(proc_loc, "processor.workdir", "only applies to `command` processors".into()));
+    }
+    let processor = Processor {
+        kind: kind_of_processor,
+        workdir: match p.workdir {
+            Some(w) => base_dir.join(w),
+            None => base_dir.to_path_buf(),
+        },
+        env: p.env,
+        group_id: p.group_id.unwrap_or_else(|| "thumbnailer".to_string()),
+    };
+
+    let w = raw.workload;
+    let workload = Workload {
+        images: w.images.0,
+        rate: w.rate,
+        concurrency: w.concurrency.map_or(8, |c| c.0),
+        sizes: dedup(w.sizes.unwrap_or_else(|| vec![ImageSize { width: 640, height: 480 }])),
+        formats: dedup(w.formats.unwrap_or_else(|| vec![Format::Jpeg, Format::Png])),
+        keys: w.keys.unwrap_or(KeyStyle::Tricky),
+    };
+    if workload.sizes.is_empty() || workload.formats.is_empty() {
+        return Err(ScenarioError::Invalid(Problem {
+            file,
+            line: None,
+            path: if workload.sizes.is_empty() { "workload.sizes" } else { "workload.formats" }.to_string(),
+            message: "must list at least one entry (or be left out for the default)".into(),
+        }));
+    }
+
+    let expect_loc = raw.expect.referenced;
+    let e = raw.expect.value;
+    let mut expectations = Vec::new();
+    match e.exactly_once {
+        Some(true) => expectations.push(Expectation::ExactlyOnce),
+        Some(false) | None => {}
+    }
+    if let Some(lat) = e.latency {
+        for (stage, pct) in [
+            (Stage::EndToEnd, lat.end_to_end),
+            (Stage::UploadToEvent, lat.upload_to_event),
+            (Stage::EventToOutput, lat.event_to_output),
+        ] {
+            push_latency(&mut expectations, stage, pct);
+        }
+    }
+    if let Some(t) = e.throughput {
+        expectations.push(Expectation::Throughput { min_per_second: t.min.per_second });
+    }
+    if expectations.is_empty() {
+        return Err(problem(
+            expect_loc,
+            "expect",
+            "states no expectation; add at least one of `exactly_once: true`, `latency`, `throughput`".into(),
+        ));
+    }
+
+    Ok(Scenario {
+        name: raw.name.0,
+        description: raw.description,
+        seed: raw.seed.unwrap_or(1),
+        file: path.to_path_buf(),
+        environment: Environment {
+            kind,
+            events_partitions: raw.environment.kafka.partitions.map_or(3, |c| c.0),
+            minio_queue_dir: raw.environment.minio.queue_dir,
+            minio_sync_events: raw.environment.minio.sync_events,
+            ready_timeout: raw.environment.ready_timeout.map_or(Duration::from_secs(120), |s| s.0),
+        },
+        pipeline,
+        processor,
+        workload,
+        drain_timeout: raw.drain.timeout.map_or(Duration::from_secs(60), |s| s.0),
+        expectations,
+        source_text: text.to_string(),
+    })
+}
+
+fn push_latency(out: &mut Vec<Expectation>, stage: Stage, p: Option<RawPercentiles>) {
+    let Some(p) = p else { return };
+    for (quantile, bound) in
+        [(Quantile::P50, p.p50), (Quantile::P90, p.p90), (Quantile::P95, p.p95), (Quantile::P99, p.p99), (Quantile::Max, p.max)]
+    {
+        if let Some(b) = bound {
+            out.push(Expectation::Latency { stage, quantile, bound: b.0 });
+        }
+    }
+}
+
+fn dedup<T: Ord + Clone>(mut v: Vec<T>) -> Vec<T> {
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|x| seen.insert(x.clone()));
+    v
+}

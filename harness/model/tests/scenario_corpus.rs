@@ -1,0 +1,123 @@
+//! The scenario loader against a corpus of valid and malformed files. Error text is
+//! part of the interface (people read it), so it is pinned by snapshots.
+
+use std::path::{Path, PathBuf};
+
+use harness_model::scenario;
+
+fn corpus(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "empty corpus at {}", dir.display());
+    files
+}
+
+/// Paths in messages relative to the corpus, so snapshots do not depend on the checkout.
+fn rel(p: &Path) -> PathBuf {
+    p.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(p).to_path_buf()
+}
+
+#[test]
+fn valid_files_load() {
+    for f in corpus("valid") {
+        let text = std::fs::read_to_string(&f).unwrap();
+        if let Err(e) = scenario::parse(&text, &rel(&f)) {
+            panic!("{} should be valid: {e}", f.display());
+        }
+    }
+}
+
+#[test]
+fn invalid_files_are_rejected_with_file_line_and_path() {
+    let mut report = String::new();
+    for f in corpus("invalid") {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let err = match scenario::parse(&text, &rel(&f)) {
+            Ok(_) => panic!("{} should be invalid", f.display()),
+            Err(e) => e,
+        };
+        let msg = err.to_string();
+        assert!(msg.starts_with(&rel(&f).display().to_string()), "error must name the file: {msg}");
+        report.push_str(&msg);
+        report.push('\n');
+    }
+    insta::assert_snapshot!(report);
+}
+
+#[test]
+fn full_example_resolves_defaults_and_paths() {
+    let f = Path::new("tests/corpus/valid/full.yaml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
+    let s = scenario::parse(&text, f).unwrap();
+    assert_eq!(s.seed, 42);
+    assert_eq!(s.workload.concurrency, 16);
+    assert_eq!(s.processor.workdir, Path::new("tests/corpus/valid/students/alice"));
+    assert_eq!(s.pipeline.thumbnail_width, 160);
+    let ids: Vec<String> = s.expectations.iter().map(|e| e.id()).collect();
+    assert_eq!(
+        ids,
+        [
+            "exactly_once",
+            "latency.end_to_end.p50",
+            "latency.end_to_end.p95",
+            "latency.end_to_end.max",
+            "latency.upload_to_event.p99",
+            "throughput.min"
+        ]
+    );
+    let m = Path::new("tests/corpus/valid/minimal.yaml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(m)).unwrap();
+    let s = scenario::parse(&text, m).unwrap();
+    assert_eq!((s.seed, s.workload.concurrency, s.pipeline.thumbnail_width), (1, 8, 128));
+    assert_eq!(s.environment.events_partitions, 3);
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Any text at all gives a scenario or an error, never a panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,400}") {
+            let _ = scenario::parse(&text, Path::new("fuzz.yaml"));
+        }
+
+        /// YAML-shaped noise built from the real keys reaches the deeper validation.
+        #[test]
+        fn yaml_shaped_input_never_panics(
+            keys in prop::collection::vec(prop::sample::select(vec![
+                "name", "processor", "workload", "expect", "images", "rate", "builtin", "command",
+                "exactly_once", "latency", "p95", "environment", "kind", "sizes", "seed",
+            ]), 0..12),
+            values in prop::collection::vec(prop::sample::select(vec![
+                "x", "0", "-1", "5/s", "3s", "[a, b]", "{}", "resize", "true", "640x480", "~", "\"\"", "1e999",
+            ]), 0..12),
+            indents in prop::collection::vec(0usize..3, 0..12),
+        ) {
+            let text: String = keys.iter().zip(values.iter()).zip(indents.iter())
+                .map(|((k, v), i)| format!("{}{k}: {v}\n", "  ".repeat(*i)))
+                .collect();
+            let _ = scenario::parse(&text, Path::new("fuzz.yaml"));
+        }
+    }
+}
+
+/// `scenarios/schema.json` is generated; regenerate with `cargo run -- schema > scenarios/schema.json`.
+#[test]
+fn committed_schema_is_in_sync() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/schema.json");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    let generated = serde_json::to_string_pretty(&scenario::json_schema()).unwrap() + "\n";
+    assert!(
+        committed == generated,
+        "{} is out of date: run `cargo run -- schema > scenarios/schema.json`",
+        path.display()
+    );
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of the `harness` binary. Table of contents:
+//!
+//! - `cli`: validation, schema, help, exit codes; no services needed.
+//! - `e2e`: real scenarios against real Kafka and MinIO (started by the harness
+//!   itself, as a user would). They need Java, Maven and Go (or a warm cache) and
+//!   the Python packages `ci/setup` installs for the student processor.
+
+mod cli;
+mod e2e;
+mod util;
