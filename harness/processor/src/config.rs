@@ -126,9 +126,7 @@ fn shown(value: &Option<String>) -> String {
 impl Config {
     /// Reads the contract from the process environment.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| {
-            std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
-        })
+        Config::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
     }
 
     /// Reads the contract through `lookup` (a variable name to its value), so tests
@@ -140,17 +138,20 @@ impl Config {
         };
         let kafka_bootstrap_servers =
             r.required("KAFKA_BOOTSTRAP_SERVERS", "host:port[,host:port]", |v| {
-                v.split(',').all(|s| {
-                    let s = s.trim();
-                    s.rsplit_once(':')
-                        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-                })
-                .then(|| v.to_string())
+                v.split(',')
+                    .all(|s| {
+                        let s = s.trim();
+                        s.rsplit_once(':')
+                            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                    })
+                    .then(|| v.to_string())
             });
         let kafka_topic = r.text("KAFKA_TOPIC", "the Kafka topic with MinIO's events");
         let kafka_group_id = r.text("KAFKA_GROUP_ID", "a Kafka consumer group id");
         let s3_endpoint = r.required("S3_ENDPOINT", "an http:// or https:// URL", |v| {
-            let rest = v.strip_prefix("http://").or_else(|| v.strip_prefix("https://"))?;
+            let rest = v
+                .strip_prefix("http://")
+                .or_else(|| v.strip_prefix("https://"))?;
             (!rest.is_empty()).then(|| v.trim_end_matches('/').to_string())
         });
         let aws_access_key_id = r.text("AWS_ACCESS_KEY_ID", "an S3 access key");
@@ -170,7 +171,11 @@ impl Config {
         let thumbnail_width = r.required(
             "THUMBNAIL_WIDTH",
             "a whole number of pixels from 1 to 16384",
-            |v| v.parse::<u32>().ok().filter(|w| (1..=MAX_THUMBNAIL_WIDTH).contains(w)),
+            |v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|w| (1..=MAX_THUMBNAIL_WIDTH).contains(w))
+            },
         );
         let concurrency = match (r.lookup)("PROCESSOR_CONCURRENCY") {
             None => Some(DEFAULT_CONCURRENCY),
@@ -179,7 +184,11 @@ impl Config {
                 "PROCESSOR_CONCURRENCY",
                 "a whole number from 1 to 256",
                 &v,
-                |v| v.parse::<usize>().ok().filter(|n| (1..=MAX_CONCURRENCY).contains(n)),
+                |v| {
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+                },
             ),
         };
         if let (Some(s), Some(t)) = (&source_bucket, &target_bucket) {
@@ -348,10 +357,18 @@ mod tests {
         let vars: Vec<_> = err.problems().iter().map(ConfigProblem::var).collect();
         assert_eq!(
             vars,
-            ["S3_ENDPOINT", "SOURCE_BUCKET", "THUMBNAIL_WIDTH", "PROCESSOR_CONCURRENCY"]
+            [
+                "S3_ENDPOINT",
+                "SOURCE_BUCKET",
+                "THUMBNAIL_WIDTH",
+                "PROCESSOR_CONCURRENCY"
+            ]
         );
         let text = err.to_string();
-        assert!(text.contains("THUMBNAIL_WIDTH=\"wide\" is invalid"), "{text}");
+        assert!(
+            text.contains("THUMBNAIL_WIDTH=\"wide\" is invalid"),
+            "{text}"
+        );
     }
 
     #[test]

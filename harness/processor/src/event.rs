@@ -27,7 +27,7 @@ pub(crate) struct ObjectRef {
 pub(crate) enum EventError {
     #[error("empty payload")]
     Empty,
-    #[error("not a MinIO event: {0}")]
+    #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
 
@@ -142,9 +142,15 @@ mod tests {
             ("a/b/c.jpg", "a/b/c.jpg"),
             ("my+photo.jpg", "my photo.jpg"),
             ("one%2Btwo.png", "one+two.png"),
-            ("2024%2F05%2Fholiday+pics%2Fa%2Bb+%281%29.jpg", "2024/05/holiday pics/a+b (1).jpg"),
+            (
+                "2024%2F05%2Fholiday+pics%2Fa%2Bb+%281%29.jpg",
+                "2024/05/holiday pics/a+b (1).jpg",
+            ),
             ("m%C3%BCnchen%2F%C3%BCber.jpg", "münchen/über.jpg"),
-            ("%E6%97%A5%E6%9C%AC%2F%E5%86%99%E7%9C%9F+1.png", "日本/写真 1.png"),
+            (
+                "%E6%97%A5%E6%9C%AC%2F%E5%86%99%E7%9C%9F+1.png",
+                "日本/写真 1.png",
+            ),
             ("100%25.jpg", "100%.jpg"),
         ];
         for (raw, want) in cases {
@@ -176,7 +182,10 @@ mod tests {
         let removed = minio_event("s3:ObjectRemoved:Delete", "images", "x.jpg");
         for json in [other_bucket, removed] {
             let got = parse(Some(json.as_bytes()), "images").expect("parses");
-            assert!(matches!(got.as_slice(), [Disposition::Ignore { .. }]), "{got:?}");
+            assert!(
+                matches!(got.as_slice(), [Disposition::Ignore { .. }]),
+                "{got:?}"
+            );
         }
     }
 
@@ -208,9 +217,18 @@ mod tests {
 
     #[test]
     fn non_json_and_empty_payloads_are_errors() {
-        assert!(matches!(parse(Some(b"hello"), "images"), Err(EventError::Json(_))));
-        assert!(matches!(parse(Some(b"[1,2]"), "images"), Err(EventError::Json(_))));
-        assert!(matches!(parse(Some(b" \n"), "images"), Err(EventError::Empty)));
+        assert!(matches!(
+            parse(Some(b"hello"), "images"),
+            Err(EventError::Json(_))
+        ));
+        assert!(matches!(
+            parse(Some(b"[1,2]"), "images"),
+            Err(EventError::Json(_))
+        ));
+        assert!(matches!(
+            parse(Some(b" \n"), "images"),
+            Err(EventError::Empty)
+        ));
         assert!(matches!(parse(None, "images"), Err(EventError::Empty)));
     }
 }

@@ -60,12 +60,16 @@ pub(crate) fn scaled_height(width: u32, height: u32, target_width: u32) -> u32 {
 
 /// Makes the thumbnail of `source`: exactly `target_width` wide (scaling up if the
 /// source is narrower), same aspect ratio, same format.
-pub(crate) fn make_thumbnail(source: &[u8], target_width: u32) -> Result<Thumbnail, ThumbnailError> {
+pub(crate) fn make_thumbnail(
+    source: &[u8],
+    target_width: u32,
+) -> Result<Thumbnail, ThumbnailError> {
     let format = image::guess_format(source).map_err(|_| ThumbnailError::UnknownFormat)?;
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
         return Err(ThumbnailError::Unsupported { format });
     }
-    let img = image::load_from_memory_with_format(source, format).map_err(ThumbnailError::Decode)?;
+    let img =
+        image::load_from_memory_with_format(source, format).map_err(ThumbnailError::Decode)?;
     let height = scaled_height(img.width(), img.height(), target_width);
     if u64::from(target_width) * u64::from(height) > MAX_OUTPUT_PIXELS {
         return Err(ThumbnailError::TooLarge {
@@ -77,9 +81,14 @@ pub(crate) fn make_thumbnail(source: &[u8], target_width: u32) -> Result<Thumbna
     let mut bytes = Vec::new();
     let content_type = match format {
         ImageFormat::Png => {
-            let encoder =
-                PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, PngFilter::Adaptive);
-            resized.write_with_encoder(encoder).map_err(ThumbnailError::Encode)?;
+            let encoder = PngEncoder::new_with_quality(
+                &mut bytes,
+                CompressionType::Fast,
+                PngFilter::Adaptive,
+            );
+            resized
+                .write_with_encoder(encoder)
+                .map_err(ThumbnailError::Encode)?;
             "image/png"
         }
         _ => {
@@ -92,7 +101,9 @@ pub(crate) fn make_thumbnail(source: &[u8], target_width: u32) -> Result<Thumbna
                 _ => DynamicImage::ImageRgb8(resized.to_rgb8()),
             };
             let encoder = JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY);
-            jpeg_ready.write_with_encoder(encoder).map_err(ThumbnailError::Encode)?;
+            jpeg_ready
+                .write_with_encoder(encoder)
+                .map_err(ThumbnailError::Encode)?;
             "image/jpeg"
         }
     };
@@ -137,7 +148,10 @@ mod tests {
         let src = encode(&gradient(640, 480), ImageFormat::Jpeg);
         let t = make_thumbnail(&src, 128).expect("thumbnail");
         assert_eq!((t.width, t.height, t.content_type), (128, 96, "image/jpeg"));
-        assert_eq!(image::guess_format(&t.bytes).expect("format"), ImageFormat::Jpeg);
+        assert_eq!(
+            image::guess_format(&t.bytes).expect("format"),
+            ImageFormat::Jpeg
+        );
         let back = image::load_from_memory(&t.bytes).expect("decodes");
         assert_eq!(back.dimensions(), (128, 96));
     }
@@ -150,7 +164,8 @@ mod tests {
         let src = encode(&img, ImageFormat::Png);
         let t = make_thumbnail(&src, 128).expect("thumbnail");
         assert_eq!((t.width, t.height, t.content_type), (128, 425, "image/png"));
-        let back = image::load_from_memory_with_format(&t.bytes, ImageFormat::Png).expect("decodes");
+        let back =
+            image::load_from_memory_with_format(&t.bytes, ImageFormat::Png).expect("decodes");
         assert_eq!(back.dimensions(), (128, 425));
         assert!(back.color().has_alpha());
     }
@@ -185,7 +200,11 @@ mod tests {
             let src = encode(&gradient(320, 240), format);
             for cut in [8, 40] {
                 let err = make_thumbnail(&src[..cut], 64).expect_err("truncated header");
-                assert_eq!(err.reason(), "corrupt-image", "{format:?} cut at {cut}: {err}");
+                assert_eq!(
+                    err.reason(),
+                    "corrupt-image",
+                    "{format:?} cut at {cut}: {err}"
+                );
             }
             // Half a PNG is an error; the JPEG decoder pads missing scan data with
             // grey, so half a JPEG may decode. Neither may panic.

@@ -150,14 +150,20 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             Ok(Some(joined)) => state.finish(joined),
             Ok(None) => break,
             Err(_) => {
-                warn!(abandoned = state.tasks.len(), "in-flight work abandoned at shutdown");
+                warn!(
+                    abandoned = state.tasks.len(),
+                    "in-flight work abandoned at shutdown"
+                );
                 state.tasks.shutdown().await;
                 break;
             }
         }
     }
     close(consumer, state.tracker.all_commits()).await;
-    info!(not_committed = state.tracker.unfinished(), "processor stopped");
+    info!(
+        not_committed = state.tracker.unfinished(),
+        "processor stopped"
+    );
     Ok(())
 }
 
@@ -169,7 +175,13 @@ struct Loop {
 }
 
 impl Loop {
-    fn spawn(&mut self, origin: Origin, payload: Option<Vec<u8>>, worker: &Arc<Worker>, stop: &watch::Receiver<bool>) {
+    fn spawn(
+        &mut self,
+        origin: Origin,
+        payload: Option<Vec<u8>>,
+        worker: &Arc<Worker>,
+        stop: &watch::Receiver<bool>,
+    ) {
         let tp = Partition {
             topic: origin.topic.clone(),
             partition: origin.partition,
@@ -179,7 +191,9 @@ impl Loop {
         let mut stop = stop.clone();
         let task_origin = origin.clone();
         let handle = self.tasks.spawn(async move {
-            worker.handle(payload.as_deref(), &task_origin, &mut stop).await
+            worker
+                .handle(payload.as_deref(), &task_origin, &mut stop)
+                .await
         });
         self.origins.insert(handle.id(), origin);
     }
@@ -253,7 +267,11 @@ fn commit_list(positions: &[(Partition, i64)]) -> TopicPartitionList {
     tpl
 }
 
-fn commit<C: ConsumerContext>(consumer: &StreamConsumer<C>, positions: Vec<(Partition, i64)>, mode: CommitMode) {
+fn commit<C: ConsumerContext>(
+    consumer: &StreamConsumer<C>,
+    positions: Vec<(Partition, i64)>,
+    mode: CommitMode,
+) {
     if positions.is_empty() {
         return;
     }
@@ -307,7 +325,9 @@ async fn termination_signal() {
                 }
                 return;
             }
-            Err(err) => warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops the processor"),
+            Err(err) => {
+                warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops the processor")
+            }
         }
     }
     if tokio::signal::ctrl_c().await.is_err() {

@@ -59,7 +59,10 @@ pub(crate) fn client(cfg: &Config) -> Client {
 #[derive(Debug)]
 pub(crate) enum Failure {
     /// Permanent for this object: log `skip` and commit past it.
-    Skip { reason: &'static str, detail: String },
+    Skip {
+        reason: &'static str,
+        detail: String,
+    },
     /// Worth another try after a pause.
     Transient(String),
 }
@@ -144,7 +147,10 @@ fn status_and_code<E: ProvideErrorMetadata>(
     err: &SdkError<E, HttpResponse>,
 ) -> (Option<u16>, Option<String>) {
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let code = err.as_service_error().and_then(|e| e.code()).map(str::to_string);
+    let code = err
+        .as_service_error()
+        .and_then(|e| e.code())
+        .map(str::to_string);
     (status, code)
 }
 

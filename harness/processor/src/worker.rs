@@ -44,7 +44,12 @@ pub(crate) type Cancel = watch::Receiver<bool>;
 
 impl Worker {
     /// Handles one Kafka message, which may carry several records.
-    pub async fn handle(&self, payload: Option<&[u8]>, origin: &Origin, cancel: &mut Cancel) -> Outcome {
+    pub async fn handle(
+        &self,
+        payload: Option<&[u8]>,
+        origin: &Origin,
+        cancel: &mut Cancel,
+    ) -> Outcome {
         let dispositions = match event::parse(payload, &self.source_bucket) {
             Ok(d) => d,
             Err(err) => {
@@ -56,7 +61,11 @@ impl Worker {
             }
         };
         if dispositions.is_empty() {
-            debug!(offset = origin.offset, partition = origin.partition, "message without records");
+            debug!(
+                offset = origin.offset,
+                partition = origin.partition,
+                "message without records"
+            );
         }
         for d in dispositions {
             match d {
@@ -66,7 +75,11 @@ impl Worker {
                     }
                 }
                 Disposition::Ignore { why } => {
-                    debug!(partition = origin.partition, offset = origin.offset, "ignored record: {why}");
+                    debug!(
+                        partition = origin.partition,
+                        offset = origin.offset,
+                        "ignored record: {why}"
+                    );
                 }
                 Disposition::BadKey { raw_key, why } => {
                     warn!(key = ?raw_key, reason = %"bad-key", detail = ?why, "skip");
@@ -92,7 +105,11 @@ impl Worker {
         let source_bytes = source.bytes.len();
         let width = self.thumbnail_width;
         let bytes = source.bytes;
-        let thumb = match tokio::task::spawn_blocking(move || image_ops::make_thumbnail(&bytes, width)).await {
+        let thumb = match tokio::task::spawn_blocking(move || {
+            image_ops::make_thumbnail(&bytes, width)
+        })
+        .await
+        {
             Ok(Ok(t)) => t,
             Ok(Err(err)) => {
                 warn!(key = ?key, reason = %err.reason(), source_bytes, detail = ?err.to_string(), "skip");
@@ -145,7 +162,12 @@ enum Step<T> {
 
 /// Runs `op` until it succeeds or fails for good, pausing 100 ms, 200 ms, ... 5 s
 /// between transient failures; gives up as soon as shutdown is signalled.
-async fn retry<T, F, Fut>(op_name: &'static str, key: &str, cancel: &mut Cancel, mut op: F) -> Step<T>
+async fn retry<T, F, Fut>(
+    op_name: &'static str,
+    key: &str,
+    cancel: &mut Cancel,
+    mut op: F,
+) -> Step<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Failure>>,
@@ -209,7 +231,10 @@ mod tests {
     async fn retry_stops_on_skip_and_on_shutdown() {
         let (tx, mut rx) = watch::channel(false);
         let step: Step<()> = retry("get", "k", &mut rx, || async {
-            Err(Failure::Skip { reason: "no-such-key", detail: String::new() })
+            Err(Failure::Skip {
+                reason: "no-such-key",
+                detail: String::new(),
+            })
         })
         .await;
         assert!(matches!(step, Step::Skipped));
@@ -218,8 +243,10 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(30)).await;
             let _ = tx.send(true);
         });
-        let step: Step<()> =
-            retry("put", "k", &mut rx, || async { Err(Failure::Transient("refused".into())) }).await;
+        let step: Step<()> = retry("put", "k", &mut rx, || async {
+            Err(Failure::Transient("refused".into()))
+        })
+        .await;
         assert!(matches!(step, Step::Abandoned));
         stopper.await.expect("stopper");
     }
