@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use harness_model::results::RunResults;
+use harness_model::scenario::Stage;
 use harness_model::verdict::Verdict;
 
 pub fn summary(r: &RunResults, report_dir: &str) -> String {
@@ -22,7 +23,9 @@ pub fn summary(r: &RunResults, report_dir: &str) -> String {
             c.lost_events, c.duplicate_events, c.upload_failures, c.processor_restarts
         );
     }
-    for (stage, l) in &r.metrics.latency {
+    for stage in Stage::ALL {
+        let Some(l) = r.metrics.latency(stage) else { continue };
+        let stage = stage.label();
         let _ = writeln!(
             s,
             "latency   {stage:<16} p50 {:>8.1}ms  p95 {:>8.1}ms  p99 {:>8.1}ms  max {:>8.1}ms  (n={})",

@@ -56,31 +56,30 @@ pub async fn run_uploads(
         let img = match item {
             Ok(img) => img,
             Err((p, error)) => {
-                tasks.spawn(async move { Err(UploadFailure { key: p.key, error, at: 0 }) });
+                progress.failed.fetch_add(1, Ordering::Relaxed);
+                let at = clock.now();
+                tasks.spawn(async move { Err(UploadFailure { key: p.key, error, at }) });
                 continue;
             }
         };
         tokio::time::sleep_until(start + img.plan.due).await;
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
-        let (client, bucket, clock) = (client.clone(), bucket.clone(), clock.clone());
+        let (client, bucket, progress) = (client.clone(), bucket.clone(), progress.clone());
         let scheduled_at = workload_epoch + img.plan.due.as_micros() as u64;
         tasks.spawn(async move {
             let _permit = permit;
-            put(&client, &bucket, img, scheduled_at, &clock).await
+            let result = put(&client, &bucket, img, scheduled_at, &clock).await;
+            let counter = if result.is_ok() { &progress.acked } else { &progress.failed };
+            counter.fetch_add(1, Ordering::Relaxed);
+            result
         });
     }
 
     let (mut uploads, mut failures) = (Vec::new(), Vec::new());
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok(Ok(u)) => {
-                progress.acked.fetch_add(1, Ordering::Relaxed);
-                uploads.push(u);
-            }
-            Ok(Err(f)) => {
-                progress.failed.fetch_add(1, Ordering::Relaxed);
-                failures.push(f);
-            }
+            Ok(Ok(u)) => uploads.push(u),
+            Ok(Err(f)) => failures.push(f),
             Err(e) => failures.push(UploadFailure { key: String::new(), error: format!("upload task failed: {e}"), at: clock.now() }),
         }
     }

@@ -122,18 +122,23 @@ impl fmt::Display for Span {
 string_scalar!(Span, "Duration", r"^\s*[0-9.]+\s*(ms|s|m|min|h)\s*$", "a duration such as \"500ms\", \"3s\" or \"2m\"");
 
 /// Formats a duration the way scenario files write them (`250ms`, `3s`, `1.5s`).
+/// Precision follows magnitude: `2.5ms`, `304.1ms`, `1.5s`, `12.25s`.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
     if ms < 1000.0 {
-        format!("{}ms", trim_float(ms))
+        format!("{}ms", trim_float(ms, 1))
     } else {
-        format!("{}s", trim_float(ms / 1000.0))
+        format!("{}s", trim_float(ms / 1000.0, 2))
     }
 }
 
-fn trim_float(x: f64) -> String {
-    let s = format!("{x:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+fn trim_float(x: f64, decimals: usize) -> String {
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// An upper bound on a duration: `3s`, `< 3s` or `<= 3s` (all mean "at most").
@@ -238,6 +243,9 @@ mod tests {
         assert!("1e400s".parse::<Span>().is_err());
         assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(format_duration(Duration::from_micros(2500)), "2.5ms");
+        assert_eq!(format_duration(Duration::from_micros(304_127)), "304.1ms");
+        assert_eq!(format_duration(Duration::from_millis(3000)), "3s");
+        assert_eq!(format_duration(Duration::from_millis(12_345)), "12.35s");
     }
 
     #[test]
