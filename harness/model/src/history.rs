@@ -17,6 +17,9 @@ pub struct History {
     /// Versions in the target bucket (final listing), with when each was first seen.
     pub outputs: Vec<OutputVersion>,
     pub processor_exits: Vec<ProcessorExit>,
+    /// Faults injected during the run, with when they took effect and healed.
+    #[serde(default)]
+    pub faults: Vec<FaultWindow>,
     pub workload_started: Micros,
     pub workload_finished: Micros,
     pub drain_finished: Micros,
@@ -84,4 +87,25 @@ pub struct ProcessorExit {
     pub status: String,
     /// Whether the harness started it again.
     pub restarted: bool,
+}
+
+/// One injected fault: when it was applied, when a probe through the real client path
+/// proved it took effect, and when it was healed and traffic recovered.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultWindow {
+    /// Position in the scenario's fault list (or in the generated random schedule).
+    pub index: u32,
+    /// `broker_kill`, `processor_crash`, `partition`, ...
+    pub kind: String,
+    /// What it was applied to: `kafka`, `broker-1`, `minio`, `processor`, `minio->kafka`.
+    pub target: String,
+    pub injected_at: Micros,
+    /// When a probe first showed the fault's effect; `None` means it was never shown,
+    /// and the run cannot pass.
+    pub effect_seen_at: Option<Micros>,
+    /// How the effect was proven (the probe and what it saw).
+    pub proof: String,
+    pub healed_at: Option<Micros>,
+    /// When a probe first succeeded again after the heal.
+    pub recovered_at: Option<Micros>,
 }
