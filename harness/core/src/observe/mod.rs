@@ -92,9 +92,17 @@ impl Observers {
     }
 
     pub fn stop(self) -> Arc<Observed> {
+        self.observed.clone()
+        // Drop aborts the consumers.
+    }
+}
+
+impl Drop for Observers {
+    /// Also on cancellation (Ctrl-C): consumers must not outlive the run and talk to
+    /// a broker that is being stopped.
+    fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
         }
-        self.observed
     }
 }
