@@ -37,7 +37,9 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
         minio_sync_events: false,
         ready_timeout: Duration::from_secs(90),
     };
-    let mut env = LocalEnv::start(spec, &toolchain, &progress).await.expect("local env start");
+    let mut env = LocalEnv::start(spec, &toolchain, &progress)
+        .await
+        .expect("local env start");
     let t = env.ready_timings().clone();
     eprintln!(
         "ready: kafka {:?}, minio {:?}, topics+buckets+canary {:?}, total {:?}",
@@ -57,9 +59,16 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
         .send()
         .await
         .expect("upload to source bucket");
-    let seen = wait_for_object_event(&ep.kafka_bootstrap, &ep.events_topic, 3, &ep.source_bucket, key, EVENT_TIMEOUT)
-        .await
-        .expect("event of the upload on the events topic");
+    let seen = wait_for_object_event(
+        &ep.kafka_bootstrap,
+        &ep.events_topic,
+        3,
+        &ep.source_bucket,
+        key,
+        EVENT_TIMEOUT,
+    )
+    .await
+    .expect("event of the upload on the events topic");
     assert!(seen.event_name.starts_with("s3:ObjectCreated:"), "{seen:?}");
 
     // Target bucket → outputs topic; the target bucket is versioned.
@@ -71,10 +80,20 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
         .send()
         .await
         .expect("write to target bucket");
-    assert!(put.version_id().is_some_and(|v| v != "null"), "target bucket is versioned");
-    wait_for_object_event(&ep.kafka_bootstrap, &ep.outputs_topic, 1, &ep.target_bucket, key, EVENT_TIMEOUT)
-        .await
-        .expect("event of the output on the outputs topic");
+    assert!(
+        put.version_id().is_some_and(|v| v != "null"),
+        "target bucket is versioned"
+    );
+    wait_for_object_event(
+        &ep.kafka_bootstrap,
+        &ep.outputs_topic,
+        1,
+        &ep.target_bucket,
+        key,
+        EVENT_TIMEOUT,
+    )
+    .await
+    .expect("event of the output on the outputs topic");
 
     // A processor gets the contract's environment and joins the run's group.
     let script = "test \"$KAFKA_TOPIC\" = minio-events && test \"$TARGET_BUCKET\" = thumbnails \
@@ -95,8 +114,14 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
     assert_eq!(unsafe { libc::getpgid(pid as i32) }, pgid);
     let processor_log = run_dir.join("logs/processor.log");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&processor_log).unwrap_or_default().contains("contract-ok") {
-        assert!(tokio::time::Instant::now() < deadline, "processor did not see the contract env");
+    while !std::fs::read_to_string(&processor_log)
+        .unwrap_or_default()
+        .contains("contract-ok")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "processor did not see the contract env"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -104,12 +129,51 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
     // SAFETY: kill with signal 0 only checks for existence.
     let alive = unsafe { libc::kill(-pgid, 0) } == 0;
     let errno = std::io::Error::last_os_error().raw_os_error();
-    assert!(!alive && errno == Some(libc::ESRCH), "processes left in group {pgid}");
+    assert!(
+        !alive && errno == Some(libc::ESRCH),
+        "processes left in group {pgid}"
+    );
     assert!(!run_dir.join("kafka").exists(), "kafka data dir removed");
     assert!(!run_dir.join("minio").exists(), "minio data dir removed");
     for log in ["kafka.log", "minio.log", "processor.log"] {
         let text = std::fs::read_to_string(run_dir.join("logs").join(log)).expect(log);
         assert!(!text.is_empty(), "{log} kept and not empty");
-        assert!(!text.contains(&ep.credentials.secret_key), "{log} must not contain the secret");
+        assert!(
+            !text.contains(&ep.credentials.secret_key),
+            "{log} must not contain the secret"
+        );
+    }
+}
+
+/// The panic path: an env dropped without `shutdown` takes its processes along.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_env_kills_its_process_group() {
+    let toolchain = provision(&|_| {}).await.expect("provisioning");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = EnvSpec {
+        run_dir: dir.path().join("run"),
+        events_topic: "events".into(),
+        outputs_topic: "outputs".into(),
+        events_partitions: 1,
+        source_bucket: "src".into(),
+        target_bucket: "dst".into(),
+        minio_queue_dir: false,
+        minio_sync_events: true,
+        ready_timeout: Duration::from_secs(90),
+    };
+    let env = LocalEnv::start(spec, &toolchain, &|_| {})
+        .await
+        .expect("local env start");
+    let pgid = env.pgid().expect("process group");
+    drop(env);
+    // SIGKILL is immediate; the dropped children are reaped in the background.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // SAFETY: kill with signal 0 only checks for existence.
+    while unsafe { libc::kill(-pgid, 0) } == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "group {pgid} still has processes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{EnvError, EnvSpec, Endpoints, ReadyTimings, S3Credentials, ServiceInfo};
+use super::{Endpoints, EnvError, EnvSpec, ReadyTimings, S3Credentials, ServiceInfo};
 use crate::services::canary::{self, CanaryError};
 use crate::services::kafka::{self, Kafka, KafkaConfig, KafkaPorts};
 use crate::services::minio::{self, Minio, MinioConfig, MinioPorts};
@@ -50,7 +50,11 @@ impl LocalEnv {
     ///
     /// Call from async code on the run's runtime, not from `spawn_blocking`
     /// (children die with the thread that spawned them; see `services::process`).
-    pub async fn start(spec: EnvSpec, tc: &Toolchain, progress: &dyn Fn(&str)) -> Result<LocalEnv, EnvError> {
+    pub async fn start(
+        spec: EnvSpec,
+        tc: &Toolchain,
+        progress: &dyn Fn(&str),
+    ) -> Result<LocalEnv, EnvError> {
         let started = Instant::now();
         let logs = spec.run_dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|source| EnvError::Io {
@@ -117,12 +121,18 @@ impl LocalEnv {
 
         let setup_started = Instant::now();
         let spec = &self.spec;
-        kafka.create_topic(&spec.events_topic, spec.events_partitions).await?;
+        kafka
+            .create_topic(&spec.events_topic, spec.events_partitions)
+            .await?;
         kafka.create_topic(&spec.outputs_topic, 1).await?;
         minio.create_bucket(&spec.source_bucket, false).await?;
         minio.create_bucket(&spec.target_bucket, true).await?;
-        minio.notify_on_create(&spec.source_bucket, minio::EVENTS_TARGET).await?;
-        minio.notify_on_create(&spec.target_bucket, minio::OUTPUTS_TARGET).await?;
+        minio
+            .notify_on_create(&spec.source_bucket, minio::EVENTS_TARGET)
+            .await?;
+        minio
+            .notify_on_create(&spec.target_bucket, minio::OUTPUTS_TARGET)
+            .await?;
         let result = canary::run_canary(
             minio.client(),
             &kafka.bootstrap(),
@@ -198,11 +208,21 @@ impl LocalEnv {
                 // Report the error that is not merely a lost port race.
                 (Err(ke), Err(me)) => {
                     let race = ke.is_port_in_use() || me.is_port_in_use();
-                    (if ke.is_port_in_use() && !me.is_port_in_use() { me } else { ke }, race)
+                    (
+                        if ke.is_port_in_use() && !me.is_port_in_use() {
+                            me
+                        } else {
+                            ke
+                        },
+                        race,
+                    )
                 }
             };
             if port_race && attempt < START_ATTEMPTS {
-                tracing::info!(attempt, "a picked port was taken meanwhile; starting again on fresh ports");
+                tracing::info!(
+                    attempt,
+                    "a picked port was taken meanwhile; starting again on fresh ports"
+                );
                 attempt += 1;
                 continue;
             }

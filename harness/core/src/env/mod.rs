@@ -101,7 +101,7 @@ pub enum EnvError {
     #[error(transparent)]
     Service(#[from] ServiceError),
     /// Everything started, but the canary's notification never arrived.
-    #[error("MinIO accepted the canary upload {bucket}/{key} but no notification arrived on topic {topic} within {}s; MinIO's log says:\n{minio_log_tail}", timeout.as_secs())]
+    #[error("MinIO accepted the canary upload {bucket}/{key} but no notification arrived on topic {topic} within {}; MinIO's log says:\n{minio_log_tail}", crate::services::secs(*timeout))]
     Canary {
         bucket: String,
         key: String,
@@ -121,6 +121,22 @@ pub enum EnvError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn canary_error_names_the_stage_topic_and_minio_log() {
+        let err = EnvError::Canary {
+            bucket: "images".into(),
+            key: "_harness/canary/ab.png".into(),
+            topic: "minio-events".into(),
+            timeout: Duration::from_secs(60),
+            minio_log_tail: "API: http://127.0.0.1:9000".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "MinIO accepted the canary upload images/_harness/canary/ab.png but no notification \
+             arrived on topic minio-events within 60s; MinIO's log says:\nAPI: http://127.0.0.1:9000"
+        );
+    }
 
     #[test]
     fn credentials_debug_redacts_the_secret() {

@@ -43,7 +43,8 @@ mod tests {
     fn known_dates() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_159_845)), "2026-11-21T05:30:45Z");
-        assert!(run_id("smoke", UNIX_EPOCH + Duration::from_secs(1_795_159_845)).starts_with("smoke-20261121-053045-"));
+        // python3 -c "import calendar; print(calendar.timegm((2026,11,21,5,30,45)))"
+        assert_eq!(rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_239_045)), "2026-11-21T05:30:45Z");
+        assert!(run_id("smoke", UNIX_EPOCH + Duration::from_secs(1_795_239_045)).starts_with("smoke-20261121-053045-"));
     }
 }

@@ -17,7 +17,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::process::{ready_or_exit, ChildProcess, ChildSpec, ProcessGroup};
+use super::process::{ChildProcess, ChildSpec, ProcessGroup};
+use super::ready::ready_or_exit;
 use super::ServiceError;
 
 /// Service name: the log is `logs/kafka.log`.
@@ -137,7 +138,9 @@ impl Kafka {
             move |e| ServiceError::io(SERVICE, context, e)
         };
         match std::fs::remove_dir_all(&cfg.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("removing", &cfg.dir)(e)),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("removing", &cfg.dir)(e))
+            }
             _ => {}
         }
         let config_dir = cfg.dir.join("config");
@@ -146,11 +149,12 @@ impl Kafka {
             std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         }
         let props = config_dir.join("server.properties");
-        std::fs::write(&props, server_properties(ports, &data_dir)).map_err(io("writing", &props))?;
+        std::fs::write(&props, server_properties(ports, &data_dir))
+            .map_err(io("writing", &props))?;
         let log4j = config_dir.join("log4j2.properties");
         std::fs::write(&log4j, LOG4J2_PROPERTIES).map_err(io("writing", &log4j))?;
-        let cluster_id =
-            super::token::kafka_cluster_id().map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?;
+        let cluster_id = super::token::kafka_cluster_id()
+            .map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?;
 
         let java_with = |main: &str, rest: &[&str]| {
             let mut args = jvm_args(&cfg.libs, &log4j);
@@ -166,7 +170,13 @@ impl Kafka {
         let props_arg = props.display().to_string();
         let mut format = group.spawn(&java_with(
             "kafka.tools.StorageTool",
-            &["format", "--cluster-id", &cluster_id, "--config", &props_arg],
+            &[
+                "format",
+                "--cluster-id",
+                &cluster_id,
+                "--config",
+                &props_arg,
+            ],
         ))?;
         let status = match tokio::time::timeout(cfg.ready_timeout, format.wait()).await {
             Ok(Ok(status)) => status,
@@ -195,11 +205,16 @@ impl Kafka {
 
         let mut process = group.spawn(&java_with("kafka.Kafka", &[&props_arg]))?;
         let bootstrap = ports.bootstrap();
-        let nonce = super::token::hex_token(8).map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?;
+        let nonce = super::token::hex_token(8)
+            .map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?;
         let remaining = cfg.ready_timeout.saturating_sub(started.elapsed());
-        let ready = ready_or_exit(&mut process, SERVICE, remaining, Duration::from_millis(200), || {
-            round_trip(&bootstrap, &nonce)
-        })
+        let ready = ready_or_exit(
+            &mut process,
+            SERVICE,
+            remaining,
+            Duration::from_millis(200),
+            || round_trip(&bootstrap, &nonce),
+        )
         .await;
         if let Err(e) = ready {
             let _ = process.kill().await;
@@ -238,7 +253,9 @@ impl Kafka {
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<(), ServiceError> {
         create_topic(&self.bootstrap(), name, partitions, Duration::from_secs(30))
             .await
-            .map_err(|detail| ServiceError::setup(SERVICE, format!("creating topic {name}"), detail))
+            .map_err(|detail| {
+                ServiceError::setup(SERVICE, format!("creating topic {name}"), detail)
+            })
     }
 
     /// SIGTERM (controlled shutdown), SIGKILL after `grace`.
@@ -260,7 +277,12 @@ pub fn helper_client_config(bootstrap: &str) -> ClientConfig {
 }
 
 /// Creates `name`; an existing topic counts as created (idempotent retries).
-pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, timeout: Duration) -> Result<(), String> {
+pub async fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    timeout: Duration,
+) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = helper_client_config(bootstrap)
         .create()
         .map_err(|e| format!("admin client: {e}"))?;
@@ -292,7 +314,10 @@ async fn round_trip(bootstrap: &str, nonce: &str) -> Result<(), String> {
         .create()
         .map_err(|e| format!("producer: {e}"))?;
     producer
-        .send(FutureRecord::to(READY_TOPIC).key("ready").payload(nonce), STEP)
+        .send(
+            FutureRecord::to(READY_TOPIC).key("ready").payload(nonce),
+            STEP,
+        )
         .await
         .map_err(|(e, _)| format!("produce to {READY_TOPIC}: {e}"))?;
     let consumer: StreamConsumer = helper_client_config(bootstrap)
@@ -304,10 +329,15 @@ async fn round_trip(bootstrap: &str, nonce: &str) -> Result<(), String> {
     assignment
         .add_partition_offset(READY_TOPIC, 0, Offset::Beginning)
         .map_err(|e| format!("assign: {e}"))?;
-    consumer.assign(&assignment).map_err(|e| format!("assign: {e}"))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|e| format!("assign: {e}"))?;
     let consumed = tokio::time::timeout(STEP, async {
         loop {
-            let msg = consumer.recv().await.map_err(|e| format!("consume from {READY_TOPIC}: {e}"))?;
+            let msg = consumer
+                .recv()
+                .await
+                .map_err(|e| format!("consume from {READY_TOPIC}: {e}"))?;
             if msg.payload() == Some(nonce.as_bytes()) {
                 return Ok::<(), String>(());
             }
@@ -316,7 +346,9 @@ async fn round_trip(bootstrap: &str, nonce: &str) -> Result<(), String> {
     .await;
     match consumed {
         Ok(result) => result,
-        Err(_) => Err(format!("produced to {READY_TOPIC} but did not consume it back within {STEP:?}")),
+        Err(_) => Err(format!(
+            "produced to {READY_TOPIC} but did not consume it back within {STEP:?}"
+        )),
     }
 }
 
@@ -344,7 +376,10 @@ mod tests {
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
         ] {
-            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
         }
         assert_eq!(ports.bootstrap(), "127.0.0.1:4001");
     }
@@ -352,12 +387,39 @@ mod tests {
     #[test]
     fn jvm_args_carry_heap_gc_log4j_and_classpath() {
         let args = jvm_args(Path::new("/k/libs"), Path::new("/r/log4j2.properties"));
-        for want in ["-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true"] {
+        for want in [
+            "-Xms256m",
+            "-Xmx768m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+        ] {
             assert!(args.iter().any(|a| a == want), "{want} in {args:?}");
         }
         assert!(args.contains(&"-Dlog4j2.configurationFile=/r/log4j2.properties".to_string()));
         assert_eq!(&args[args.len() - 2..], ["-cp", "/k/libs/*"]);
         assert!(LOG4J2_PROPERTIES.contains("rootLogger.level = INFO"));
+    }
+
+    #[tokio::test]
+    async fn a_failing_storage_format_names_kafka_and_carries_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let group = ProcessGroup::new(dir.path().join("logs"));
+        let cfg = KafkaConfig {
+            java: "/bin/false".into(),
+            libs: dir.path().join("libs"),
+            dir: dir.path().join("kafka"),
+            ready_timeout: Duration::from_secs(10),
+        };
+        let err = Kafka::start(&group, &cfg, KafkaPorts::pick().unwrap())
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("kafka (storage format) exited during startup (exit code 1)"),
+            "{text}"
+        );
+        assert!(text.contains("harness: starting /bin/false"), "{text}");
+        assert!(dir.path().join("kafka/config/server.properties").is_file());
     }
 
     #[test]

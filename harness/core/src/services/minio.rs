@@ -6,13 +6,18 @@
 //!
 //! MinIO and Kafka start in parallel, which is safe: MinIO only *constructs*
 //! its Kafka targets at startup (no connection; `FetchEnabledTargets` in
-//! `cmd/config-current.go`), and each target connects lazily on its first event
-//! (`KafkaTarget.init` via `once.Init`, which retries until it succeeds; see
-//! `internal/event/target/kafka.go`). An event sent while Kafka is unreachable
-//! is dropped (or, with `queue_dir`, stored and replayed every 3 s), and a send
-//! to a topic that does not exist fails. So the harness creates the topics and
-//! the bucket notifications only after both services are ready, and nothing
-//! produces an event before that.
+//! `cmd/config-current.go`; the connect test `TestSubSysNotificationTargets`
+//! runs only for `mc admin config set`), and each target connects lazily on its
+//! first event (`KafkaTarget.init` via `once.Init`, which retries until it
+//! succeeds; `internal/event/target/kafka.go`). A bucket notification naming the
+//! target is accepted while Kafka is down (only the ARN's existence is checked).
+//! An event sent while Kafka is unreachable is dropped with a logged
+//! `sarama` error, or, with `queue_dir`, stored and replayed every 3 s; a send to
+//! a topic that does not exist fails the same way. Verified against the pinned
+//! build: with Kafka down a PUT succeeds and its event is lost (kept and
+//! delivered later with `queue_dir`); the first PUT after Kafka is up is
+//! delivered. So the harness creates the topics and the bucket notifications
+//! only after both services are ready, and nothing produces an event before.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,7 +28,8 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 
-use super::process::{ready_or_exit, ChildProcess, ChildSpec, ProcessGroup};
+use super::process::{ChildProcess, ChildSpec, ProcessGroup};
+use super::ready::ready_or_exit;
 use super::s3::{describe_sdk_error, s3_client};
 use super::ServiceError;
 use crate::env::S3Credentials;
@@ -96,13 +102,23 @@ impl MinioConfig {
 /// MinIO's environment. Holds the root credentials: never log it.
 pub fn minio_env(cfg: &MinioConfig) -> Vec<(String, String)> {
     let mut env = vec![
-        ("MINIO_ROOT_USER".to_string(), cfg.credentials.access_key.clone()),
-        ("MINIO_ROOT_PASSWORD".to_string(), cfg.credentials.secret_key.clone()),
+        (
+            "MINIO_ROOT_USER".to_string(),
+            cfg.credentials.access_key.clone(),
+        ),
+        (
+            "MINIO_ROOT_PASSWORD".to_string(),
+            cfg.credentials.secret_key.clone(),
+        ),
         ("MINIO_BROWSER".to_string(), "off".to_string()),
         ("MINIO_UPDATE".to_string(), "off".to_string()),
     ];
-    for (id, topic) in [(EVENTS_TARGET, &cfg.events_topic), (OUTPUTS_TARGET, &cfg.outputs_topic)] {
-        let mut set = |key: &str, value: String| env.push((format!("MINIO_NOTIFY_KAFKA_{key}_{id}"), value));
+    for (id, topic) in [
+        (EVENTS_TARGET, &cfg.events_topic),
+        (OUTPUTS_TARGET, &cfg.outputs_topic),
+    ] {
+        let mut set =
+            |key: &str, value: String| env.push((format!("MINIO_NOTIFY_KAFKA_{key}_{id}"), value));
         set("ENABLE", "on".into());
         set("BROKERS", cfg.kafka_bootstrap.clone());
         set("TOPIC", topic.clone());
@@ -118,11 +134,12 @@ pub fn minio_env(cfg: &MinioConfig) -> Vec<(String, String)> {
     env
 }
 
-/// `server` arguments. `--anonymous` keeps credentials out of MinIO's log.
+/// `server` arguments. The root credentials stay out of MinIO's log without
+/// `--anonymous` (which would also hash bucket and object names in its errors):
+/// MinIO prints them only when stdout is a terminal, and here it is a file.
 pub fn minio_args(ports: MinioPorts, data_dir: &Path) -> Vec<String> {
     vec![
         "server".into(),
-        "--anonymous".into(),
         "--address".into(),
         format!("127.0.0.1:{}", ports.api),
         "--console-address".into(),
@@ -143,11 +160,19 @@ pub struct Minio {
 impl Minio {
     /// Starts MinIO on a fresh data dir and waits until an object can be put,
     /// read back and deleted. On failure nothing of this start is left running.
-    pub async fn start(group: &ProcessGroup, cfg: &MinioConfig, ports: MinioPorts) -> Result<Minio, ServiceError> {
+    pub async fn start(
+        group: &ProcessGroup,
+        cfg: &MinioConfig,
+        ports: MinioPorts,
+    ) -> Result<Minio, ServiceError> {
         let started = Instant::now();
         match std::fs::remove_dir_all(&cfg.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(ServiceError::io(SERVICE, format!("removing {}", cfg.dir.display()), e))
+                return Err(ServiceError::io(
+                    SERVICE,
+                    format!("removing {}", cfg.dir.display()),
+                    e,
+                ))
             }
             _ => {}
         }
@@ -171,11 +196,19 @@ impl Minio {
         let client = s3_client(&ports.endpoint(), &cfg.credentials);
         let key = format!(
             "_harness/ready/{}",
-            super::token::hex_token(8).map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?
+            super::token::hex_token(8).map_err(|e| ServiceError::io(
+                SERVICE,
+                "reading /dev/urandom",
+                e
+            ))?
         );
-        let ready = ready_or_exit(&mut process, SERVICE, cfg.ready_timeout, Duration::from_millis(100), || {
-            probe(&client, &key)
-        })
+        let ready = ready_or_exit(
+            &mut process,
+            SERVICE,
+            cfg.ready_timeout,
+            Duration::from_millis(100),
+            || probe(&client, &key),
+        )
         .await;
         if let Err(e) = ready {
             let _ = process.kill().await;
@@ -229,15 +262,26 @@ impl Minio {
                 .send()
                 .await
                 .map_err(|e| {
-                    ServiceError::setup(SERVICE, format!("enabling versioning on {bucket}"), describe_sdk_error(&e))
+                    ServiceError::setup(
+                        SERVICE,
+                        format!("enabling versioning on {bucket}"),
+                        describe_sdk_error(&e),
+                    )
                 })?;
         }
         Ok(())
     }
 
     /// Sends `s3:ObjectCreated:*` of `bucket` to Kafka target `target_id`.
-    pub async fn notify_on_create(&self, bucket: &str, target_id: &str) -> Result<(), ServiceError> {
-        let stage = format!("notifying {} of {bucket}'s s3:ObjectCreated:*", target_arn(target_id));
+    pub async fn notify_on_create(
+        &self,
+        bucket: &str,
+        target_id: &str,
+    ) -> Result<(), ServiceError> {
+        let stage = format!(
+            "notifying {} of {bucket}'s s3:ObjectCreated:*",
+            target_arn(target_id)
+        );
         let queue = QueueConfiguration::builder()
             .queue_arn(target_arn(target_id))
             .events(Event::S3ObjectCreated)
@@ -265,7 +309,12 @@ impl Minio {
 async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), String> {
     match client.create_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(describe_sdk_error(&e)),
     }
 }
@@ -297,7 +346,11 @@ async fn probe(client: &aws_sdk_s3::Client, key: &str) -> Result<(), String> {
             .map_err(|e| format!("get body: {e}"))?
             .into_bytes();
         if got.as_ref() != body.as_slice() {
-            return Err(format!("get returned {} bytes, not the {} put", got.len(), body.len()));
+            return Err(format!(
+                "get returned {} bytes, not the {} put",
+                got.len(),
+                body.len()
+            ));
         }
         client
             .delete_object()
@@ -310,7 +363,12 @@ async fn probe(client: &aws_sdk_s3::Client, key: &str) -> Result<(), String> {
     };
     tokio::time::timeout(STEP * 3, steps)
         .await
-        .unwrap_or_else(|_| Err(format!("put/get/delete did not finish within {:?}", STEP * 3)))
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "put/get/delete did not finish within {:?}",
+                STEP * 3
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -347,10 +405,19 @@ mod tests {
         assert_eq!(get(&env, "MINIO_BROWSER"), Some("off"));
         assert_eq!(get(&env, "MINIO_UPDATE"), Some("off"));
         assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_ENABLE_1"), Some("on"));
-        assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_BROKERS_1"), Some("127.0.0.1:9092"));
-        assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_TOPIC_1"), Some("minio-events"));
+        assert_eq!(
+            get(&env, "MINIO_NOTIFY_KAFKA_BROKERS_1"),
+            Some("127.0.0.1:9092")
+        );
+        assert_eq!(
+            get(&env, "MINIO_NOTIFY_KAFKA_TOPIC_1"),
+            Some("minio-events")
+        );
         assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_ENABLE_2"), Some("on"));
-        assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_TOPIC_2"), Some("harness-outputs"));
+        assert_eq!(
+            get(&env, "MINIO_NOTIFY_KAFKA_TOPIC_2"),
+            Some("harness-outputs")
+        );
         assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_QUEUE_DIR_1"), None);
         assert_eq!(get(&env, "MINIO_API_SYNC_EVENTS"), None);
     }
@@ -359,21 +426,29 @@ mod tests {
     fn env_adds_queue_dir_and_sync_events_when_asked() {
         let env = minio_env(&config(true, true));
         for id in ["1", "2"] {
-            assert_eq!(get(&env, &format!("MINIO_NOTIFY_KAFKA_QUEUE_DIR_{id}")), Some("/run/minio/queue"));
-            assert_eq!(get(&env, &format!("MINIO_NOTIFY_KAFKA_QUEUE_LIMIT_{id}")), Some("100000"));
+            assert_eq!(
+                get(&env, &format!("MINIO_NOTIFY_KAFKA_QUEUE_DIR_{id}")),
+                Some("/run/minio/queue")
+            );
+            assert_eq!(
+                get(&env, &format!("MINIO_NOTIFY_KAFKA_QUEUE_LIMIT_{id}")),
+                Some("100000")
+            );
         }
         assert_eq!(get(&env, "MINIO_API_SYNC_EVENTS"), Some("on"));
     }
 
     #[test]
-    fn args_bind_loopback_and_hide_credentials() {
-        let ports = MinioPorts { api: 9100, console: 9101 };
+    fn args_bind_loopback() {
+        let ports = MinioPorts {
+            api: 9100,
+            console: 9101,
+        };
         let args = minio_args(ports, Path::new("/run/minio/data"));
         assert_eq!(
             args,
             [
                 "server",
-                "--anonymous",
                 "--address",
                 "127.0.0.1:9100",
                 "--console-address",

@@ -3,6 +3,7 @@
 //!
 //! - [`provision`]: Kafka's jars and MinIO's binary in a per-user cache.
 //! - [`process`]: child processes in one process group per run, with logs.
+//! - [`ready`]: waiting for a readiness probe, a process exit or a timeout.
 //! - [`kafka`]: a single-broker KRaft Kafka on 127.0.0.1.
 //! - [`minio`]: a single-node MinIO with two Kafka notification targets.
 //! - [`s3`]: the S3 client every part of the harness uses.
@@ -18,6 +19,7 @@ pub mod ports;
 pub mod process;
 pub mod processor;
 pub mod provision;
+pub mod ready;
 pub mod s3;
 pub(crate) mod token;
 
@@ -62,7 +64,7 @@ pub enum ServiceError {
         tail: String,
     },
     /// The readiness probe did not pass in time.
-    #[error("{service} was not ready within {}s: {detail}; last lines of {log}:\n{tail}", timeout.as_secs(), log = log.display())]
+    #[error("{service} was not ready within {}: {detail}; last lines of {log}:\n{tail}", secs(*timeout), log = log.display())]
     NotReady {
         service: String,
         timeout: Duration,
@@ -77,6 +79,15 @@ pub enum ServiceError {
         stage: String,
         detail: String,
     },
+}
+
+/// "60s", "0.3s": durations in messages for people.
+pub(crate) fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
 }
 
 impl ServiceError {

@@ -39,11 +39,9 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), 4, "ports must be distinct: {ports:?}");
-        for p in ports {
-            assert_ne!(p, 0);
-            // Released again: the service can bind it.
-            TcpListener::bind((Ipv4Addr::LOCALHOST, p)).unwrap();
-        }
+        // (Not re-bound here: another process may legitimately take a released
+        // port at any moment, which is why starts retry on "already in use".)
+        assert!(ports.iter().all(|&p| p != 0));
     }
 
     #[test]
@@ -51,8 +49,12 @@ mod tests {
         assert!(says_port_in_use(
             "org.apache.kafka.common.KafkaException: Socket server failed to bind to 127.0.0.1:4242: Address already in use."
         ));
-        assert!(says_port_in_use("ERROR Unable to start the server: Port is already in use"));
-        assert!(says_port_in_use("listen tcp 127.0.0.1:9000: bind: address already in use"));
+        assert!(says_port_in_use(
+            "ERROR Unable to start the server: Port is already in use"
+        ));
+        assert!(says_port_in_use(
+            "listen tcp 127.0.0.1:9000: bind: address already in use"
+        ));
         assert!(!says_port_in_use("Kafka Server started"));
     }
 }

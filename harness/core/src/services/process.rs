@@ -23,8 +23,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::ServiceError;
 
-/// What to run. Arguments and environment may hold secrets: neither is logged.
-#[derive(Clone, Debug, Default)]
+/// What to run. Arguments and environment may hold secrets: neither is logged,
+/// and `Debug` shows only the environment's names.
+#[derive(Clone, Default)]
 pub struct ChildSpec {
     /// Service name; the log goes to `<log_dir>/<name>.log`.
     pub name: String,
@@ -36,6 +37,19 @@ pub struct ChildSpec {
     /// (e.g. `MINIO_` so a user's shell cannot add notification targets).
     pub env_remove_prefixes: Vec<String>,
     pub cwd: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ChildSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildSpec")
+            .field("name", &self.name)
+            .field("program", &self.program)
+            .field("args", &format_args!("<{} args>", self.args.len()))
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("env_remove_prefixes", &self.env_remove_prefixes)
+            .field("cwd", &self.cwd)
+            .finish()
+    }
 }
 
 /// The process group of one run. Cheap to clone; clones share the group.
@@ -104,7 +118,11 @@ impl ProcessGroup {
         if !spec.env_remove_prefixes.is_empty() {
             for (key, _) in std::env::vars_os() {
                 let k = key.to_string_lossy();
-                if spec.env_remove_prefixes.iter().any(|p| k.starts_with(p.as_str())) {
+                if spec
+                    .env_remove_prefixes
+                    .iter()
+                    .any(|p| k.starts_with(p.as_str()))
+                {
                     cmd.env_remove(&key);
                 }
             }
@@ -127,7 +145,14 @@ impl ProcessGroup {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The harness died between fork and prctl: follow it now.
@@ -271,67 +296,6 @@ impl ChildProcess {
     }
 }
 
-/// Runs `probe` every `poll` until it passes, the child exits or `timeout`
-/// passes. Readiness as a condition through a real client path: the probe's
-/// last error becomes the `NotReady` detail, an exit is reported at once, and
-/// both carry the log's tail (classified as `PortInUse` when the log says so).
-pub async fn ready_or_exit<F, Fut>(
-    process: &mut ChildProcess,
-    service: &str,
-    timeout: Duration,
-    poll: Duration,
-    mut probe: F,
-) -> Result<(), ServiceError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let mut last_err = String::from("no probe finished");
-    let probing = async {
-        loop {
-            match probe().await {
-                Ok(()) => return,
-                Err(e) => last_err = e,
-            }
-            tokio::time::sleep(poll).await;
-        }
-    };
-    let exited = tokio::select! {
-        status = process.wait() => Some(match status {
-            Ok(status) => describe_status(status),
-            Err(e) => format!("wait failed: {e}"),
-        }),
-        passed = tokio::time::timeout(timeout, probing) => match passed {
-            Ok(()) => return Ok(()),
-            Err(_) => None,
-        },
-    };
-    let log = process.log_path().to_path_buf();
-    let tail = process.log_tail(20);
-    if super::ports::says_port_in_use(&tail) {
-        return Err(ServiceError::PortInUse {
-            service: service.to_string(),
-            log,
-            tail,
-        });
-    }
-    Err(match exited {
-        Some(status) => ServiceError::Exited {
-            service: service.to_string(),
-            status,
-            log,
-            tail,
-        },
-        None => ServiceError::NotReady {
-            service: service.to_string(),
-            timeout,
-            detail: last_err,
-            log,
-            tail,
-        },
-    })
-}
-
 /// "exit code 1" or "killed by signal 9 (SIGKILL)".
 pub fn describe_status(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
@@ -385,6 +349,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn child_spec_debug_hides_values() {
+        let spec = ChildSpec {
+            name: "minio".into(),
+            env: vec![("MINIO_ROOT_PASSWORD".into(), "hunter22".into())],
+            ..ChildSpec::default()
+        };
+        let shown = format!("{spec:?}");
+        assert!(
+            shown.contains("MINIO_ROOT_PASSWORD") && !shown.contains("hunter22"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn last_lines_keeps_the_end() {
         assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
         assert_eq!(last_lines("a\nb", 5), "a\nb");
@@ -420,21 +398,33 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             ..ChildSpec::default()
         };
-        let mut a = group.spawn(&sh("a", "echo hello-a; exec sleep 60")).unwrap();
-        let mut b = group.spawn(&sh("b", "echo oops >&2; exec sleep 60")).unwrap();
+        let mut a = group
+            .spawn(&sh("a", "echo hello-a; exec sleep 60"))
+            .unwrap();
+        let mut b = group
+            .spawn(&sh("b", "echo oops >&2; exec sleep 60"))
+            .unwrap();
         let pgid = group.pgid().unwrap();
         assert_eq!(pgid, a.pid() as i32, "the first child leads the group");
         // SAFETY: getpgid has no memory-safety preconditions.
         assert_eq!(unsafe { libc::getpgid(b.pid() as i32) }, pgid);
 
+        // stderr goes to the log (wait for the shell to have run its echo).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !b.log_tail(5).contains("oops") {
+            assert!(Instant::now() < deadline, "stderr did not reach the log");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let status = b.stop(Duration::from_secs(5)).await.unwrap();
         assert_eq!(status.signal(), Some(libc::SIGTERM));
-        assert!(b.log_tail(5).contains("oops"), "stderr goes to the log");
         assert!(!group.is_empty());
 
+        while !a.log_tail(5).ends_with("hello-a") {
+            assert!(Instant::now() < deadline, "stdout did not reach the log");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         group.kill_group();
         a.wait().await.unwrap();
-        assert!(a.log_tail(5).ends_with("hello-a"));
         assert!(group.is_empty());
         group.kill_group(); // harmless twice
     }

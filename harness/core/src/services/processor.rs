@@ -132,7 +132,13 @@ impl ProcessorSupervisor {
         });
         let (stop_tx, stop_rx) = oneshot::channel();
         let log_path = first.log_path().to_path_buf();
-        let task = tokio::spawn(supervise(group.clone(), spec.clone(), first, status_tx, stop_rx));
+        let task = tokio::spawn(supervise(
+            group.clone(),
+            spec.clone(),
+            first,
+            status_tx,
+            stop_rx,
+        ));
         Ok(ProcessorSupervisor {
             name: spec.name,
             stop_tx: Some(stop_tx),
@@ -169,7 +175,11 @@ impl ProcessorSupervisor {
     }
 }
 
-fn exit_record(status: std::io::Result<std::process::ExitStatus>, uptime: Duration, expected: bool) -> ProcessorExit {
+fn exit_record(
+    status: std::io::Result<std::process::ExitStatus>,
+    uptime: Duration,
+    expected: bool,
+) -> ProcessorExit {
     use std::os::unix::process::ExitStatusExt;
     let (text, code, signal) = match status {
         Ok(s) => (describe_status(s), s.code(), s.signal()),
@@ -272,12 +282,21 @@ mod tests {
         let spec = ProcessorSpec {
             program: "/usr/bin/python3".into(),
             args: vec!["consumer.py".into()],
-            env: vec![("THUMBNAIL_WIDTH".into(), "200".into()), ("EXTRA".into(), "1".into())],
+            env: vec![
+                ("THUMBNAIL_WIDTH".into(), "200".into()),
+                ("EXTRA".into(), "1".into()),
+            ],
             cwd: "/work".into(),
             name: "processor".into(),
         };
         let child = child_spec(&spec, &endpoints());
-        let get = |k: &str| child.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        let get = |k: &str| {
+            child
+                .env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("KAFKA_BOOTSTRAP_SERVERS"), Some("127.0.0.1:9092"));
         assert_eq!(get("KAFKA_TOPIC"), Some("minio-events"));
         assert_eq!(get("KAFKA_GROUP_ID"), Some(DEFAULT_GROUP_ID));
@@ -289,7 +308,14 @@ mod tests {
         assert_eq!(get("TARGET_BUCKET"), Some("thumbnails"));
         assert_eq!(get("THUMBNAIL_WIDTH"), Some("200"));
         assert_eq!(get("EXTRA"), Some("1"));
-        assert_eq!(child.env.iter().filter(|(k, _)| k == "THUMBNAIL_WIDTH").count(), 1);
+        assert_eq!(
+            child
+                .env
+                .iter()
+                .filter(|(k, _)| k == "THUMBNAIL_WIDTH")
+                .count(),
+            1
+        );
         assert!(child.env_remove_prefixes.contains(&"AWS_".to_string()));
         assert_eq!(child.cwd, Some(PathBuf::from("/work")));
     }
@@ -304,17 +330,23 @@ mod tests {
             // Crashes on the first start, then stays up.
             args: vec![
                 "-c".into(),
-                format!("if [ -e {0} ]; then exec sleep 60; else touch {0}; exit 3; fi", dir.path().join("seen").display()),
+                format!(
+                    "if [ -e {0} ]; then exec sleep 60; else touch {0}; exit 3; fi",
+                    dir.path().join("seen").display()
+                ),
             ],
             ..ChildSpec::default()
         };
         let mut sup = ProcessorSupervisor::start(&group, spec).unwrap();
         let mut rx = sup.status();
-        let restarted = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| s.restarts == 1 && s.pid.is_some()))
-            .await
-            .unwrap()
-            .unwrap()
-            .clone();
+        let restarted = tokio::time::timeout(
+            Duration::from_secs(10),
+            rx.wait_for(|s| s.restarts == 1 && s.pid.is_some()),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
         assert_eq!(restarted.exits.len(), 1);
         assert_eq!(restarted.exits[0].code, Some(3));
         assert!(!restarted.exits[0].expected);

@@ -12,17 +12,23 @@
 //! when complete, so an interrupted fetch is never mistaken for a finished one.
 //! A lock file per tool keeps two harness processes from fetching at once.
 
+mod fetch;
+
 use std::ffi::OsStr;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use super::process::tail_log;
+use fetch::{ensure_kafka_jars, ensure_minio};
 
 /// The Kafka release whose jars the harness runs.
 pub const KAFKA_VERSION: &str = "4.1.1";
-/// log4j2 binding Kafka 4 logs through (Kafka's own distribution ships it too).
+/// log4j2, which Kafka 4 logs through.
 pub const LOG4J_VERSION: &str = "2.24.3";
+/// The SLF4J → log4j2 binding. `kafka_2.13`'s pom pins `slf4j-api` 1.7.36, and
+/// Maven's nearest-wins keeps that version, so the binding must be the SLF4J
+/// 1.x one: with `log4j-slf4j2-impl` SLF4J falls back to its no-op logger and
+/// Kafka's log stays empty.
+pub const LOG4J_SLF4J_BINDING: &str = "log4j-slf4j-impl";
 /// The MinIO Go module version `go install` builds.
 pub const MINIO_MODULE_VERSION: &str = "v0.0.0-20260212201848-7aac2a2c5b7c";
 /// The commit in [`MINIO_MODULE_VERSION`]; names the cache dir.
@@ -97,7 +103,9 @@ pub async fn provision(progress: &dyn Fn(&str)) -> Result<Toolchain, ProvisionEr
         None
     };
     if let (None, Some(cache)) = (&kafka_home, &cache) {
-        if !kafka_libs_complete(&kafka_cache_dir(cache).join("libs")) && find_on_path("mvn").is_none() {
+        if !kafka_libs_complete(&kafka_cache_dir(cache).join("libs"))
+            && find_on_path("mvn").is_none()
+        {
             let alt = format!("set KAFKA_HOME to an extracted Kafka {KAFKA_VERSION} release");
             missing.push(("mvn", "to fetch Kafka's jars from Maven Central", Some(alt)));
         }
@@ -183,7 +191,11 @@ pub fn kafka_cache_dir(cache: &Path) -> PathBuf {
 
 /// `<cache>/minio/<commit>/bin/minio`.
 pub fn minio_cache_bin(cache: &Path) -> PathBuf {
-    cache.join("minio").join(MINIO_COMMIT).join("bin").join("minio")
+    cache
+        .join("minio")
+        .join(MINIO_COMMIT)
+        .join("bin")
+        .join("minio")
 }
 
 /// The pom whose runtime dependencies are exactly the jars Kafka needs.
@@ -202,16 +214,27 @@ pub fn kafka_pom() -> String {
          \x20 <dependencies>\n{}{}{}\x20 </dependencies>\n\
          </project>\n",
         dep("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
-        dep("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
+        dep(
+            "org.apache.logging.log4j",
+            LOG4J_SLF4J_BINDING,
+            LOG4J_VERSION
+        ),
         dep("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
     )
 }
 
-/// A libs dir is complete when it holds the broker jar and log4j's core; the
-/// atomic rename guarantees the rest came with them.
+/// A libs dir is complete when it holds the broker jar, log4j's core and the
+/// SLF4J binding; the atomic rename guarantees the rest came with them. (A
+/// cache made by an earlier pom with the SLF4J 2 binding is not complete: it
+/// runs, but Kafka logs nothing, so it is fetched again once.)
 fn kafka_libs_complete(libs: &Path) -> bool {
-    libs.join(format!("kafka_2.13-{KAFKA_VERSION}.jar")).is_file()
-        && libs.join(format!("log4j-core-{LOG4J_VERSION}.jar")).is_file()
+    [
+        format!("kafka_2.13-{KAFKA_VERSION}.jar"),
+        format!("log4j-core-{LOG4J_VERSION}.jar"),
+        format!("{LOG4J_SLF4J_BINDING}-{LOG4J_VERSION}.jar"),
+    ]
+    .iter()
+    .all(|jar| libs.join(jar).is_file())
 }
 
 /// The Kafka version from the `kafka-clients-<v>.jar` in a libs dir.
@@ -229,7 +252,8 @@ fn kafka_home_libs(home: &Path) -> Result<PathBuf, ProvisionError> {
         return Err(ProvisionError::BadVariable {
             var: "KAFKA_HOME",
             value: home.display().to_string(),
-            reason: "no libs/kafka-clients-*.jar inside; point it at an extracted Kafka release".into(),
+            reason: "no libs/kafka-clients-*.jar inside; point it at an extracted Kafka release"
+                .into(),
         });
     }
     Ok(libs)
@@ -293,187 +317,50 @@ async fn first_line_of(program: &Path, args: &[&str]) -> String {
     }
 }
 
-/// Holds an exclusive `flock` on `<dir>/.lock` while alive.
-struct CacheLock {
-    _file: std::fs::File,
-}
-
-impl CacheLock {
-    async fn acquire(dir: &Path, what: &str, progress: &dyn Fn(&str)) -> Result<Self, ProvisionError> {
-        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let path = dir.join(".lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(format!("opening {}", path.display())))?;
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(CacheLock { _file: file });
-        }
-        progress(&format!("waiting for another harness process that is provisioning {what}…"));
-        // A blocking wait on a blocking-pool thread: nothing is spawned from it.
-        tokio::task::spawn_blocking(move || {
-            // SAFETY: flock on an fd we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                Ok(CacheLock { _file: file })
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        })
-        .await
-        .map_err(|e| ProvisionError::Io {
-            context: format!("waiting for {}", path.display()),
-            source: std::io::Error::other(e.to_string()),
-        })?
-        .map_err(io_err(format!("locking {}", path.display())))
-    }
-}
-
-fn temp_dir_in(parent: &Path, label: &str) -> Result<PathBuf, ProvisionError> {
-    let nonce = super::token::hex_token(4).map_err(io_err("reading /dev/urandom"))?;
-    let dir = parent.join(format!(".tmp-{label}-{}-{nonce}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
-    Ok(dir)
-}
-
-/// Runs a provisioning command with its output in `log`; a failure carries
-/// the output's tail.
-async fn run_logged(
-    what: &str,
-    cmd: &mut tokio::process::Command,
-    log: &Path,
-) -> Result<(), ProvisionError> {
-    let out = std::fs::File::create(log).map_err(io_err(format!("creating {}", log.display())))?;
-    let err = out.try_clone().map_err(io_err(format!("opening {}", log.display())))?;
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .await
-        .map_err(io_err(format!("starting {what}")))?;
-    if status.success() {
-        return Ok(());
-    }
-    Err(ProvisionError::Command {
-        what: what.to_string(),
-        status: super::process::describe_status(status),
-        log: log.to_path_buf(),
-        tail: tail_log(log, 20),
-    })
-}
-
-async fn ensure_kafka_jars(cache: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf, ProvisionError> {
-    let final_dir = kafka_cache_dir(cache);
-    let libs = final_dir.join("libs");
-    if kafka_libs_complete(&libs) {
-        return Ok(libs);
-    }
-    let mvn = find_on_path("mvn").ok_or_else(|| {
-        let alt = format!("set KAFKA_HOME to an extracted Kafka {KAFKA_VERSION} release");
-        missing_tools_error(&[("mvn", "to fetch Kafka's jars from Maven Central", Some(alt))])
-    })?;
-    let parent = cache.join("kafka");
-    let _lock = CacheLock::acquire(&parent, "Kafka's jars", progress).await?;
-    if kafka_libs_complete(&libs) {
-        return Ok(libs); // another process finished while we waited
-    }
-    progress(&format!("fetching Kafka {KAFKA_VERSION} jars from Maven Central (one time, ~1 min)…"));
-    let tmp = temp_dir_in(&parent, KAFKA_VERSION)?;
-    let pom = tmp.join("pom.xml");
-    std::fs::write(&pom, kafka_pom()).map_err(io_err(format!("writing {}", pom.display())))?;
-    let log = parent.join("fetch.log");
-    let result = run_logged(
-        "mvn dependency:copy-dependencies",
-        tokio::process::Command::new(&mvn)
-            .args(["-B", "-q", "dependency:copy-dependencies", "-DoutputDirectory=libs", "-DincludeScope=runtime"])
-            .current_dir(&tmp),
-        &log,
-    )
-    .await;
-    if let Err(e) = result {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if !kafka_libs_complete(&tmp.join("libs")) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(ProvisionError::Command {
-            what: "mvn dependency:copy-dependencies".into(),
-            status: format!("succeeded but kafka_2.13-{KAFKA_VERSION}.jar is missing"),
-            log: log.clone(),
-            tail: tail_log(&log, 20),
-        });
-    }
-    // An incomplete leftover (e.g. pom without libs) is replaced.
-    if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir).map_err(io_err(format!("removing {}", final_dir.display())))?;
-    }
-    std::fs::rename(&tmp, &final_dir).map_err(io_err(format!("moving jars into {}", final_dir.display())))?;
-    Ok(libs)
-}
-
-async fn ensure_minio(cache: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf, ProvisionError> {
-    let bin = minio_cache_bin(cache);
-    if is_executable(&bin) {
-        return Ok(bin);
-    }
-    let go = find_on_path("go").ok_or_else(|| {
-        let alt = "set MINIO_BIN to a minio binary".to_string();
-        missing_tools_error(&[("go", "to build MinIO (Go >= 1.21)", Some(alt))])
-    })?;
-    let parent = cache.join("minio");
-    let _lock = CacheLock::acquire(&parent, "MinIO", progress).await?;
-    if is_executable(&bin) {
-        return Ok(bin);
-    }
-    progress("building MinIO with go install (one time, several minutes)…");
-    let tmp = temp_dir_in(&parent, MINIO_COMMIT)?;
-    let log = parent.join("build.log");
-    let result = run_logged(
-        "go install github.com/minio/minio",
-        tokio::process::Command::new(&go)
-            .args(["install", "-trimpath", &format!("github.com/minio/minio@{MINIO_MODULE_VERSION}")])
-            .env("GOBIN", tmp.join("bin"))
-            .env("CGO_ENABLED", "0")
-            .current_dir(&tmp),
-        &log,
-    )
-    .await;
-    let moved = result.and_then(|()| {
-        let dir = bin.parent().unwrap_or(&parent);
-        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        std::fs::rename(tmp.join("bin").join("minio"), &bin)
-            .map_err(io_err(format!("moving minio into {}", bin.display())))
-    });
-    let _ = std::fs::remove_dir_all(&tmp);
-    moved.map(|()| bin)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::ffi::OsString;
 
     fn env_of<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v))
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| OsString::from(v))
+        }
     }
 
     #[test]
     fn cache_dir_prefers_harness_then_xdg_then_home() {
-        let all = [("HARNESS_CACHE_DIR", "/h"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/home/u")];
+        let all = [
+            ("HARNESS_CACHE_DIR", "/h"),
+            ("XDG_CACHE_HOME", "/x"),
+            ("HOME", "/home/u"),
+        ];
         assert_eq!(cache_dir_from(&env_of(&all)).unwrap(), PathBuf::from("/h"));
-        assert_eq!(cache_dir_from(&env_of(&all[1..])).unwrap(), PathBuf::from("/x/harness"));
-        assert_eq!(cache_dir_from(&env_of(&all[2..])).unwrap(), PathBuf::from("/home/u/.cache/harness"));
-        assert!(matches!(cache_dir_from(&env_of(&[])), Err(ProvisionError::NoCacheDir)));
+        assert_eq!(
+            cache_dir_from(&env_of(&all[1..])).unwrap(),
+            PathBuf::from("/x/harness")
+        );
+        assert_eq!(
+            cache_dir_from(&env_of(&all[2..])).unwrap(),
+            PathBuf::from("/home/u/.cache/harness")
+        );
+        assert!(matches!(
+            cache_dir_from(&env_of(&[])),
+            Err(ProvisionError::NoCacheDir)
+        ));
     }
 
     #[test]
     fn cache_layout_is_versioned() {
         let c = Path::new("/c");
         assert_eq!(kafka_cache_dir(c), PathBuf::from("/c/kafka/4.1.1"));
-        assert_eq!(minio_cache_bin(c), PathBuf::from("/c/minio/7aac2a2c5b7c/bin/minio"));
+        assert_eq!(
+            minio_cache_bin(c),
+            PathBuf::from("/c/minio/7aac2a2c5b7c/bin/minio")
+        );
         assert!(MINIO_MODULE_VERSION.ends_with(MINIO_COMMIT));
     }
 
@@ -482,7 +369,7 @@ mod tests {
         let pom = kafka_pom();
         assert!(pom.contains("<packaging>pom</packaging>"));
         assert!(pom.contains("<artifactId>kafka_2.13</artifactId><version>4.1.1</version>"));
-        assert!(pom.contains("<artifactId>log4j-slf4j2-impl</artifactId><version>2.24.3</version>"));
+        assert!(pom.contains("<artifactId>log4j-slf4j-impl</artifactId><version>2.24.3</version>"));
         assert!(pom.contains("<artifactId>log4j-core</artifactId><version>2.24.3</version>"));
     }
 
@@ -494,6 +381,12 @@ mod tests {
         std::fs::write(libs.join("kafka_2.13-4.1.1.jar"), b"").unwrap();
         assert!(!kafka_libs_complete(libs));
         std::fs::write(libs.join("log4j-core-2.24.3.jar"), b"").unwrap();
+        std::fs::write(libs.join("log4j-slf4j2-impl-2.24.3.jar"), b"").unwrap();
+        assert!(
+            !kafka_libs_complete(libs),
+            "the SLF4J 2 binding does not bind slf4j-api 1.7"
+        );
+        std::fs::write(libs.join("log4j-slf4j-impl-2.24.3.jar"), b"").unwrap();
         assert!(kafka_libs_complete(libs));
         assert_eq!(kafka_version_in(libs), None);
         std::fs::write(libs.join("kafka-clients-4.1.1.jar"), b"").unwrap();
@@ -504,7 +397,11 @@ mod tests {
     fn missing_tools_make_one_error_naming_installs_and_variables() {
         let err = missing_tools_error(&[
             ("java", "to run Kafka", None),
-            ("go", "to build MinIO (Go >= 1.21)", Some("set MINIO_BIN to a minio binary".into())),
+            (
+                "go",
+                "to build MinIO (Go >= 1.21)",
+                Some("set MINIO_BIN to a minio binary".into()),
+            ),
         ])
         .to_string();
         assert_eq!(
@@ -520,7 +417,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = kafka_home_libs(dir.path()).unwrap_err().to_string();
         assert!(err.starts_with("KAFKA_HOME="), "{err}");
-        let err = minio_bin_from_var(&dir.path().join("nope")).unwrap_err().to_string();
-        assert!(err.contains("MINIO_BIN=") && err.contains("not an executable"), "{err}");
+        let err = minio_bin_from_var(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MINIO_BIN=") && err.contains("not an executable"),
+            "{err}"
+        );
     }
 }
