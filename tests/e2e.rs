@@ -99,6 +99,8 @@ fn smoke_scenario_passes_with_every_report() {
         assert!(p.metadata().map(|m| m.len() > 0).unwrap_or(false), "{} missing or empty", p.display());
     }
     assert!(run.stdout.contains("PASS"), "{}", run.explain());
+    let html = std::fs::read_to_string(run.dir.join("report.html")).expect("report.html");
+    assert!(html.contains("smoke") && html.contains("<svg"), "report.html lacks the scenario or its charts");
 }
 
 #[test]

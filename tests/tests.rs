@@ -4,7 +4,10 @@
 //! - `e2e`: real scenarios against real Kafka and MinIO (started by the harness
 //!   itself, as a user would). They need Java, Maven and Go (or a warm cache) and
 //!   the Python packages `ci/setup` installs for the student processor.
+//! - `faults`: fault injection against real Kafka and MinIO: each fault proven to
+//!   take effect and heal, verdicts as the scenario expects; `ci/faults` runs all.
 
 mod cli;
 mod e2e;
+mod faults;
 mod util;

@@ -1,6 +1,9 @@
 //! `harness`: command-line parsing and dispatch only. The work lives in
 //! `harness-core` (engine) and `harness-model` (scenarios, checker, verdicts).
 
+mod compare;
+mod repeat;
+
 use std::path::PathBuf;
 use std::process::ExitCode as ProcessExit;
 
@@ -31,6 +34,7 @@ enum Command {
   harness run scenarios/smoke.yaml
   harness run --keep scenarios/smoke.yaml       # keep Kafka/MinIO data for debugging
   harness run --reports /tmp/out scenarios/*.yaml
+  harness run --repeat 5 a.yaml b.yaml           # a b a b …, then medians with CIs
 
 Each run writes reports/<run-id>/: junit.xml, results.json, history.json, scenario.yaml
 and logs/ (Kafka, MinIO, processor).
@@ -49,7 +53,20 @@ Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario
         /// No progress lines on stderr (the summary is still printed).
         #[arg(long, short)]
         quiet: bool,
+        /// Run every scenario N times, interleaved, into <reports>/<name>-x<N>-<time>/,
+        /// and print medians with confidence intervals (for `harness compare`).
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeat: u32,
     },
+    /// Decide whether CURRENT runs regressed against BASELINE runs (throughput, latency).
+    #[command(after_help = compare::COMPARE_HELP)]
+    Compare(compare::CompareArgs),
+    /// Print medians of runs for dashboards: Bencher Metric Format or github-action-benchmark JSON.
+    #[command(after_help = "Examples:
+  harness export --format bencher reports/reference-gate-x5-1767225600 > bmf.json
+  harness export --format gab-bigger reports/ > throughput.json   # customBiggerIsBetter
+  harness export --format gab-smaller reports/ > latency.json     # customSmallerIsBetter")]
+    Export(compare::ExportArgs),
     /// Check scenario files without running them.
     #[command(after_help = "Example:\n  harness validate scenarios/*.yaml")]
     Validate {
@@ -65,7 +82,8 @@ Use an extracted Kafka release with KAFKA_HOME, or a MinIO binary with MINIO_BIN
     /// Run the reference processor (reads the processor contract's environment variables).
     #[command(after_help = "Environment: KAFKA_BOOTSTRAP_SERVERS KAFKA_TOPIC KAFKA_GROUP_ID S3_ENDPOINT
 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION SOURCE_BUCKET TARGET_BUCKET THUMBNAIL_WIDTH
-[PROCESSOR_CONCURRENCY]")]
+[PROCESSOR_CONCURRENCY]
+Test knob: PROCESSOR_SLOWDOWN_PERCENT=N burns N % extra CPU time per image (regression-gate A/B runs).")]
     Processor,
 }
 
@@ -110,13 +128,19 @@ fn main() -> ProcessExit {
                 }
             })
         }
-        Command::Run { files, reports, keep, quiet } => {
+        Command::Compare(args) => compare::compare(args),
+        Command::Export(args) => compare::export(args),
+        Command::Run { files, reports, keep, quiet, repeat } => {
             init_tracing();
             let scenarios = match load_all(&files) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
             let opts = RunOptions { reports_root: reports, keep, quiet };
+            if repeat > 1 {
+                let exits = repeat::run_repeated(&runtime, &scenarios, &opts, repeat);
+                return ProcessExit::from(exits.into_iter().fold(ExitCode::Passed, worse).code());
+            }
             let mut worst = ExitCode::Passed;
             for s in &scenarios {
                 let outcome = runtime.block_on(run(s, &opts));

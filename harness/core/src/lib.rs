@@ -4,8 +4,10 @@
 //! teardown; `run` drives that lifecycle, the other modules are its parts.
 
 pub mod env;
+pub mod fault;
 mod errtext;
 pub mod observe;
+pub mod regress;
 pub mod report;
 pub mod run;
 pub mod services;

@@ -27,6 +27,7 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run_dir = dir.path().join("run");
     let spec = EnvSpec {
+        minio_kafka_address: None,
         run_dir: run_dir.clone(),
         events_topic: "minio-events".into(),
         outputs_topic: "harness-outputs".into(),
@@ -151,6 +152,7 @@ async fn dropping_the_env_kills_its_process_group() {
     let toolchain = provision(&|_| {}).await.expect("provisioning");
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = EnvSpec {
+        minio_kafka_address: None,
         run_dir: dir.path().join("run"),
         events_topic: "events".into(),
         outputs_topic: "outputs".into(),

@@ -5,6 +5,7 @@
 //! and hands it to [`check::check`]; reports are built from [`results::RunResults`].
 
 pub mod check;
+pub mod compare;
 pub mod exit;
 pub mod history;
 pub mod keys;

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::check::{Findings, LedgerEntry};
+use crate::history::FaultWindow;
 use crate::metrics::Metrics;
 use crate::verdict::{ExpectationResult, Verdict};
 
@@ -30,6 +31,10 @@ pub struct RunResults {
     pub environment: EnvironmentInfo,
     pub findings: Findings,
     pub ledger: Vec<LedgerEntry>,
+    /// Faults injected, with when each took effect, was healed and recovered
+    /// (microseconds since the run's epoch, like the history).
+    #[serde(default)]
+    pub faults: Vec<FaultWindow>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -89,10 +89,78 @@ pub fn judge(expectations: &[Expectation], history: &History, ledger: &Ledger, m
                         ),
                     ),
                 },
+                Expectation::NotificationsLost { at_least, at_most } => notifications_lost(history, ledger, *at_least, *at_most),
+                Expectation::FaultsTookEffect { planned } => faults_took_effect(history, *planned),
+                // Judged by the run from the environment's diagnosis; a history
+                // means the environment started, so nothing was diagnosed.
+                Expectation::MisconfigurationReported => (
+                    Verdict::Fail,
+                    "the environment started and notifications arrived: the misconfiguration was not detected".to_string(),
+                ),
             };
             ExpectationResult { id: e.id(), expected: e.describe(), verdict, detail }
         })
         .collect()
+}
+
+/// Damage judged against the ledger: the uploads with no event on the topic, named.
+fn notifications_lost(history: &History, ledger: &Ledger, at_least: Option<u32>, at_most: Option<u32>) -> (Verdict, String) {
+    if ledger.entries.is_empty() {
+        return (Verdict::Unknown, "no uploads were acknowledged: nothing to judge".to_string());
+    }
+    let lost = &ledger.findings.lost_events;
+    let n = lost.len() as u32;
+    let keys = if lost.is_empty() { String::new() } else { format!(": {}", list(lost.iter().map(String::as_str))) };
+    let what = format!("{n} of {} uploads lost at the notification stage (no event on the topic){keys}", ledger.entries.len());
+    let low = at_least.is_some_and(|lo| n < lo);
+    let high = at_most.is_some_and(|hi| n > hi);
+    if low || high {
+        let bound = if low { format!("expected at least {}", at_least.unwrap_or(0)) } else { format!("expected at most {}", at_most.unwrap_or(0)) };
+        return (Verdict::Fail, format!("{what}; {bound}"));
+    }
+    // Damage that the harness could not have observed (no drain) is not proof.
+    if n > 0 && !history.drained && at_least.is_some() {
+        return (Verdict::Pass, format!("{what}; note: the drain timeout ran out, so late events were given their chance"));
+    }
+    (Verdict::Pass, what)
+}
+
+/// Every planned fault must have a window with a proven effect and a proven heal;
+/// a fault that did not take effect makes the run Unknown, never Pass.
+fn faults_took_effect(history: &History, planned: u32) -> (Verdict, String) {
+    let mut problems = Vec::new();
+    let injected = history.faults.len() as u32;
+    if injected < planned {
+        problems.push(format!("only {injected} of {planned} faults were injected (the workload ended before the others were due)"));
+    }
+    for f in &history.faults {
+        let name = format!("fault #{} {} on {}", f.index, f.kind, f.target);
+        if f.effect_seen_at.is_none() {
+            problems.push(format!("{name} was never shown to take effect ({})", f.proof));
+        } else if f.healed_at.is_none() {
+            problems.push(format!("{name} was not healed"));
+        } else if f.recovered_at.is_none() {
+            problems.push(format!("{name} was healed but traffic was not shown to recover"));
+        }
+    }
+    if !problems.is_empty() {
+        return (Verdict::Unknown, format!("the faults cannot be relied on: {}", problems.join("; ")));
+    }
+    let shown: Vec<String> = history
+        .faults
+        .iter()
+        .map(|f| {
+            let ms = |a: Option<u64>, b: u64| a.map_or(0.0, |a| a.saturating_sub(b) as f64 / 1000.0);
+            format!(
+                "#{} {} (effect after {:.0}ms, recovered {:.0}ms after heal)",
+                f.index,
+                f.kind,
+                ms(f.effect_seen_at, f.injected_at),
+                ms(f.recovered_at, f.healed_at.unwrap_or(0))
+            )
+        })
+        .collect();
+    (Verdict::Pass, format!("{injected} faults injected and proven: {}", shown.join(", ")))
 }
 
 fn exactly_once(history: &History, ledger: &Ledger) -> (Verdict, String) {
@@ -128,11 +196,15 @@ fn exactly_once(history: &History, ledger: &Ledger) -> (Verdict, String) {
             list(f.duplicate_outputs.iter().map(|(k, c)| format!("{k} (×{c})")))
         ));
     }
-    if !f.phantom_outputs.is_empty() {
+    // An upload that failed on the client (e.g. MinIO went down mid-request) may
+    // still have been stored; its thumbnail is then correct work, not a phantom.
+    let (ambiguous, phantoms): (Vec<&String>, Vec<&String>) =
+        f.phantom_outputs.iter().partition(|k| history.upload_failures.iter().any(|u| &u.key == *k));
+    if !phantoms.is_empty() {
         parts.push(format!(
             "{} thumbnails have no matching upload: {}",
-            f.phantom_outputs.len(),
-            list(f.phantom_outputs.iter().map(String::as_str))
+            phantoms.len(),
+            list(phantoms.iter().map(|k| k.as_str()))
         ));
     }
     if !f.invalid_outputs.is_empty() {
@@ -142,24 +214,54 @@ fn exactly_once(history: &History, ledger: &Ledger) -> (Verdict, String) {
             list(f.invalid_outputs.iter().map(|(k, why)| format!("{k} ({why})")))
         ));
     }
-    let notes = notification_notes(f, history);
+    let mut notes = notification_notes(f, history);
+    if !ambiguous.is_empty() {
+        notes.push(format!(
+            "note: {} uploads failed on the client but MinIO stored them and they got a thumbnail: {}",
+            ambiguous.len(),
+            list(ambiguous.iter().map(|k| k.as_str()))
+        ));
+    }
     if !parts.is_empty() {
         return (Verdict::Fail, join_sentences(parts, notes));
     }
-    if !history.upload_failures.is_empty() {
-        let keys = list(history.upload_failures.iter().map(|u| u.key.as_str()));
+    // Uploads refused while a fault had MinIO down were refused to the client, which
+    // knows; they are expected, not a reason the run cannot be judged.
+    let (during_fault, unexplained): (Vec<_>, Vec<_>) =
+        history.upload_failures.iter().partition(|u| failed_during_minio_fault(history, u.at));
+    if !during_fault.is_empty() {
+        notes.push(format!(
+            "note: {} uploads were refused while MinIO was down (fault), as expected: {}",
+            during_fault.len(),
+            list(during_fault.iter().map(|u| u.key.as_str()))
+        ));
+    }
+    if !unexplained.is_empty() {
+        let keys = list(unexplained.iter().map(|u| u.key.as_str()));
         return (
             Verdict::Unknown,
             join_sentences(
                 vec![format!(
                     "all {n} acknowledged images have exactly one thumbnail, but {} uploads failed and cannot be judged: {keys}",
-                    history.upload_failures.len()
+                    unexplained.len()
                 )],
                 notes,
             ),
         );
     }
     (Verdict::Pass, join_sentences(vec![format!("all {n} images have exactly one valid thumbnail")], notes))
+}
+
+/// Slack after a MinIO fault's recovery during which a refused upload still counts
+/// as refused by the fault (requests in flight when it came back).
+const MINIO_FAULT_SLACK_MICROS: u64 = 2_000_000;
+
+fn failed_during_minio_fault(history: &History, at: u64) -> bool {
+    history.faults.iter().any(|f| {
+        f.target == "minio"
+            && at >= f.injected_at
+            && at <= f.recovered_at.or(f.healed_at).map_or(u64::MAX, |t| t + MINIO_FAULT_SLACK_MICROS)
+    })
 }
 
 /// Notification-stage observations that did not break the output stage but are

@@ -121,3 +121,27 @@ fn committed_schema_is_in_sync() {
         path.display()
     );
 }
+
+#[test]
+fn fault_schedule_resolves_explicit_then_random_and_adds_the_proof_expectation() {
+    use harness_model::scenario::{FaultKind, FaultStart};
+    use std::time::Duration;
+    let f = Path::new("tests/corpus/valid/faults.yaml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
+    let s = scenario::parse(&text, f).unwrap();
+    let kinds: Vec<FaultKind> = s.faults.iter().map(|f| f.kind).collect();
+    assert_eq!(&kinds[..3], [FaultKind::BrokerKill, FaultKind::ProcessorCrash, FaultKind::QueueDirLoss]);
+    assert_eq!(s.faults.len(), 5);
+    assert_eq!(s.faults[0].start, FaultStart::At(Duration::from_secs(4)));
+    assert_eq!(s.faults[0].down_for, Duration::from_secs(6));
+    assert_eq!(s.faults[1].start, FaultStart::AfterUploads(50));
+    assert_eq!(s.faults[1].down_for, Duration::ZERO);
+    assert_eq!(s.faults[2].down_for, Duration::from_secs(5), "default down_for");
+    assert_eq!(s.faults[3].start, FaultStart::At(Duration::from_secs(20)));
+    assert!(s.faults[3..].iter().all(|f| matches!(f.kind, FaultKind::BrokerPause | FaultKind::MinioRestart)));
+    assert_eq!(s.faults.iter().map(|f| f.index).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    // Same file, same schedule.
+    assert_eq!(scenario::parse(&text, f).unwrap().faults, s.faults);
+    let ids: Vec<String> = s.expectations.iter().map(|e| e.id()).collect();
+    assert_eq!(ids, ["exactly_once", "notifications_lost", "faults.took_effect"]);
+}

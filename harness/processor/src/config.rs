@@ -8,6 +8,8 @@ pub const MAX_THUMBNAIL_WIDTH: u32 = 16_384;
 pub const MAX_CONCURRENCY: usize = 256;
 /// `PROCESSOR_CONCURRENCY` when the variable is not set.
 pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Largest accepted `PROCESSOR_SLOWDOWN_PERCENT`.
+pub const MAX_SLOWDOWN_PERCENT: u32 = 1000;
 
 /// The processor's settings, one field per contract variable.
 #[derive(Clone, Debug)]
@@ -34,6 +36,12 @@ pub struct Config {
     pub thumbnail_width: u32,
     /// `PROCESSOR_CONCURRENCY`: messages processed at once (default 4).
     pub concurrency: usize,
+    /// `PROCESSOR_SLOWDOWN_PERCENT` (not in the contract; a test knob, default 0): after
+    /// each image is written, burn CPU for this percentage of the time the image took
+    /// (GET, decode, resize, encode, PUT), so each image takes that much longer. The
+    /// regression gate's A/B measurement (`ci/gate-measure`) uses it; it never changes
+    /// what is written.
+    pub slowdown_percent: u32,
 }
 
 /// A secret string whose `Debug` and `Display` are redacted.
@@ -191,6 +199,16 @@ impl Config {
                 },
             ),
         };
+        let slowdown_percent = match (r.lookup)("PROCESSOR_SLOWDOWN_PERCENT") {
+            None => Some(0),
+            Some(v) if v.trim().is_empty() => Some(0),
+            Some(v) => r.parse(
+                "PROCESSOR_SLOWDOWN_PERCENT",
+                "a whole number from 0 to 1000",
+                &v,
+                |v| v.parse::<u32>().ok().filter(|p| *p <= MAX_SLOWDOWN_PERCENT),
+            ),
+        };
         if let (Some(s), Some(t)) = (&source_bucket, &target_bucket) {
             if s == t {
                 r.problems.push(ConfigProblem::Invalid {
@@ -212,6 +230,7 @@ impl Config {
             target_bucket,
             thumbnail_width,
             concurrency,
+            slowdown_percent,
         ) {
             (
                 Some(kafka_bootstrap_servers),
@@ -225,6 +244,7 @@ impl Config {
                 Some(target_bucket),
                 Some(thumbnail_width),
                 Some(concurrency),
+                Some(slowdown_percent),
             ) if r.problems.is_empty() => Ok(Config {
                 kafka_bootstrap_servers,
                 kafka_topic,
@@ -237,6 +257,7 @@ impl Config {
                 target_bucket,
                 thumbnail_width,
                 concurrency,
+                slowdown_percent,
             }),
             _ => Err(ConfigError {
                 problems: r.problems,
@@ -332,6 +353,17 @@ mod tests {
         let mut env = full();
         env.insert("PROCESSOR_CONCURRENCY", "16".into());
         assert_eq!(parse(&env).expect("valid").concurrency, 16);
+    }
+
+    #[test]
+    fn slowdown_defaults_to_zero_and_is_bounded() {
+        assert_eq!(parse(&full()).expect("valid").slowdown_percent, 0);
+        let mut env = full();
+        env.insert("PROCESSOR_SLOWDOWN_PERCENT", "10".into());
+        assert_eq!(parse(&env).expect("valid").slowdown_percent, 10);
+        env.insert("PROCESSOR_SLOWDOWN_PERCENT", "1001".into());
+        let err = parse(&env).expect_err("too slow");
+        assert_eq!(err.problems()[0].var(), "PROCESSOR_SLOWDOWN_PERCENT");
     }
 
     #[test]

@@ -43,6 +43,14 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pause after a consumer error, so a dead broker does not spin the loop.
 const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(500);
 
+/// Makes the thumbnail of `source` exactly as the processor does (decode, resize to
+/// `width`, encode in the source's format); for benchmarks and tools.
+pub fn thumbnail(source: &[u8], width: u32) -> Result<Vec<u8>, String> {
+    image_ops::make_thumbnail(source, width)
+        .map(|t| t.bytes)
+        .map_err(|e| e.to_string())
+}
+
 /// A failure that stops the processor.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -93,6 +101,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         target = %cfg.target_bucket,
         width = cfg.thumbnail_width,
         concurrency = cfg.concurrency,
+        slowdown_percent = cfg.slowdown_percent,
         "processor started"
     );
     let worker = Arc::new(Worker {
@@ -100,6 +109,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         source_bucket: cfg.source_bucket.clone(),
         target_bucket: cfg.target_bucket.clone(),
         thumbnail_width: cfg.thumbnail_width,
+        slowdown_percent: cfg.slowdown_percent,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut state = Loop {
@@ -243,6 +253,12 @@ fn create_consumer(cfg: &Config) -> Result<StreamConsumer<ProcessorContext>, Err
         .set("auto.offset.reset", "earliest")
         // A topic created after we subscribed is noticed within seconds, not minutes.
         .set("topic.metadata.refresh.interval.ms", "5000")
+        // A replacement for a crashed instance cannot get its partitions until the
+        // dead member's session expires; librdkafka's 45 s default stalled the
+        // pipeline for that long after every processor crash. 10 s is well above the
+        // broker's 6 s minimum and still tolerates a busy 2-core machine.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "2000")
         .create_with_context(ProcessorContext)
         .map_err(|source| Error::CreateConsumer {
             bootstrap: cfg.kafka_bootstrap_servers.clone(),

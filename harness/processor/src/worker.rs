@@ -37,6 +37,9 @@ pub(crate) struct Worker {
     pub source_bucket: String,
     pub target_bucket: String,
     pub thumbnail_width: u32,
+    /// `PROCESSOR_SLOWDOWN_PERCENT`: extra CPU time per image, in percent of the time
+    /// the image took (GET, thumbnail, PUT); a test knob, 0 in normal use.
+    pub slowdown_percent: u32,
 }
 
 /// Set to `true` at shutdown; retry loops give up when they see it.
@@ -126,6 +129,10 @@ impl Worker {
             s3::put_if_absent(&self.s3, &self.target_bucket, key, &thumb, etag)
         })
         .await;
+        if self.slowdown_percent > 0 && matches!(put, Step::Ok(_)) {
+            let extra = started.elapsed() * self.slowdown_percent / 100;
+            let _ = tokio::task::spawn_blocking(move || burn_cpu(extra)).await;
+        }
         let ms = started.elapsed().as_millis() as u64;
         match put {
             Step::Ok(PutOutcome::Written) => {
@@ -138,6 +145,21 @@ impl Worker {
             }
             Step::Skipped => Outcome::Done,
             Step::Abandoned => Outcome::Abandoned,
+        }
+    }
+}
+
+/// Keeps this thread busy for `d`: the slowdown knob makes the processor slower the
+/// way slower code would (CPU used, not a sleep that frees the core).
+fn burn_cpu(d: Duration) {
+    if d.is_zero() {
+        return;
+    }
+    let until = Instant::now() + d;
+    let mut x = 0u64;
+    while Instant::now() < until {
+        for _ in 0..64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
         }
     }
 }

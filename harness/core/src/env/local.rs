@@ -35,6 +35,9 @@ pub struct LocalEnv {
     kafka: Option<Kafka>,
     minio: Option<Minio>,
     processor: Option<ProcessorSupervisor>,
+    /// How Kafka and MinIO were started, to start them again after a fault.
+    kafka_cfg: Option<KafkaConfig>,
+    minio_cfg: Option<MinioConfig>,
     endpoints: Endpoints,
     timings: ReadyTimings,
     canary_key: String,
@@ -83,6 +86,8 @@ impl LocalEnv {
             kafka: None,
             minio: None,
             processor: None,
+            kafka_cfg: None,
+            minio_cfg: None,
             timings: ReadyTimings::default(),
             canary_key: canary::canary_key(&nonce),
             kafka_version: tc.kafka_version.clone(),
@@ -111,7 +116,9 @@ impl LocalEnv {
             tc.kafka_version,
             self.spec.run_dir.join("logs").display()
         ));
-        let (kafka, minio) = self.start_services(tc).await?;
+        let (kafka, minio, kafka_cfg, minio_cfg) = self.start_services(tc).await?;
+        self.kafka_cfg = Some(kafka_cfg);
+        self.minio_cfg = Some(minio_cfg);
         self.timings.kafka = kafka.ready_in();
         self.timings.minio = minio.ready_in();
         self.endpoints.kafka_bootstrap = kafka.bootstrap();
@@ -149,11 +156,18 @@ impl LocalEnv {
                 return Err(ServiceError::setup(minio::SERVICE, "canary", detail).into());
             }
             Err(CanaryError::NoEvent) => {
+                let minio_brokers = self
+                    .minio_cfg
+                    .as_ref()
+                    .map(|c| c.kafka_bootstrap.clone())
+                    .unwrap_or_default();
+                let diagnosis = diagnose_no_event(&minio_brokers, &kafka.bootstrap()).await;
                 return Err(EnvError::Canary {
                     bucket: spec.source_bucket.clone(),
                     key: self.canary_key.clone(),
                     topic: spec.events_topic.clone(),
                     timeout: spec.ready_timeout,
+                    diagnosis,
                     minio_log_tail: minio.process().log_tail(20),
                 });
             }
@@ -163,7 +177,10 @@ impl LocalEnv {
     }
 
     /// Kafka ‖ MinIO; both again on fresh ports when one lost a port race.
-    async fn start_services(&self, tc: &Toolchain) -> Result<(Kafka, Minio), EnvError> {
+    async fn start_services(
+        &self,
+        tc: &Toolchain,
+    ) -> Result<(Kafka, Minio, KafkaConfig, MinioConfig), EnvError> {
         let io = |source| EnvError::Io {
             context: "picking free ports".into(),
             source,
@@ -181,7 +198,11 @@ impl LocalEnv {
             let minio_cfg = MinioConfig {
                 bin: tc.minio_bin.clone(),
                 dir: self.spec.run_dir.join("minio"),
-                kafka_bootstrap: kafka_ports.bootstrap(),
+                kafka_bootstrap: self
+                    .spec
+                    .minio_kafka_address
+                    .clone()
+                    .unwrap_or_else(|| kafka_ports.bootstrap()),
                 events_topic: self.spec.events_topic.clone(),
                 outputs_topic: self.spec.outputs_topic.clone(),
                 queue_dir: self.spec.minio_queue_dir,
@@ -194,7 +215,7 @@ impl LocalEnv {
                 Minio::start(&self.group, &minio_cfg, minio_ports)
             );
             let (err, port_race) = match (k, m) {
-                (Ok(k), Ok(m)) => return Ok((k, m)),
+                (Ok(k), Ok(m)) => return Ok((k, m, kafka_cfg, minio_cfg)),
                 (Ok(mut k), Err(e)) => {
                     let _ = k.process_mut().kill().await;
                     let race = e.is_port_in_use();
@@ -336,6 +357,54 @@ impl LocalEnv {
         Ok(())
     }
 
+    /// Pid of the running broker; `None` once it exited.
+    pub fn kafka_pid(&mut self) -> Option<u32> {
+        let k = self.kafka.as_mut()?;
+        k.process_mut().try_status().is_none().then(|| k.process().pid())
+    }
+
+    /// Pid of the running MinIO; `None` once it exited.
+    pub fn minio_pid(&mut self) -> Option<u32> {
+        let m = self.minio.as_mut()?;
+        m.process_mut().try_status().is_none().then(|| m.process().pid())
+    }
+
+    /// Sends `signal` to the broker. For SIGTERM (controlled shutdown, SIGKILL
+    /// after 15 s) and SIGKILL it waits for the exit and returns it described;
+    /// other signals (SIGSTOP, SIGCONT) return at once with `None`.
+    pub async fn signal_kafka(&mut self, signal: i32) -> Result<Option<String>, EnvError> {
+        let k = self.kafka.as_mut().ok_or_else(|| not_running(kafka::SERVICE))?;
+        signal_and_wait(k.process_mut(), signal, KAFKA_GRACE).await
+    }
+
+    /// Starts the broker again on its ports and data after [`LocalEnv::signal_kafka`]
+    /// ended it; returns once a produce/consume round trip passed.
+    pub async fn restart_kafka(&mut self) -> Result<Duration, EnvError> {
+        let (Some(k), Some(cfg)) = (self.kafka.as_mut(), self.kafka_cfg.as_ref()) else {
+            return Err(not_running(kafka::SERVICE));
+        };
+        Ok(k.restart(&self.group, cfg).await?)
+    }
+
+    /// Like [`LocalEnv::signal_kafka`], for MinIO (SIGTERM grace 5 s).
+    pub async fn signal_minio(&mut self, signal: i32) -> Result<Option<String>, EnvError> {
+        let m = self.minio.as_mut().ok_or_else(|| not_running(minio::SERVICE))?;
+        signal_and_wait(m.process_mut(), signal, MINIO_GRACE).await
+    }
+
+    /// Starts MinIO again on its port and data; returns once put/get/delete passed.
+    pub async fn restart_minio(&mut self) -> Result<Duration, EnvError> {
+        let (Some(m), Some(cfg)) = (self.minio.as_mut(), self.minio_cfg.as_ref()) else {
+            return Err(not_running(minio::SERVICE));
+        };
+        Ok(m.restart(&self.group, cfg).await?)
+    }
+
+    /// MinIO's notification queue dir, when the run has one.
+    pub fn minio_queue_dir(&self) -> Option<PathBuf> {
+        self.minio_cfg.as_ref().filter(|c| c.queue_dir).map(MinioConfig::queue_dir_path)
+    }
+
     /// Tail of a service's log (for error messages of later stages).
     pub fn log_tail(&self, service: &str, n_lines: usize) -> String {
         tail_log(&self.group.log_path(service), n_lines)
@@ -352,6 +421,50 @@ impl Drop for LocalEnv {
             // Last resort (panic, cancelled future): no grace, no await.
             self.group.kill_group();
         }
+    }
+}
+
+/// Why the canary's event may not have arrived: MinIO's Kafka target address is
+/// probed through a Kafka produce, as MinIO's client would use it.
+async fn diagnose_no_event(minio_brokers: &str, kafka_bootstrap: &str) -> Option<String> {
+    if minio_brokers.is_empty() {
+        return None;
+    }
+    match crate::fault::kafka_probe(minio_brokers).await {
+        Err(e) => Some(format!(
+            "likely cause: MinIO's Kafka target points at {minio_brokers} \
+             (MINIO_NOTIFY_KAFKA_BROKERS_{}), where no Kafka listener answers \
+             ({e}); the broker listens on {kafka_bootstrap}",
+            minio::EVENTS_TARGET
+        )),
+        Ok(_) => None,
+    }
+}
+
+fn not_running(service: &str) -> EnvError {
+    EnvError::Io {
+        context: format!("{service} is not part of this environment"),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    }
+}
+
+/// Sends `signal`; for SIGTERM and SIGKILL waits for (and reaps) the exit.
+async fn signal_and_wait(
+    p: &mut crate::services::process::ChildProcess,
+    signal: i32,
+    grace: Duration,
+) -> Result<Option<String>, EnvError> {
+    let context = format!("signalling {} (pid {})", p.name(), p.pid());
+    let status = match signal {
+        libc::SIGTERM => p.stop(grace).await,
+        libc::SIGKILL => p.kill().await,
+        other => {
+            return p.signal(other).map(|()| None).map_err(|source| EnvError::Io { context, source })
+        }
+    };
+    match status {
+        Ok(s) => Ok(Some(crate::services::process::describe_status(s))),
+        Err(source) => Err(EnvError::Io { context, source }),
     }
 }
 

@@ -32,6 +32,9 @@ pub struct EnvSpec {
     pub minio_sync_events: bool,
     /// Limit for each readiness condition (Kafka, MinIO, canary).
     pub ready_timeout: Duration,
+    /// Give MinIO's Kafka targets this address instead of the broker's (a
+    /// misconfiguration on purpose, to prove the harness diagnoses it).
+    pub minio_kafka_address: Option<String>,
 }
 
 /// S3 credentials of a run. They are generated per run and must never reach a
@@ -101,12 +104,14 @@ pub enum EnvError {
     #[error(transparent)]
     Service(#[from] ServiceError),
     /// Everything started, but the canary's notification never arrived.
-    #[error("MinIO accepted the canary upload {bucket}/{key} but no notification arrived on topic {topic} within {}; MinIO's log says:\n{minio_log_tail}", crate::services::secs(*timeout))]
+    #[error("MinIO accepted the canary upload {bucket}/{key} but no notification arrived on topic {topic} within {}{}; MinIO's log says:\n{minio_log_tail}", crate::services::secs(*timeout), diagnosis.as_ref().map(|d| format!("; {d}")).unwrap_or_default())]
     Canary {
         bucket: String,
         key: String,
         topic: String,
         timeout: Duration,
+        /// The likely cause, when the harness could find it (names the address).
+        diagnosis: Option<String>,
         minio_log_tail: String,
     },
     /// The run dir could not be prepared or cleaned.
@@ -129,6 +134,7 @@ mod tests {
             key: "_harness/canary/ab.png".into(),
             topic: "minio-events".into(),
             timeout: Duration::from_secs(60),
+            diagnosis: None,
             minio_log_tail: "API: http://127.0.0.1:9000".into(),
         };
         assert_eq!(

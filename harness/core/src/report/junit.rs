@@ -4,6 +4,8 @@ use harness_model::results::RunResults;
 use harness_model::verdict::Verdict;
 use junit_report::{Duration, ReportBuilder, TestCaseBuilder, TestSuiteBuilder};
 
+use super::logs::LogTail;
+
 /// Strips what XML 1.0 cannot carry (control characters other than tab and newlines),
 /// so any text from logs or keys leaves the file well-formed.
 fn xml_safe(s: &str) -> String {
@@ -12,7 +14,15 @@ fn xml_safe(s: &str) -> String {
         .collect()
 }
 
-pub fn junit_xml(r: &RunResults) -> Vec<u8> {
+/// [`xml_safe`] for text that junit-report writes as CDATA: a `]]>` inside would end
+/// the section, so it is split across two sections (`]]` + `>`), which reads back the same.
+fn cdata_safe(s: &str) -> String {
+    xml_safe(s).replace("]]>", "]]]]><![CDATA[>")
+}
+
+/// The JUnit report; `logs` (service log tails) go into the suite's `system-err`
+/// when the run did not pass, so CI shows them beside the failure.
+pub fn junit_xml(r: &RunResults, logs: &[LogTail]) -> Vec<u8> {
     let time = Duration::seconds_f64(r.duration_seconds.max(0.0));
     let classname = xml_safe(&format!("harness.{}", r.scenario.name));
     let mut suite = TestSuiteBuilder::new(&xml_safe(&r.scenario.name));
@@ -29,7 +39,7 @@ pub fn junit_xml(r: &RunResults) -> Vec<u8> {
         };
         case.set_classname(&classname);
         case.set_filepath(&xml_safe(&r.scenario.file));
-        case.set_system_out(&xml_safe(&e.detail));
+        case.set_system_out(&cdata_safe(&e.detail));
         suite.add_testcase(case.build());
     }
     let mut out = format!(
@@ -39,7 +49,14 @@ pub fn junit_xml(r: &RunResults) -> Vec<u8> {
     if let Some(err) = &r.error {
         out.push_str(&format!("\nerror: {err}"));
     }
-    suite.set_system_out(&xml_safe(&out));
+    suite.set_system_out(&cdata_safe(&out));
+    if r.outcome != Verdict::Pass && !logs.is_empty() {
+        let mut err = String::new();
+        for t in logs {
+            err.push_str(&format!("==> logs/{}.log ({}) <==\n{}\n", t.name, if t.cut { "last lines" } else { "whole" }, t.text));
+        }
+        suite.set_system_err(&cdata_safe(&err));
+    }
     let report = ReportBuilder::new().add_testsuite(suite.build()).build();
     let mut buf = Vec::new();
     if let Err(e) = report.write_xml(&mut buf) {
@@ -58,5 +75,6 @@ mod tests {
     fn control_characters_are_removed() {
         assert_eq!(xml_safe("a\u{0}b\u{1b}[31mc\td\n"), "ab[31mc\td\n");
         assert_eq!(xml_safe("日本 ]]> <x>"), "日本 ]]> <x>");
+        assert_eq!(cdata_safe("a]]>b"), "a]]]]><![CDATA[>b");
     }
 }

@@ -1,7 +1,9 @@
 //! Reports written into `reports/<run-id>/`: `junit.xml`, `results.json`,
-//! `history.json`, and the summary printed on the terminal.
+//! `history.json`, `report.html`, and the summary printed on the terminal.
 
+mod html;
 mod junit;
+mod logs;
 mod terminal;
 
 use std::path::Path;
@@ -10,6 +12,7 @@ use harness_model::history::History;
 use harness_model::results::RunResults;
 
 pub use junit::junit_xml;
+pub use logs::LogTail;
 pub use terminal::summary;
 
 /// Writes every report file; returns the first error with the file it concerns.
@@ -24,8 +27,20 @@ pub fn write_all(dir: &Path, results: &RunResults, history: Option<&History>) ->
     if let Some(h) = history {
         write("history.json", json(h))?;
     }
-    write("junit.xml", junit_xml(results))?;
+    let tails = logs::tails(&dir.join("logs"));
+    write("junit.xml", junit_xml(results, &tails))?;
+    // The page is drawn from every corner of the run's data; a bug there must not
+    // take the other reports (or the run) down with it.
+    let page = std::panic::catch_unwind(|| html::render(&html::Input::from_dir(dir, results, history, tails)))
+        .unwrap_or_else(|_| html::fallback(results));
+    write("report.html", page.into_bytes())?;
     Ok(())
+}
+
+/// The HTML report of a run whose report folder is `dir` (scenario text and service
+/// logs are read from there).
+pub fn html_report(dir: &Path, results: &RunResults, history: Option<&History>) -> String {
+    html::render(&html::Input::from_dir(dir, results, history, logs::tails(&dir.join("logs"))))
 }
 
 mod erased {

@@ -13,6 +13,7 @@ use harness_model::workload::plan;
 use super::clock::Clock;
 use super::{Progress, SETTLE};
 use crate::env::LocalEnv;
+use crate::fault;
 use crate::observe::{list_outputs, Observers};
 use crate::services::processor::ProcessorSpec;
 use crate::services::s3::s3_client;
@@ -77,11 +78,36 @@ pub(super) async fn exercise(
     let t_workload = Instant::now();
     let uploads = run_uploads(s3.clone(), ep.source_bucket.clone(), plan(w, scenario.seed), w.concurrency, clock, counters.clone());
     let ticker = AbortOnDrop(tokio::spawn(ticker(progress.clone(), counters.clone(), observers.observed.clone(), w.images)));
-    let (uploaded, failed) = uploads.await;
+    // The fault schedule runs alongside the uploads; it borrows the environment
+    // (to stop, pause and restart services) while the uploads only need S3.
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let uploads = async {
+        let r = uploads.await;
+        let finished = clock.now();
+        let _ = done_tx.send(true);
+        (r, finished)
+    };
+    let say = {
+        let p = progress.clone();
+        move |m: &str| p.say(m)
+    };
+    let schedule = fault::run_schedule(
+        env,
+        fault::ScheduleInputs {
+            faults: &scenario.faults,
+            clock,
+            workload_started: t_workload,
+            uploads: counters.clone(),
+            workload_done: done_rx,
+            say: &say,
+        },
+    );
+    let (((uploaded, failed), finished), windows) = tokio::join!(uploads, schedule);
     drop(ticker);
     history.uploads = uploaded;
     history.upload_failures = failed;
-    history.workload_finished = clock.now();
+    history.workload_finished = finished;
+    history.faults = windows;
     let workload_seconds = t_workload.elapsed().as_secs_f64();
 
     progress.say(&format!(

@@ -14,10 +14,10 @@ use harness_model::exit::ExitCode;
 use harness_model::history::History;
 use harness_model::metrics::{self, Metrics};
 use harness_model::results::{Counts, EnvironmentInfo, ReadySeconds, RunResults, ScenarioInfo, ServiceVersion, Timings};
-use harness_model::scenario::Scenario;
+use harness_model::scenario::{Expectation, Misconfiguration, Scenario};
 use harness_model::verdict::{judge, overall, ExpectationResult, Verdict};
 
-use crate::env::{EnvSpec, LocalEnv};
+use crate::env::{EnvError, EnvSpec, LocalEnv};
 use crate::report;
 use crate::services::provision;
 pub use progress::Progress;
@@ -64,6 +64,15 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         let p = ctx.progress.clone();
         move |m: &str| p.say(m)
     };
+    // A killed run may have left faults unhealed; heal them before starting.
+    for h in crate::fault::journal::heal_leftovers(&opts.reports_root) {
+        ctx.progress.say(&format!(
+            "healed the leftovers of killed run {}: {} processes killed, {} data dirs removed",
+            h.run_dir.display(),
+            h.processes_killed,
+            h.data_dirs_removed
+        ));
+    }
     let t = Instant::now();
     let toolchain = tokio::select! {
         r = provision::provision(&say) => r,
@@ -75,6 +84,14 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     };
     ctx.timings.provision_seconds = t.elapsed().as_secs_f64();
 
+    // A misconfiguration on purpose: MinIO's Kafka target gets an HTTP port.
+    let wrong_port = match scenario.environment.misconfigure {
+        Some(Misconfiguration::WrongListenerPort) => match crate::fault::HttpDecoy::start().await {
+            Ok(d) => Some(d),
+            Err(e) => return ctx.aborted(Abort::Environment(format!("starting the HTTP decoy for wrong_listener_port: {e}"))),
+        },
+        None => None,
+    };
     ctx.progress.say("starting Kafka and MinIO");
     let spec = EnvSpec {
         run_dir: ctx.report_dir.clone(),
@@ -86,6 +103,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         minio_queue_dir: scenario.environment.minio_queue_dir,
         minio_sync_events: scenario.environment.minio_sync_events,
         ready_timeout: scenario.environment.ready_timeout,
+        minio_kafka_address: wrong_port.as_ref().map(|w| w.address()),
     };
     let started_env = tokio::select! {
         r = LocalEnv::start(spec, &toolchain, &say) => r,
@@ -93,6 +111,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     };
     let mut env = match started_env {
         Ok(env) => env,
+        Err(e) if scenario.expectations.contains(&Expectation::MisconfigurationReported) => {
+            let address = wrong_port.as_ref().map(|w| w.address()).unwrap_or_default();
+            let named = matches!(&e, EnvError::Canary { diagnosis: Some(d), .. } if !address.is_empty() && d.contains(&address));
+            return ctx.diagnosed(e.to_string(), named);
+        }
         Err(e) => return ctx.aborted(Abort::Environment(e.to_string())),
     };
     let rt = env.ready_timings();
@@ -114,6 +137,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     if let Err(e) = env.shutdown(opts.keep).await {
         ctx.progress.say(&format!("teardown: {e}"));
     }
+    // Everything the faults touched is gone with the environment.
+    crate::fault::journal::close(&ctx.report_dir);
     match exercised {
         None => ctx.aborted(Abort::Interrupted),
         Some(Err(e)) => ctx.aborted(Abort::Environment(e)),
@@ -175,6 +200,31 @@ impl Context<'_> {
         outcome
     }
 
+    /// The environment failed as a misconfiguration on purpose should make it fail:
+    /// the run passes when the harness's diagnosis named the misconfigured address.
+    fn diagnosed(self, err: String, named: bool) -> RunOutcome {
+        self.progress.say(&format!("environment failed as expected: {err}"));
+        let verdicts = self
+            .scenario
+            .expectations
+            .iter()
+            .map(|e| {
+                let verdict = match e {
+                    Expectation::MisconfigurationReported if named => Verdict::Pass,
+                    Expectation::MisconfigurationReported => Verdict::Fail,
+                    _ => Verdict::Unknown,
+                };
+                let detail = if named || !matches!(e, Expectation::MisconfigurationReported) {
+                    err.clone()
+                } else {
+                    format!("the harness did not name the misconfigured address as the likely cause: {err}")
+                };
+                ExpectationResult { id: e.id(), expected: e.describe(), verdict, detail }
+            })
+            .collect();
+        self.finish(None, Ledger::default(), Metrics::default(), verdicts, Some(err))
+    }
+
     fn unknown_all(&self, why: &str) -> Vec<ExpectationResult> {
         self.scenario
             .expectations
@@ -233,12 +283,17 @@ impl Context<'_> {
             environment: self.env_info,
             findings: ledger.findings,
             ledger: ledger.entries,
+            faults: history.map(|h| h.faults.clone()).unwrap_or_default(),
         };
+        // The scenario copy comes first: report.html embeds the copy, not the original
+        // file, which may have changed since the run started.
+        if let Err(e) = std::fs::create_dir_all(&self.report_dir)
+            .and_then(|()| std::fs::write(self.report_dir.join("scenario.yaml"), &s.source_text))
+        {
+            eprintln!("error: could not copy the scenario into the reports: {e}");
+        }
         if let Err(e) = report::write_all(&self.report_dir, &results, history) {
             eprintln!("error: could not write reports: {e}");
-        }
-        if let Err(e) = std::fs::write(self.report_dir.join("scenario.yaml"), &s.source_text) {
-            eprintln!("error: could not copy the scenario into the reports: {e}");
         }
         RunOutcome { results, report_dir: self.report_dir, exit }
     }

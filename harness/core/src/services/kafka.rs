@@ -227,6 +227,45 @@ impl Kafka {
         })
     }
 
+    /// Starts the broker again on the same ports, config and data (no format),
+    /// after its process exited (a fault stopped or killed it), and waits for the
+    /// same produce/consume round trip as [`Kafka::start`]. Returns how long it took.
+    pub async fn restart(
+        &mut self,
+        group: &ProcessGroup,
+        cfg: &KafkaConfig,
+    ) -> Result<Duration, ServiceError> {
+        let started = Instant::now();
+        let config_dir = cfg.dir.join("config");
+        let mut args = jvm_args(&cfg.libs, &config_dir.join("log4j2.properties"));
+        args.push("kafka.Kafka".into());
+        args.push(config_dir.join("server.properties").display().to_string());
+        let spec = ChildSpec {
+            name: SERVICE.into(),
+            program: cfg.java.clone(),
+            args,
+            ..ChildSpec::default()
+        };
+        let mut process = group.spawn(&spec)?;
+        let bootstrap = self.ports.bootstrap();
+        let nonce = super::token::hex_token(8)
+            .map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?;
+        let ready = ready_or_exit(
+            &mut process,
+            SERVICE,
+            cfg.ready_timeout,
+            Duration::from_millis(200),
+            || round_trip(&bootstrap, &nonce),
+        )
+        .await;
+        if let Err(e) = ready {
+            let _ = process.kill().await;
+            return Err(e);
+        }
+        self.process = process;
+        Ok(started.elapsed())
+    }
+
     /// `127.0.0.1:<port>` for clients.
     pub fn bootstrap(&self) -> String {
         self.ports.bootstrap()

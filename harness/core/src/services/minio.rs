@@ -224,6 +224,47 @@ impl Minio {
         })
     }
 
+    /// Starts MinIO again on the same ports and data (nothing is wiped) after its
+    /// process exited (a fault stopped or killed it), and waits for the same
+    /// put/get/delete as [`Minio::start`]. Returns how long it took.
+    pub async fn restart(
+        &mut self,
+        group: &ProcessGroup,
+        cfg: &MinioConfig,
+    ) -> Result<Duration, ServiceError> {
+        let started = Instant::now();
+        let spec = ChildSpec {
+            name: SERVICE.into(),
+            program: cfg.bin.clone(),
+            args: minio_args(self.ports, &cfg.data_dir()),
+            env: minio_env(cfg),
+            env_remove_prefixes: vec!["MINIO_".into(), "_MINIO".into()],
+            cwd: Some(cfg.dir.clone()),
+        };
+        let mut process = group.spawn(&spec)?;
+        let key = format!(
+            "_harness/ready/{}",
+            super::token::hex_token(8)
+                .map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?
+        );
+        let client = self.client.clone();
+        let ready = ready_or_exit(
+            &mut process,
+            SERVICE,
+            cfg.ready_timeout,
+            Duration::from_millis(100),
+            || probe(&client, &key),
+        )
+        .await;
+        if let Err(e) = ready {
+            let _ = process.kill().await;
+            return Err(e);
+        }
+        let _ = self.client.delete_bucket().bucket(READY_BUCKET).send().await;
+        self.process = process;
+        Ok(started.elapsed())
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
         self.ports.endpoint()

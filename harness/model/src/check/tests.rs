@@ -256,3 +256,85 @@ mod props {
         }
     }
 }
+
+mod faults {
+    use super::*;
+    use crate::history::FaultWindow;
+
+    fn window(effect: Option<u64>, recovered: Option<u64>) -> FaultWindow {
+        FaultWindow {
+            index: 0,
+            kind: "broker_kill".into(),
+            target: "kafka".into(),
+            injected_at: 1_000,
+            effect_seen_at: effect,
+            proof: "produce failed".into(),
+            healed_at: Some(5_000_000),
+            recovered_at: recovered,
+        }
+    }
+
+    fn judged(h: &History, e: Expectation) -> (Verdict, String) {
+        let ledger = check(h, &spec());
+        let m = metrics::compute(&ledger);
+        let r = judge(&[e], h, &ledger, &m);
+        (r[0].verdict, r[0].detail.clone())
+    }
+
+    #[test]
+    fn a_fault_that_did_not_take_effect_makes_the_run_unknown_never_pass() {
+        let mut h = clean();
+        h.faults.push(window(None, Some(6_000_000)));
+        let (v, detail) = judged(&h, Expectation::FaultsTookEffect { planned: 1 });
+        assert_eq!(v, Verdict::Unknown, "{detail}");
+        assert!(detail.contains("never shown to take effect") && detail.contains("produce failed"), "{detail}");
+        let ledger = check(&h, &spec());
+        let m = metrics::compute(&ledger);
+        let all = judge(&[Expectation::ExactlyOnce, Expectation::FaultsTookEffect { planned: 1 }], &h, &ledger, &m);
+        assert_eq!(overall(&all), Verdict::Unknown);
+    }
+
+    #[test]
+    fn faults_must_be_injected_and_recover() {
+        let mut h = clean();
+        let (v, detail) = judged(&h, Expectation::FaultsTookEffect { planned: 1 });
+        assert_eq!(v, Verdict::Unknown, "not injected: {detail}");
+        h.faults.push(window(Some(2_000_000), None));
+        let (v, detail) = judged(&h, Expectation::FaultsTookEffect { planned: 1 });
+        assert_eq!(v, Verdict::Unknown, "{detail}");
+        assert!(detail.contains("not shown to recover"), "{detail}");
+        h.faults[0].recovered_at = Some(6_000_000);
+        let (v, detail) = judged(&h, Expectation::FaultsTookEffect { planned: 1 });
+        assert_eq!(v, Verdict::Pass, "{detail}");
+        assert!(detail.contains("recovered 1000ms after heal"), "{detail}");
+    }
+
+    #[test]
+    fn lost_notifications_are_counted_against_the_bounds_and_named() {
+        let mut h = clean();
+        h.events.retain(|e| e.key != "x+y.jpg");
+        let (v, detail) = judged(&h, Expectation::NotificationsLost { at_least: Some(1), at_most: None });
+        assert_eq!(v, Verdict::Pass, "{detail}");
+        assert!(detail.starts_with("1 of 3 uploads lost at the notification stage") && detail.contains("x+y.jpg"), "{detail}");
+        let (v, detail) = judged(&h, Expectation::NotificationsLost { at_least: Some(2), at_most: None });
+        assert_eq!(v, Verdict::Fail, "{detail}");
+        assert!(detail.contains("expected at least 2"), "{detail}");
+        let (v, _) = judged(&clean(), Expectation::NotificationsLost { at_least: Some(1), at_most: None });
+        assert_eq!(v, Verdict::Fail, "no damage detected is a failure when damage is expected");
+        let (v, _) = judged(&History::default(), Expectation::NotificationsLost { at_least: Some(1), at_most: None });
+        assert_eq!(v, Verdict::Unknown);
+    }
+
+    #[test]
+    fn uploads_refused_while_minio_was_down_are_expected() {
+        let mut h = clean();
+        h.faults.push(FaultWindow { kind: "minio_restart".into(), target: "minio".into(), ..window(Some(2_000_000), Some(6_000_000)) });
+        h.upload_failures.push(UploadFailure { key: "late.jpg".into(), error: "connection refused".into(), at: 3_000_000 });
+        let (v, detail) = verdict_of(&h);
+        assert_eq!(v, Verdict::Pass, "{detail}");
+        assert!(detail.contains("refused while MinIO was down"), "{detail}");
+        // Outside the window, a failure still makes exactly-once unjudgeable.
+        h.upload_failures[0].at = 60_000_000;
+        assert_eq!(verdict_of(&h).0, Verdict::Unknown);
+    }
+}

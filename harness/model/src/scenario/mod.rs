@@ -4,6 +4,7 @@
 //! `scenarios/x.yaml:12: workload.rate: expected "<number>/s" (e.g. "50/s"), got "fast"`.
 
 mod error;
+pub mod faults;
 mod names;
 mod raw;
 mod resolve;
@@ -17,7 +18,8 @@ use serde::Serialize;
 
 pub use error::{Problem, ScenarioError};
 pub use names::{BucketName, TopicName};
-pub use raw::{BuiltinName, EnvKind, KeyStyle, RawScenario};
+pub use faults::{FaultSpec, FaultStart};
+pub use raw::{BuiltinName, EnvKind, FaultKind, KeyStyle, Misconfiguration, RawScenario};
 pub use units::{Format, ImageSize, Rate};
 
 /// A validated scenario: everything the engine needs, with defaults filled in.
@@ -34,6 +36,8 @@ pub struct Scenario {
     pub workload: Workload,
     #[serde(with = "secs")]
     pub drain_timeout: Duration,
+    /// The fault schedule: explicit faults, then the random ones drawn from the seed.
+    pub faults: Vec<FaultSpec>,
     pub expectations: Vec<Expectation>,
     /// The file's text, kept for reports.
     #[serde(skip)]
@@ -48,6 +52,8 @@ pub struct Environment {
     pub minio_sync_events: bool,
     #[serde(with = "secs")]
     pub ready_timeout: Duration,
+    /// A misconfiguration the environment is started with on purpose.
+    pub misconfigure: Option<Misconfiguration>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -170,6 +176,19 @@ pub enum Expectation {
     Throughput {
         min_per_second: f64,
     },
+    /// Damage expected from a fault: how many uploads never had an event on the topic.
+    NotificationsLost {
+        at_least: Option<u32>,
+        at_most: Option<u32>,
+    },
+    /// Added to every scenario with faults: each fault was injected, proven by a probe
+    /// to take effect, healed, and proven healed. Unknown otherwise, never Fail.
+    FaultsTookEffect {
+        planned: u32,
+    },
+    /// The environment was misconfigured on purpose; the harness must say that
+    /// notifications never arrived and name the misconfigured address.
+    MisconfigurationReported,
 }
 
 impl Expectation {
@@ -179,6 +198,9 @@ impl Expectation {
             Expectation::ExactlyOnce => "exactly_once".to_string(),
             Expectation::Latency { stage, quantile, .. } => format!("latency.{}.{}", stage.key(), quantile.key()),
             Expectation::Throughput { .. } => "throughput.min".to_string(),
+            Expectation::NotificationsLost { .. } => "notifications_lost".to_string(),
+            Expectation::FaultsTookEffect { .. } => "faults.took_effect".to_string(),
+            Expectation::MisconfigurationReported => "misconfiguration_reported".to_string(),
         }
     }
 
@@ -190,6 +212,21 @@ impl Expectation {
                 format!("{} {} latency <= {}", quantile.key(), stage.label(), units::format_duration(*bound))
             }
             Expectation::Throughput { min_per_second } => format!("throughput >= {min_per_second}/s"),
+            Expectation::NotificationsLost { at_least, at_most } => {
+                let range = match (at_least, at_most) {
+                    (Some(lo), Some(hi)) => format!("between {lo} and {hi}"),
+                    (Some(lo), None) => format!("at least {lo}"),
+                    (None, Some(hi)) => format!("at most {hi}"),
+                    (None, None) => "any number of".to_string(),
+                };
+                format!("{range} uploads lost at the notification stage (no event on the topic), every one named")
+            }
+            Expectation::MisconfigurationReported => {
+                "the harness reports that notifications never arrived and names the misconfigured address".to_string()
+            }
+            Expectation::FaultsTookEffect { planned } => {
+                format!("each of the {planned} faults was injected, proven to take effect, healed and proven healed")
+            }
         }
     }
 }

@@ -36,6 +36,16 @@ pub struct RawScenario {
     pub workload: RawWorkload,
     #[serde(default)]
     pub drain: RawDrain,
+    /// Faults injected while the workload runs, each at a time or after a number of
+    /// uploads; see `harness::fault` kinds.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawFault>")]
+    pub faults: Vec<Spanned<RawFault>>,
+    /// A random fault schedule drawn from the seed: the same seed gives the same
+    /// schedule. Added after the faults listed in `faults`.
+    #[serde(default)]
+    #[schemars(with = "Option<RawRandomFaults>")]
+    pub random_faults: Option<Spanned<RawRandomFaults>>,
     /// What a correct run must show; at least one expectation.
     #[schemars(with = "RawExpect")]
     pub expect: Spanned<RawExpect>,
@@ -55,6 +65,17 @@ pub struct RawEnvironment {
     /// How long Kafka, MinIO and the canary event may take to be ready. Default 120s.
     #[serde(default)]
     pub ready_timeout: Option<Span>,
+    /// Start the environment misconfigured on purpose, as people do, to prove the
+    /// harness diagnoses it: `wrong_listener_port` points MinIO's Kafka target at a
+    /// port where an HTTP server answers instead of a Kafka listener.
+    #[serde(default)]
+    pub misconfigure: Option<Misconfiguration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Misconfiguration {
+    WrongListenerPort,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
@@ -179,6 +200,23 @@ pub struct RawExpect {
     pub latency: Option<RawLatency>,
     #[serde(default)]
     pub throughput: Option<RawThroughput>,
+    /// Damage a fault is expected to cause: uploads whose notification never reached
+    /// the events topic (lost at the notification stage), e.g. `{ at_least: 1 }`.
+    #[serde(default)]
+    pub notifications_lost: Option<RawCountBounds>,
+    /// With `environment.misconfigure`: the harness must report that notifications
+    /// never arrived and name the misconfigured address as the likely cause.
+    #[serde(default)]
+    pub misconfiguration_reported: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCountBounds {
+    #[serde(default)]
+    pub at_least: Option<u32>,
+    #[serde(default)]
+    pub at_most: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -215,4 +253,86 @@ pub struct RawPercentiles {
 pub struct RawThroughput {
     /// Minimum thumbnails per second over the steady part of the run.
     pub min: Rate,
+}
+
+/// The kinds of fault. Which of them an environment can inject is checked when the
+/// scenario is validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The broker gets SIGTERM (controlled shutdown) and is started again on the same
+    /// ports and data after `down_for`.
+    BrokerStop,
+    /// The broker gets SIGKILL and is started again after `down_for`.
+    BrokerKill,
+    /// The broker gets SIGSTOP and SIGCONT after `down_for`.
+    BrokerPause,
+    /// The processor gets SIGKILL; its supervisor starts it again.
+    ProcessorCrash,
+    /// MinIO gets SIGTERM and is started again on the same port and data after `down_for`.
+    MinioRestart,
+    /// MinIO gets SIGKILL and is started again after `down_for`.
+    MinioKill,
+    /// With `environment.minio.queue_dir: true`: the broker is killed, uploads go on
+    /// (MinIO queues their events), the queue dir's contents are wiped, the broker
+    /// comes back after `down_for`. The queued events are lost.
+    QueueDirLoss,
+    /// Network faults on a link (`minio->kafka`, `processor->kafka`,
+    /// `processor->minio`) through a TCP fault proxy.
+    Partition,
+    Latency,
+    Bandwidth,
+    ConnectionReset,
+    /// Three-broker cluster faults.
+    LeaderKill,
+    RollingRestart,
+    /// A second processor replica joins the consumer group (rebalance).
+    ProcessorJoin,
+}
+
+/// One fault of the schedule.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    pub kind: FaultKind,
+    /// What it is applied to: `kafka`, `minio`, `processor` (default: the kind's own).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Start, as time since the workload began (`4s`). Give `at` or `after_uploads`.
+    #[serde(default)]
+    pub at: Option<Span>,
+    /// Start, once this many uploads were acknowledged.
+    #[serde(default)]
+    pub after_uploads: Option<Count>,
+    /// How long the service stays down (or paused) before the harness heals it.
+    /// Default 5s; not for `processor_crash` (its supervisor restarts it).
+    #[serde(default)]
+    pub down_for: Option<Span>,
+}
+
+/// "Every 10-20 s, one of these faults", reproducible from the seed.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRandomFaults {
+    /// Kinds to pick from (uniformly, from the seed).
+    pub kinds: Vec<FaultKind>,
+    /// Gap between the start of one fault and the next, drawn from the seed.
+    pub every: RawSpanRange,
+    /// Start of the first fault. Default: `every.min`.
+    #[serde(default)]
+    pub first_at: Option<Span>,
+    /// How many faults at most. Default: as many as fit in the workload's planned
+    /// duration (images / rate).
+    #[serde(default)]
+    pub count: Option<Count>,
+    /// Outage of each fault. Default 5s.
+    #[serde(default)]
+    pub down_for: Option<Span>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpanRange {
+    pub min: Span,
+    pub max: Span,
 }

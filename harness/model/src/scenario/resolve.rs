@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
+use super::faults::{local_capability, random_schedule, resolve_fault, resolve_random};
 use super::raw::{BuiltinName, EnvKind, KeyStyle, RawPercentiles, RawScenario};
 use super::units::{Format, ImageSize};
 use super::{
@@ -147,12 +148,85 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
     if let Some(t) = e.throughput {
         expectations.push(Expectation::Throughput { min_per_second: t.min.per_second });
     }
+    if let Some(n) = e.notifications_lost {
+        if let (Some(lo), Some(hi)) = (n.at_least, n.at_most) {
+            if lo > hi {
+                return Err(problem(
+                    expect_loc,
+                    "expect.notifications_lost",
+                    format!("at_least ({lo}) is greater than at_most ({hi})"),
+                ));
+            }
+        }
+        if n.at_least.is_none() && n.at_most.is_none() {
+            return Err(problem(expect_loc, "expect.notifications_lost", "give `at_least`, `at_most` or both".into()));
+        }
+        expectations.push(Expectation::NotificationsLost { at_least: n.at_least, at_most: n.at_most });
+    }
+    let misconfigure = raw.environment.misconfigure;
+    match (misconfigure, e.misconfiguration_reported) {
+        (Some(_), Some(true)) if expectations.is_empty() => expectations.push(Expectation::MisconfigurationReported),
+        (Some(_), Some(true)) => {
+            return Err(problem(
+                expect_loc,
+                "expect",
+                "with `environment.misconfigure` no workload can run: expect only `misconfiguration_reported: true`".into(),
+            ))
+        }
+        (Some(_), _) => {
+            return Err(problem(
+                expect_loc,
+                "expect.misconfiguration_reported",
+                "`environment.misconfigure` is set: add `misconfiguration_reported: true`".into(),
+            ))
+        }
+        (None, Some(true)) => {
+            return Err(problem(
+                expect_loc,
+                "expect.misconfiguration_reported",
+                "needs `environment.misconfigure` (e.g. `wrong_listener_port`): nothing is misconfigured to report".into(),
+            ))
+        }
+        (None, _) => {}
+    }
     if expectations.is_empty() {
         return Err(problem(
             expect_loc,
             "expect",
-            "states no expectation; add at least one of `exactly_once: true`, `latency`, `throughput`".into(),
+            "states no expectation; add at least one of `exactly_once: true`, `latency`, `throughput`, \
+             `notifications_lost`"
+                .into(),
         ));
+    }
+
+    let environment = Environment {
+        kind,
+        events_partitions: raw.environment.kafka.partitions.map_or(3, |c| c.0),
+        minio_queue_dir: raw.environment.minio.queue_dir,
+        minio_sync_events: raw.environment.minio.sync_events,
+        ready_timeout: raw.environment.ready_timeout.map_or(Duration::from_secs(120), |s| s.0),
+        misconfigure,
+    };
+    let mut faults = Vec::new();
+    for (i, f) in raw.faults.into_iter().enumerate() {
+        let loc = f.referenced;
+        let spec = resolve_fault(i as u32, f.value).map_err(|(key, msg)| problem(loc, &format!("faults[{i}].{key}"), msg))?;
+        local_capability(spec.kind, &environment)
+            .map_err(|why| problem(loc, &format!("faults[{i}].kind"), format!("{}: {why}", spec.kind.key())))?;
+        faults.push(spec);
+    }
+    if let Some(r) = raw.random_faults {
+        let loc = r.referenced;
+        let random = resolve_random(r.value).map_err(|(key, msg)| problem(loc, &format!("random_faults.{key}"), msg))?;
+        for kind in &random.kinds {
+            local_capability(*kind, &environment)
+                .map_err(|why| problem(loc, "random_faults.kinds", format!("{}: {why}", kind.key())))?;
+        }
+        let horizon = Duration::from_secs_f64(f64::from(workload.images) / workload.rate.per_second);
+        faults.extend(random_schedule(&random, raw.seed.unwrap_or(1), horizon, faults.len() as u32));
+    }
+    if !faults.is_empty() {
+        expectations.push(Expectation::FaultsTookEffect { planned: faults.len() as u32 });
     }
 
     Ok(Scenario {
@@ -160,13 +234,8 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         description: raw.description,
         seed: raw.seed.unwrap_or(1),
         file: path.to_path_buf(),
-        environment: Environment {
-            kind,
-            events_partitions: raw.environment.kafka.partitions.map_or(3, |c| c.0),
-            minio_queue_dir: raw.environment.minio.queue_dir,
-            minio_sync_events: raw.environment.minio.sync_events,
-            ready_timeout: raw.environment.ready_timeout.map_or(Duration::from_secs(120), |s| s.0),
-        },
+        environment,
+        faults,
         pipeline,
         processor,
         workload,

@@ -1,0 +1,220 @@
+//! A fault as a value: [`inject`] applies it and returns the guard that heals it.
+
+use std::path::PathBuf;
+
+use harness_model::scenario::{FaultKind, FaultSpec};
+
+use super::FaultError;
+use crate::env::LocalEnv;
+
+/// What an applied fault changed, so that healing knows what to undo.
+#[derive(Debug)]
+enum Applied {
+    /// The broker's process ended (SIGTERM or SIGKILL); heal starts it again.
+    KafkaDown,
+    /// The broker is SIGSTOPped; heal sends SIGCONT.
+    KafkaPaused { pid: u32 },
+    /// MinIO's process ended; heal starts it again.
+    MinioDown,
+    /// The processor was SIGKILLed; its supervisor restarts it, nothing to undo.
+    ProcessorKilled { pid: u32 },
+}
+
+/// An applied fault. Call [`Injected::heal`]; healing twice is harmless. Dropping
+/// an unhealed guard (Ctrl-C, an error) resumes a paused broker at once; a service
+/// that was stopped stays stopped, and the environment's teardown removes it.
+#[derive(Debug)]
+pub struct Injected {
+    index: u32,
+    kind: FaultKind,
+    applied: Applied,
+    healed: bool,
+    /// For `processor_crash`: the exit the supervisor saw (proof).
+    pub exit_status: Option<String>,
+}
+
+/// Applies `spec` to the environment.
+pub async fn inject(env: &mut LocalEnv, spec: &FaultSpec) -> Result<Injected, FaultError> {
+    let kind = spec.kind;
+    let env_err = |what: &'static str| move |source| FaultError::Env { index: spec.index, kind: kind.key(), what, source };
+    let other = |what: String| FaultError::Other { index: spec.index, kind: kind.key(), what };
+    let (applied, exit_status) = match kind {
+        FaultKind::BrokerStop => {
+            let st = env.signal_kafka(libc::SIGTERM).await.map_err(env_err("stopping the broker"))?;
+            (Applied::KafkaDown, st)
+        }
+        FaultKind::BrokerKill | FaultKind::QueueDirLoss => {
+            let st = env.signal_kafka(libc::SIGKILL).await.map_err(env_err("killing the broker"))?;
+            (Applied::KafkaDown, st)
+        }
+        FaultKind::BrokerPause => {
+            let pid = env.kafka_pid().ok_or_else(|| other("the broker is not running".into()))?;
+            env.signal_kafka(libc::SIGSTOP).await.map_err(env_err("pausing the broker"))?;
+            (Applied::KafkaPaused { pid }, None)
+        }
+        FaultKind::MinioRestart => {
+            let st = env.signal_minio(libc::SIGTERM).await.map_err(env_err("stopping MinIO"))?;
+            (Applied::MinioDown, st)
+        }
+        FaultKind::MinioKill => {
+            let st = env.signal_minio(libc::SIGKILL).await.map_err(env_err("killing MinIO"))?;
+            (Applied::MinioDown, st)
+        }
+        FaultKind::ProcessorCrash => {
+            let status = env.processor_events().ok_or_else(|| other("no processor runs".into()))?;
+            let pid = status.borrow().pid.ok_or_else(|| other("the processor is not running (between restarts)".into()))?;
+            // SAFETY: kill has no memory-safety preconditions.
+            if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
+                return Err(other(format!("SIGKILL to pid {pid}: {}", std::io::Error::last_os_error())));
+            }
+            (Applied::ProcessorKilled { pid }, None)
+        }
+        other_kind => {
+            return Err(other(format!(
+                "{} cannot be injected by the local environment (validation should have rejected it)",
+                other_kind.key()
+            )))
+        }
+    };
+    Ok(Injected { index: spec.index, kind, applied, healed: false, exit_status })
+}
+
+impl Injected {
+    /// Undoes the fault: starts a stopped service again (on its ports and data),
+    /// resumes a paused one. Idempotent: a healed fault is left alone.
+    pub async fn heal(&mut self, env: &mut LocalEnv) -> Result<(), FaultError> {
+        if self.healed {
+            return Ok(());
+        }
+        let err = |what: &'static str| {
+            let (index, kind) = (self.index, self.kind.key());
+            move |source| FaultError::Env { index, kind, what, source }
+        };
+        match self.applied {
+            Applied::KafkaDown => {
+                env.restart_kafka().await.map_err(err("starting the broker again"))?;
+            }
+            Applied::KafkaPaused { .. } => {
+                env.signal_kafka(libc::SIGCONT).await.map_err(err("resuming the broker"))?;
+            }
+            Applied::MinioDown => {
+                env.restart_minio().await.map_err(err("starting MinIO again"))?;
+            }
+            Applied::ProcessorKilled { .. } => {}
+        }
+        self.healed = true;
+        Ok(())
+    }
+
+    pub fn is_healed(&self) -> bool {
+        self.healed
+    }
+
+    /// The pid the fault was applied to, where there is one.
+    pub fn pid(&self) -> Option<u32> {
+        match self.applied {
+            Applied::KafkaPaused { pid } | Applied::ProcessorKilled { pid } => Some(pid),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Injected {
+    fn drop(&mut self) {
+        if self.healed {
+            return;
+        }
+        if let Applied::KafkaPaused { pid } = self.applied {
+            // SAFETY: kill has no memory-safety preconditions. The pid is still
+            // ours: a stopped child cannot exit, so it cannot have been reaped.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+            self.healed = true;
+        }
+    }
+}
+
+/// Removes everything inside `dir` (not `dir` itself); returns how many files were
+/// removed. The queue_dir loss: MinIO treats a queued event whose file is gone as sent.
+pub fn wipe_dir_contents(dir: &PathBuf) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            removed += count_files(&path);
+            std::fs::remove_dir_all(&path)?;
+            std::fs::create_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn count_files(dir: &PathBuf) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(pid: u32) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        stat.rsplit(") ").next().unwrap().chars().next().unwrap()
+    }
+
+    /// The guard heals a pause on drop (Ctrl-C, an error), and explicitly; twice is harmless.
+    #[tokio::test]
+    async fn a_paused_process_is_resumed_when_the_guard_drops() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        let pause = || {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while state(pid) != 'T' {
+                assert!(std::time::Instant::now() < deadline, "did not stop");
+                std::thread::yield_now();
+            }
+            Injected { index: 0, kind: FaultKind::BrokerPause, applied: Applied::KafkaPaused { pid }, healed: false, exit_status: None }
+        };
+        let guard = pause();
+        assert!(!guard.is_healed());
+        drop(guard);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state(pid) == 'T' {
+            assert!(std::time::Instant::now() < deadline, "drop did not resume the process");
+            std::thread::yield_now();
+        }
+        let mut guard = pause();
+        guard.healed = true; // as after an explicit heal: drop must not touch it again
+        drop(guard);
+        assert_eq!(state(pid), 'T', "a healed guard does nothing on drop");
+        // SAFETY: as above.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn wiping_keeps_the_folders_and_counts_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("minio-kafka-1");
+        std::fs::create_dir_all(&sub).unwrap();
+        for i in 0..3 {
+            std::fs::write(sub.join(format!("{i}.event")), b"{}").unwrap();
+        }
+        std::fs::write(dir.path().join("top.event"), b"{}").unwrap();
+        assert_eq!(wipe_dir_contents(&dir.path().to_path_buf()).unwrap(), 4);
+        assert!(sub.is_dir(), "MinIO's target folder stays");
+        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 0);
+        assert_eq!(wipe_dir_contents(&dir.path().to_path_buf()).unwrap(), 0, "twice is harmless");
+    }
+}

@@ -1,0 +1,220 @@
+//! Runs a scenario's fault schedule alongside the workload, one fault at a time:
+//! wait for its start → apply → prove the effect → hold `down_for` → heal → prove
+//! the recovery → record its [`FaultWindow`].
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness_model::history::FaultWindow;
+use harness_model::scenario::{FaultKind, FaultSpec, FaultStart};
+use tokio::sync::watch;
+
+use super::guard::{inject, wipe_dir_contents};
+use super::journal;
+use super::probe::{kafka_probe, s3_probe};
+use crate::env::LocalEnv;
+use crate::run::clock::Clock;
+use crate::workload::UploadProgress;
+
+/// How long a probe may keep passing after injection before the fault counts as
+/// not taken effect.
+const EFFECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long traffic may take to come back after the heal.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(90);
+const POLL: Duration = Duration::from_millis(100);
+
+/// What the scheduler needs besides the environment.
+pub struct ScheduleInputs<'a> {
+    pub faults: &'a [FaultSpec],
+    pub clock: Clock,
+    /// When the workload began (fault starts are relative to it).
+    pub workload_started: Instant,
+    /// Acknowledged uploads so far (for `after_uploads`).
+    pub uploads: Arc<UploadProgress>,
+    /// Turns true when the workload has finished: faults not yet due are skipped.
+    pub workload_done: watch::Receiver<bool>,
+    pub say: &'a (dyn Fn(&str) + Sync),
+}
+
+/// Runs every fault in turn; returns the windows of the faults that were injected.
+/// A fault that could not be applied is recorded without an effect (Unknown).
+pub async fn run_schedule(env: &mut LocalEnv, mut inp: ScheduleInputs<'_>) -> Vec<FaultWindow> {
+    let mut windows = Vec::new();
+    for spec in inp.faults {
+        if !wait_for_start(spec, &mut inp).await {
+            (inp.say)(&format!("fault #{} {}: the workload ended before it was due; not injected", spec.index, spec.kind.key()));
+            continue;
+        }
+        windows.push(one_fault(env, spec, &inp).await);
+    }
+    windows
+}
+
+/// True when the start came; false when the workload finished first.
+async fn wait_for_start(spec: &FaultSpec, inp: &mut ScheduleInputs<'_>) -> bool {
+    loop {
+        let due = match spec.start {
+            FaultStart::At(at) => inp.workload_started.elapsed() >= at,
+            FaultStart::AfterUploads(n) => inp.uploads.acked.load(Ordering::Relaxed) >= u64::from(n),
+        };
+        if due {
+            return true;
+        }
+        if *inp.workload_done.borrow() {
+            return false;
+        }
+        let _ = tokio::time::timeout(POLL, inp.workload_done.changed()).await;
+    }
+}
+
+async fn one_fault(env: &mut LocalEnv, spec: &FaultSpec, inp: &ScheduleInputs<'_>) -> FaultWindow {
+    let clock = inp.clock;
+    let kind = spec.kind;
+    let mut w = FaultWindow {
+        index: spec.index,
+        kind: kind.key().to_string(),
+        target: spec.target.clone(),
+        injected_at: clock.now(),
+        effect_seen_at: None,
+        proof: String::new(),
+        healed_at: None,
+        recovered_at: None,
+    };
+    (inp.say)(&format!("fault #{} {} on {}: injecting", spec.index, kind.key(), spec.target));
+    let ep = env.endpoints().clone();
+    let s3 = crate::services::s3::s3_client(&ep.s3_endpoint, &ep.credentials);
+    let processor_before = env.processor_events().map(|rx| rx.borrow().clone());
+    let pids: Vec<u32> = env.services().iter().filter_map(|s| s.pid).collect();
+    let entry = journal::Entry { harness_pid: std::process::id(), index: spec.index, kind: kind.key().into(), pids };
+    if let Err(e) = journal::record(env.run_dir(), &entry) {
+        w.proof = format!("not applied: could not write the fault journal: {e}");
+        (inp.say)(&w.proof);
+        return w;
+    }
+    let t0 = Instant::now();
+    let mut guard = match inject(env, spec).await {
+        Ok(g) => g,
+        Err(e) => {
+            w.proof = format!("could not be applied: {e}");
+            (inp.say)(&w.proof);
+            return w;
+        }
+    };
+
+    // Proof of effect: the real client path fails (or the process is gone).
+    let probe_kafka = matches!(kind, FaultKind::BrokerStop | FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::QueueDirLoss);
+    let probe_minio = matches!(kind, FaultKind::MinioRestart | FaultKind::MinioKill);
+    if probe_kafka || probe_minio {
+        let deadline = Instant::now() + EFFECT_TIMEOUT;
+        loop {
+            let r = if probe_kafka { kafka_probe(&ep.kafka_bootstrap).await } else { s3_probe(&s3, &ep.source_bucket).await };
+            match r {
+                Err(failed) => {
+                    w.effect_seen_at = Some(clock.now());
+                    w.proof = format!("{}{failed}", guard.exit_status.as_ref().map(|s| format!("process {s}; ")).unwrap_or_default());
+                    break;
+                }
+                Ok(passed) if Instant::now() >= deadline => {
+                    w.proof = format!("the fault did not take effect: {passed} {}s after injection", EFFECT_TIMEOUT.as_secs());
+                    break;
+                }
+                Ok(_) => tokio::time::sleep(POLL).await,
+            }
+        }
+    } else if kind == FaultKind::ProcessorCrash {
+        let pid = guard.pid().unwrap_or(0);
+        let before = processor_before.map_or(0, |s| s.exits.len());
+        match env.processor_events() {
+            Some(mut rx) => {
+                let seen = tokio::time::timeout(EFFECT_TIMEOUT, rx.wait_for(|s| s.exits.len() > before && s.pid != Some(pid))).await;
+                match seen {
+                    Ok(Ok(st)) => {
+                        w.effect_seen_at = Some(clock.now());
+                        let exit = st.exits.last().map(|x| x.status.clone()).unwrap_or_default();
+                        w.proof = format!("processor pid {pid} gone ({exit}), seen by its supervisor");
+                    }
+                    _ => w.proof = format!("processor pid {pid} was sent SIGKILL but its supervisor saw no exit within {}s", EFFECT_TIMEOUT.as_secs()),
+                }
+            }
+            None => w.proof = "no processor status to observe".into(),
+        }
+    }
+
+    // queue_dir loss: the queued events are wiped while the broker is still down.
+    if kind == FaultKind::QueueDirLoss {
+        let hold = spec.down_for.saturating_sub(t0.elapsed());
+        tokio::time::sleep(hold).await;
+        match env.minio_queue_dir() {
+            Some(dir) => match wipe_dir_contents(&dir) {
+                Ok(0) => {
+                    w.effect_seen_at = None;
+                    w.proof = format!("{}; but the queue dir held no queued events to lose", w.proof);
+                }
+                Ok(n) => {
+                    w.effect_seen_at = w.effect_seen_at.map(|_| clock.now());
+                    w.proof = format!("{}; wiped {n} queued events from {}", w.proof, dir.display());
+                }
+                Err(e) => {
+                    w.effect_seen_at = None;
+                    w.proof = format!("{}; wiping {} failed: {e}", w.proof, dir.display());
+                }
+            },
+            None => w.proof = format!("{}; MinIO has no queue dir", w.proof),
+        }
+    } else {
+        tokio::time::sleep(spec.down_for.saturating_sub(t0.elapsed())).await;
+    }
+
+    (inp.say)(&format!("fault #{} {}: healing ({})", spec.index, kind.key(), w.proof));
+    // The heal's start is what counts: a restart's own wait is part of recovery.
+    let heal_started = clock.now();
+    match guard.heal(env).await {
+        Ok(()) => w.healed_at = Some(heal_started),
+        Err(e) => {
+            w.proof = format!("{}; heal failed: {e}", w.proof);
+            (inp.say)(&format!("fault #{}: heal failed: {e}", spec.index));
+            return w;
+        }
+    }
+
+    // Proof of recovery through the same path.
+    let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    loop {
+        let r = if probe_kafka {
+            kafka_probe(&ep.kafka_bootstrap).await
+        } else if probe_minio {
+            s3_probe(&s3, &ep.source_bucket).await
+        } else {
+            match env.processor_events() {
+                Some(rx) => {
+                    let st = rx.borrow().clone();
+                    match st.pid {
+                        Some(p) if Some(p) != guard.pid() => Ok(format!("the supervisor restarted the processor as pid {p}")),
+                        _ => Err("no replacement process yet".to_string()),
+                    }
+                }
+                None => Err("no processor status".into()),
+            }
+        };
+        match r {
+            Ok(ok) => {
+                w.recovered_at = Some(clock.now());
+                w.proof = format!("{}; after the heal: {ok}", w.proof);
+                break;
+            }
+            Err(e) if Instant::now() >= deadline => {
+                w.proof = format!("{}; not recovered {}s after the heal: {e}", w.proof, RECOVERY_TIMEOUT.as_secs());
+                break;
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+    (inp.say)(&format!(
+        "fault #{} {}: {}",
+        spec.index,
+        kind.key(),
+        if w.recovered_at.is_some() { "healed and recovered" } else { "did not recover" }
+    ));
+    w
+}
