@@ -5,7 +5,6 @@
 
 pub mod env;
 pub mod fault;
-mod errtext;
 pub mod observe;
 pub mod regress;
 pub mod report;

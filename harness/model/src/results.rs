@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::check::{Findings, LedgerEntry};
+use crate::history::History;
 use crate::history::FaultWindow;
 use crate::metrics::Metrics;
 use crate::verdict::{ExpectationResult, Verdict};
@@ -61,6 +62,27 @@ pub struct Counts {
     pub phantom_outputs: u64,
     pub invalid_outputs: u64,
     pub processor_restarts: u64,
+}
+
+impl Counts {
+    /// The counts of a recorded history and its findings. Harness-internal keys
+    /// (canary, probes) are not counted, as the checker does not count them.
+    pub fn from_history(h: &History, f: &Findings) -> Counts {
+        let ours = |k: &str| k.starts_with(crate::HARNESS_KEY_PREFIX);
+        Counts {
+            uploads: h.uploads.len() as u64,
+            upload_failures: h.upload_failures.len() as u64,
+            events: h.events.iter().filter(|e| !ours(&e.key)).count() as u64,
+            output_versions: h.outputs.iter().filter(|o| !ours(&o.key)).count() as u64,
+            lost_events: f.lost_events.len() as u64,
+            duplicate_events: f.duplicate_events.len() as u64,
+            lost_outputs: f.lost_outputs.len() as u64,
+            duplicate_outputs: f.duplicate_outputs.len() as u64,
+            phantom_outputs: f.phantom_outputs.len() as u64,
+            invalid_outputs: f.invalid_outputs.len() as u64,
+            processor_restarts: h.processor_exits.iter().filter(|x| x.restarted).count() as u64,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -33,7 +33,7 @@ pub async fn s3_probe(client: &aws_sdk_s3::Client, bucket: &str) -> Result<Strin
     let started = Instant::now();
     match tokio::time::timeout(PROBE_TIMEOUT, client.head_bucket().bucket(bucket).send()).await {
         Ok(Ok(_)) => Ok(format!("S3 HEAD {bucket} answered in {}ms", started.elapsed().as_millis())),
-        Ok(Err(e)) => Err(format!("S3 HEAD {bucket} failed: {}", crate::errtext::s3(&e))),
+        Ok(Err(e)) => Err(format!("S3 HEAD {bucket} failed: {}", crate::services::s3::describe_sdk_error(&e))),
         Err(_) => Err(format!("S3 HEAD {bucket}: no answer within {}ms", PROBE_TIMEOUT.as_millis())),
     }
 }

@@ -25,7 +25,7 @@ pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) ->
             .set_version_id_marker(version_marker.clone())
             .send()
             .await
-            .map_err(|e| format!("listing versions of bucket {bucket}: {}", crate::errtext::s3(&e)))?;
+            .map_err(|e| format!("listing versions of bucket {bucket}: {}", crate::services::s3::describe_sdk_error(&e)))?;
         for v in page.versions() {
             if let (Some(k), Some(id)) = (v.key(), v.version_id()) {
                 versions.push((k.to_string(), id.to_string(), v.size().unwrap_or(0).max(0) as u64));
@@ -69,7 +69,7 @@ async fn inspect(client: &Client, bucket: &str, key: &str, version_id: &str) -> 
     let got = client.get_object().bucket(bucket).key(key).version_id(version_id).send().await;
     let body = match got {
         Ok(o) => o.body.collect().await.map(|b| b.into_bytes()),
-        Err(e) => return Inspection::Unreadable { reason: crate::errtext::s3(&e) },
+        Err(e) => return Inspection::Unreadable { reason: crate::services::s3::describe_sdk_error(&e) },
     };
     let bytes = match body {
         Ok(b) => b,

@@ -51,7 +51,7 @@ pub(super) async fn exercise(
         .body(aws_sdk_s3::primitives::ByteStream::from_static(b"probe"))
         .send()
         .await
-        .map_err(|e| format!("writing a probe to bucket {}: {}", ep.target_bucket, crate::errtext::s3(&e)))?;
+        .map_err(|e| format!("writing a probe to bucket {}: {}", ep.target_bucket, crate::services::s3::describe_sdk_error(&e)))?;
     let live = observers
         .wait_for(OBSERVER_LIVE_TIMEOUT, |o| o.saw_event(&canary) && o.saw_output(&probe))
         .await;

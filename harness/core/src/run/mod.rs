@@ -243,20 +243,7 @@ impl Context<'_> {
     ) -> RunOutcome {
         let outcome_verdict = overall(&verdicts);
         let exit = if outcome_verdict == Verdict::Pass { ExitCode::Passed } else { ExitCode::ExpectationFailed };
-        let f = &ledger.findings;
-        let counts = history.map_or_else(Counts::default, |h| Counts {
-            uploads: h.uploads.len() as u64,
-            upload_failures: h.upload_failures.len() as u64,
-            events: h.events.iter().filter(|e| !e.key.starts_with(harness_model::HARNESS_KEY_PREFIX)).count() as u64,
-            output_versions: h.outputs.iter().filter(|o| !o.key.starts_with(harness_model::HARNESS_KEY_PREFIX)).count() as u64,
-            lost_events: f.lost_events.len() as u64,
-            duplicate_events: f.duplicate_events.len() as u64,
-            lost_outputs: f.lost_outputs.len() as u64,
-            duplicate_outputs: f.duplicate_outputs.len() as u64,
-            phantom_outputs: f.phantom_outputs.len() as u64,
-            invalid_outputs: f.invalid_outputs.len() as u64,
-            processor_restarts: h.processor_exits.iter().filter(|x| x.restarted).count() as u64,
-        });
+        let counts = history.map_or_else(Counts::default, |h| Counts::from_history(h, &ledger.findings));
         let s = self.scenario;
         let results = RunResults {
             schema_version: harness_model::results::SCHEMA_VERSION,

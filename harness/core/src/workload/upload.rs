@@ -100,7 +100,7 @@ async fn put(client: &Client, bucket: &str, img: GeneratedImage, scheduled_at: u
     let fail = |error: String| UploadFailure { key: p.key.clone(), error, at: clock.now() };
     match tokio::time::timeout(PUT_TIMEOUT, request).await {
         Err(_) => Err(fail(format!("no answer within {}s", PUT_TIMEOUT.as_secs()))),
-        Ok(Err(e)) => Err(fail(crate::errtext::s3(&e))),
+        Ok(Err(e)) => Err(fail(crate::services::s3::describe_sdk_error(&e))),
         Ok(Ok(out)) => Ok(Upload {
             key: p.key.clone(),
             etag: out.e_tag().unwrap_or_default().trim_matches('"').to_string(),
