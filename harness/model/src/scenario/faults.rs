@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::raw::{FaultKind, RawFault, RawRandomFaults};
+use super::raw::{EnvKind, FaultKind, RawFault, RawRandomFaults};
 use super::Environment;
 use crate::rng::Rng;
 
@@ -90,9 +90,22 @@ impl FaultKind {
             | FaultKind::RollingRestart => "kafka",
             FaultKind::MinioRestart | FaultKind::MinioKill => "minio",
             FaultKind::ProcessorCrash | FaultKind::ProcessorJoin => "processor",
-            FaultKind::Partition | FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset => {
-                "minio->kafka"
-            }
+            FaultKind::Partition => "kafka",
+            FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset => "minio->kafka",
+        }
+    }
+
+    /// Every target a fault of this kind may name (the first is the default).
+    pub fn targets(self) -> &'static [&'static str] {
+        match self {
+            // The service is cut off from the run's network: every link to it breaks.
+            FaultKind::Partition => &["kafka", "minio"],
+            _ => std::slice::from_ref(match self.target() {
+                "kafka" => &"kafka",
+                "minio" => &"minio",
+                "processor" => &"processor",
+                _ => &"minio->kafka",
+            }),
         }
     }
 
@@ -102,15 +115,26 @@ impl FaultKind {
     }
 }
 
-/// Whether the local environment (this version) can inject `kind` in `env`; the
-/// error says why not and what would make it possible.
-pub fn local_capability(kind: FaultKind, env: &Environment) -> Result<(), String> {
-    let injectable = injectable_locally();
+/// Whether the scenario's environment (this version) can inject `kind` in `env`;
+/// the error says why not and what would make it possible.
+pub fn capability(kind: FaultKind, env: &Environment) -> Result<(), String> {
+    match env.kind {
+        EnvKind::Local => local_capability(kind, env),
+        EnvKind::Containers => containers_capability(kind, env),
+        EnvKind::Kubernetes => Err("the kubernetes environment cannot inject faults in this version".into()),
+    }
+}
+
+fn local_capability(kind: FaultKind, env: &Environment) -> Result<(), String> {
+    let injectable = list(LOCAL);
     match kind {
-        FaultKind::QueueDirLoss if !env.minio_queue_dir => Err(
-            "needs a queue dir to lose: set `environment.minio.queue_dir: true`".to_string(),
-        ),
-        FaultKind::Partition | FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset => Err(format!(
+        FaultKind::QueueDirLoss if !env.minio_queue_dir => Err(QUEUE_DIR_NEEDED.to_string()),
+        FaultKind::Partition => Err(format!(
+            "cannot be injected by the local environment of this version (it needs the TCP fault proxy, \
+             which is not built yet); use `environment.kind: containers`, which disconnects the service \
+             from the run's network; injectable here: {injectable}"
+        )),
+        FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset => Err(format!(
             "cannot be injected by the local environment of this version: network faults need the TCP fault \
              proxy, which is not built yet; injectable here: {injectable}"
         )),
@@ -126,20 +150,42 @@ pub fn local_capability(kind: FaultKind, env: &Environment) -> Result<(), String
     }
 }
 
-fn injectable_locally() -> String {
-    [
-        FaultKind::BrokerStop,
-        FaultKind::BrokerKill,
-        FaultKind::BrokerPause,
-        FaultKind::ProcessorCrash,
-        FaultKind::MinioRestart,
-        FaultKind::MinioKill,
-        FaultKind::QueueDirLoss,
-    ]
-    .iter()
-    .map(|k| k.key())
-    .collect::<Vec<_>>()
-    .join(", ")
+fn containers_capability(kind: FaultKind, env: &Environment) -> Result<(), String> {
+    match kind {
+        FaultKind::QueueDirLoss if !env.minio_queue_dir => Err(QUEUE_DIR_NEEDED.to_string()),
+        k if CONTAINERS.contains(&k) => Ok(()),
+        _ => Err(format!(
+            "cannot be injected by the containers environment of this version; injectable there: {}",
+            list(CONTAINERS)
+        )),
+    }
+}
+
+const QUEUE_DIR_NEEDED: &str = "needs a queue dir to lose: set `environment.minio.queue_dir: true`";
+
+const LOCAL: &[FaultKind] = &[
+    FaultKind::BrokerStop,
+    FaultKind::BrokerKill,
+    FaultKind::BrokerPause,
+    FaultKind::ProcessorCrash,
+    FaultKind::MinioRestart,
+    FaultKind::MinioKill,
+    FaultKind::QueueDirLoss,
+];
+
+const CONTAINERS: &[FaultKind] = &[
+    FaultKind::BrokerStop,
+    FaultKind::BrokerKill,
+    FaultKind::BrokerPause,
+    FaultKind::ProcessorCrash,
+    FaultKind::MinioRestart,
+    FaultKind::MinioKill,
+    FaultKind::QueueDirLoss,
+    FaultKind::Partition,
+];
+
+fn list(kinds: &[FaultKind]) -> String {
+    kinds.iter().map(|k| k.key()).collect::<Vec<_>>().join(", ")
 }
 
 /// An explicit fault, checked; `Err((key, message))` names the offending key.
@@ -147,12 +193,10 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
     let kind = raw.kind;
     let target = match raw.target {
         None => kind.target().to_string(),
-        Some(t) if t == kind.target() => t,
+        Some(t) if kind.targets().contains(&t.as_str()) => t,
         Some(t) => {
-            return Err((
-                "target",
-                format!("{} applies to {:?}, not {t:?} (services: kafka, minio, processor)", kind.key(), kind.target()),
-            ))
+            let allowed = kind.targets().iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(" or ");
+            return Err(("target", format!("{} applies to {allowed}, not {t:?}", kind.key())));
         }
     };
     let start = match (raw.at, raw.after_uploads) {

@@ -44,6 +44,36 @@ pub struct Scenario {
     pub source_text: String,
 }
 
+impl Scenario {
+    /// The same scenario on another kind of environment (`harness run --env`), checked
+    /// as if the file had said so: a fault or misconfiguration that environment cannot
+    /// provide is an error naming the file and the key.
+    pub fn on_environment(mut self, kind: EnvKind) -> Result<Scenario, ScenarioError> {
+        let problem = |path: String, message: String| {
+            ScenarioError::Invalid(Problem { file: self.file.display().to_string(), line: None, path, message })
+        };
+        let name = match kind {
+            EnvKind::Local => "local",
+            EnvKind::Containers => "containers",
+            EnvKind::Kubernetes => {
+                return Err(problem("environment.kind".into(), "`kubernetes` is not available in this version of the harness; available: local, containers".into()))
+            }
+        };
+        if kind == EnvKind::Containers && self.environment.misconfigure.is_some() {
+            return Err(problem(
+                "environment.misconfigure".into(),
+                "is supported by the local environment only in this version; run it without `--env containers`".into(),
+            ));
+        }
+        self.environment.kind = kind;
+        for spec in &self.faults {
+            faults::capability(spec.kind, &self.environment)
+                .map_err(|why| problem(format!("faults[{}].kind", spec.index), format!("{} (with --env {name}): {why}", spec.kind.key())))?;
+        }
+        Ok(self)
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Environment {
     pub kind: EnvKind,

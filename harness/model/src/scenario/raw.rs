@@ -54,7 +54,8 @@ pub struct RawScenario {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvironment {
-    /// Where the services run. Default `local` (child processes on 127.0.0.1).
+    /// Where the services run: `local` (default; child processes on 127.0.0.1) or
+    /// `containers` (testcontainers against the engine `DOCKER_HOST` names).
     #[serde(default)]
     #[schemars(with = "Option<EnvKind>")]
     pub kind: Option<Spanned<EnvKind>>,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::faults::{local_capability, random_schedule, resolve_fault, resolve_random};
+use super::faults::{capability, random_schedule, resolve_fault, resolve_random};
 use super::raw::{BuiltinName, EnvKind, KeyStyle, RawPercentiles, RawScenario};
 use super::units::{Format, ImageSize};
 use super::{
@@ -35,21 +35,30 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         ScenarioError::Invalid(Problem { file: file.clone(), line: Some(loc.line()), path: key.to_string(), message })
     };
 
+    let kind_loc = raw.environment.kind.as_ref().map(|k| k.referenced);
     let kind = match raw.environment.kind {
         None => EnvKind::Local,
         Some(Spanned { value: EnvKind::Local, .. }) => EnvKind::Local,
-        Some(Spanned { value, referenced, .. }) => {
-            let (name, issue) = match value {
-                EnvKind::Containers => ("containers", "the containers environment"),
-                _ => ("kubernetes", "the kubernetes environment"),
-            };
+        Some(Spanned { value: EnvKind::Containers, .. }) => EnvKind::Containers,
+        Some(Spanned { value: EnvKind::Kubernetes, referenced, .. }) => {
             return Err(problem(
                 referenced,
                 "environment.kind",
-                format!("`{name}` is not available in this version of the harness ({issue} is planned); available: local"),
+                "`kubernetes` is not available in this version of the harness (the kubernetes environment \
+                 is planned); available: local, containers"
+                    .into(),
             ));
         }
     };
+    if kind == EnvKind::Containers {
+        if let (Some(_), Some(loc)) = (raw.environment.misconfigure, kind_loc) {
+            return Err(problem(
+                loc,
+                "environment.misconfigure",
+                "is supported by the local environment only in this version; remove it or use `kind: local`".into(),
+            ));
+        }
+    }
 
     let target_loc = raw.pipeline.target_bucket.as_ref().map(|s| s.referenced);
     let pipeline = Pipeline {
@@ -132,9 +141,8 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
     let expect_loc = raw.expect.referenced;
     let e = raw.expect.value;
     let mut expectations = Vec::new();
-    match e.exactly_once {
-        Some(true) => expectations.push(Expectation::ExactlyOnce),
-        Some(false) | None => {}
+    if e.exactly_once == Some(true) {
+        expectations.push(Expectation::ExactlyOnce);
     }
     if let Some(lat) = e.latency {
         for (stage, pct) in [
@@ -211,7 +219,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
     for (i, f) in raw.faults.into_iter().enumerate() {
         let loc = f.referenced;
         let spec = resolve_fault(i as u32, f.value).map_err(|(key, msg)| problem(loc, &format!("faults[{i}].{key}"), msg))?;
-        local_capability(spec.kind, &environment)
+        capability(spec.kind, &environment)
             .map_err(|why| problem(loc, &format!("faults[{i}].kind"), format!("{}: {why}", spec.kind.key())))?;
         faults.push(spec);
     }
@@ -219,7 +227,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         let loc = r.referenced;
         let random = resolve_random(r.value).map_err(|(key, msg)| problem(loc, &format!("random_faults.{key}"), msg))?;
         for kind in &random.kinds {
-            local_capability(*kind, &environment)
+            capability(*kind, &environment)
                 .map_err(|why| problem(loc, "random_faults.kinds", format!("{}: {why}", kind.key())))?;
         }
         let horizon = Duration::from_secs_f64(f64::from(workload.images) / workload.rate.per_second);

@@ -106,7 +106,7 @@ impl FromStr for Span {
             "h" => n * 3600.0,
             _ => return Err(bad()),
         };
-        if !secs.is_finite() || secs < 0.0 || secs > 7.0 * 86400.0 {
+        if !secs.is_finite() || !(0.0..=7.0 * 86400.0).contains(&secs) {
             return Err(format!("duration out of range (0 to 7 days), got {s:?}"));
         }
         Ok(Span(Duration::from_secs_f64(secs)))
