@@ -5,27 +5,34 @@
 //! harness killed mid-outage); the others are ignored here for CI's time budget and
 //! run by `ci/faults`, which includes the ignored ones.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{harness, only_run_dir, processes_mentioning, read_json, repo, serial};
+use crate::util::{harness, only_run_dir, processes_mentioning, read_json, repo, serial, spawn_until};
 
-struct Run {
-    code: i32,
-    stderr: String,
-    dir: PathBuf,
-    results: Value,
+pub(crate) struct Run {
+    pub code: i32,
+    pub stderr: String,
+    pub dir: PathBuf,
+    pub results: Value,
     _reports: tempfile::TempDir,
 }
 
 fn run(file: &str) -> Run {
+    run_with(&[], file)
+}
+
+/// `harness run [extra…] --reports <tmp> FILE`, one at a time; asserts no process of
+/// the run is left.
+pub(crate) fn run_with(extra: &[&str], file: &str) -> Run {
     let _one_at_a_time = serial();
     let reports = tempfile::tempdir().unwrap();
-    let out = harness(&["run", "--reports", reports.path().to_str().unwrap(), file], &[]);
+    let mut args = vec!["run"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--reports", reports.path().to_str().unwrap(), file]);
+    let out = harness(&args, &[]);
     let dir = only_run_dir(reports.path());
     let results = read_json(&dir.join("results.json"));
     let leftovers = processes_mentioning(&dir.display().to_string());
@@ -34,11 +41,11 @@ fn run(file: &str) -> Run {
 }
 
 impl Run {
-    fn explain(&self) -> String {
+    pub(crate) fn explain(&self) -> String {
         let tail: Vec<&str> = self.stderr.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
         format!("exit {}\nexpectations: {:#}\nfaults: {:#}\nstderr (end):\n{}", self.code, self.results["expectations"], self.results["faults"], tail.join("\n"))
     }
-    fn verdict(&self, id: &str) -> (String, String) {
+    pub(crate) fn verdict(&self, id: &str) -> (String, String) {
         let e = self.results["expectations"]
             .as_array()
             .unwrap()
@@ -73,7 +80,7 @@ impl Run {
 
     /// Every fault window: effect proven after injection, healed, recovered after
     /// the heal, in that order; the proof says what the probe saw.
-    fn assert_faults_proven(&self, kinds: &[&str], proof_says: &[&str]) {
+    pub(crate) fn assert_faults_proven(&self, kinds: &[&str], proof_says: &[&str]) {
         let faults = self.faults();
         let got: Vec<&str> = faults.iter().map(|f| f["kind"].as_str().unwrap()).collect();
         assert_eq!(got, kinds, "{}", self.explain());
@@ -107,7 +114,9 @@ fn validate_rejects_a_fault_the_environment_cannot_inject() {
     let text = format!("{}{}", out.stdout, out.stderr);
     assert_eq!(out.code, 2, "{text}");
     assert!(
-        text.contains("faults[0].kind: partition: cannot be injected by the local environment") && text.contains("broker_kill"),
+        text.contains("faults[0].kind: partition: cannot be injected by the local environment")
+            && text.contains("broker_kill")
+            && text.contains("environment.kind: containers"),
         "{text}"
     );
 }
@@ -159,28 +168,13 @@ fn queue_dir_loss_is_detected_and_every_lost_key_named() {
 fn killing_the_harness_during_a_broker_outage_leaves_no_process() {
     let _one_at_a_time = serial();
     let reports = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["run", "--reports", reports.path().to_str().unwrap(), "scenarios/faults/broker-pause.yaml"])
-        .current_dir(repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let mut seen = Vec::new();
-    for line in stderr.lines() {
-        let line = line.unwrap_or_default();
-        let healing = line.contains("fault #0 broker_pause: healing");
-        seen.push(line);
-        // Mid-outage: the pause is proven and not yet healed.
-        if healing || Instant::now() > deadline {
-            break;
-        }
-        if seen.last().is_some_and(|l| l.contains("fault #0 broker_pause on kafka: injecting")) {
-            std::thread::sleep(Duration::from_millis(1500));
-            break;
-        }
+    let args = ["run", "--reports", reports.path().to_str().unwrap(), "scenarios/faults/broker-pause.yaml"];
+    // Mid-outage: the pause is injected and not yet healed.
+    let (mut child, seen) = spawn_until(&args, Duration::from_secs(240), |l| {
+        l.contains("fault #0 broker_pause: healing") || l.contains("fault #0 broker_pause on kafka: injecting")
+    });
+    if seen.last().is_some_and(|l| l.contains("injecting")) {
+        std::thread::sleep(Duration::from_millis(1500));
     }
     assert!(seen.iter().any(|l| l.contains("broker_pause on kafka: injecting")), "never reached the fault:\n{}", seen.join("\n"));
     child.kill().unwrap();

@@ -6,8 +6,11 @@
 //!   the Python packages `ci/setup` installs for the student processor.
 //! - `faults`: fault injection against real Kafka and MinIO: each fault proven to
 //!   take effect and heal, verdicts as the scenario expects; `ci/faults` runs all.
+//! - `containers`: the same scenarios on the containers environment (a Docker-API
+//!   engine: `ci/podman` starts podman's here and `ci/test` sets `DOCKER_HOST`).
 
 mod cli;
+mod containers;
 mod e2e;
 mod faults;
 mod util;

@@ -34,6 +34,32 @@ pub fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Starts the harness with `args` and reads its stderr until a line satisfies `stop`
+/// (or the stream ends, or `timeout` passes). Returns the running child and the lines
+/// read; the caller decides what to do with it (kill it mid-run, typically).
+pub fn spawn_until(args: &[&str], timeout: std::time::Duration, stop: impl Fn(&str) -> bool) -> (std::process::Child, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the harness binary");
+    let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let deadline = std::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap_or_default();
+        let done = stop(&line);
+        seen.push(line);
+        if done || std::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    (child, seen)
+}
+
 /// The single run folder a `harness run --reports DIR` created.
 pub fn only_run_dir(reports: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(reports)

@@ -35,6 +35,7 @@ enum Command {
   harness run --keep scenarios/smoke.yaml       # keep Kafka/MinIO data for debugging
   harness run --reports /tmp/out scenarios/*.yaml
   harness run --repeat 5 a.yaml b.yaml           # a b a b …, then medians with CIs
+  harness run --env containers scenarios/smoke.yaml   # the same scenario on containers
 
 Each run writes reports/<run-id>/: junit.xml, results.json, history.json, scenario.yaml
 and logs/ (Kafka, MinIO, processor).
@@ -57,6 +58,10 @@ Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario
         /// and print medians with confidence intervals (for `harness compare`).
         #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
+        /// Run on this environment instead of the one the file names (`local`, or
+        /// `containers` through the engine DOCKER_HOST names).
+        #[arg(long, value_name = "KIND", value_parser = parse_env_kind)]
+        env: Option<scenario::EnvKind>,
     },
     /// Decide whether CURRENT runs regressed against BASELINE runs (throughput, latency).
     #[command(after_help = compare::COMPARE_HELP)]
@@ -68,10 +73,13 @@ Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario
   harness export --format gab-smaller reports/ > latency.json     # customSmallerIsBetter")]
     Export(compare::ExportArgs),
     /// Check scenario files without running them.
-    #[command(after_help = "Example:\n  harness validate scenarios/*.yaml")]
+    #[command(after_help = "Examples:\n  harness validate scenarios/*.yaml\n  harness validate --env containers scenarios/faults/*.yaml")]
     Validate {
         #[arg(required = true, value_name = "SCENARIO")]
         files: Vec<PathBuf>,
+        /// Check as if the files named this environment (`local` or `containers`).
+        #[arg(long, value_name = "KIND", value_parser = parse_env_kind)]
+        env: Option<scenario::EnvKind>,
     },
     /// Print the JSON Schema of scenario files (committed as scenarios/schema.json).
     Schema,
@@ -79,12 +87,34 @@ Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario
     #[command(after_help = "Cache: $HARNESS_CACHE_DIR, else $XDG_CACHE_HOME/harness, else ~/.cache/harness.
 Use an extracted Kafka release with KAFKA_HOME, or a MinIO binary with MINIO_BIN.")]
     Provision,
+    /// Build the containers environment's images (Kafka, MinIO, processor) in the container engine.
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// Run the reference processor (reads the processor contract's environment variables).
     #[command(after_help = "Environment: KAFKA_BOOTSTRAP_SERVERS KAFKA_TOPIC KAFKA_GROUP_ID S3_ENDPOINT
 AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION SOURCE_BUCKET TARGET_BUCKET THUMBNAIL_WIDTH
 [PROCESSOR_CONCURRENCY]
 Test knob: PROCESSOR_SLOWDOWN_PERCENT=N burns N % extra CPU time per image (regression-gate A/B runs).")]
     Processor,
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Provision, then build whichever images are missing and print the three references.
+    #[command(after_help = "Example:
+  ci/podman                      # here: starts podman's Docker-compatible service
+  export DOCKER_HOST=unix:///run/harness/podman.sock
+  harness images build
+
+The engine is the one DOCKER_HOST names (default unix:///var/run/docker.sock): Docker, or
+podman's compatible service. Images are tagged by a hash of their contents, so an image that
+exists is reused. The first build makes a Debian root filesystem with debootstrap (needs root),
+cached in <cache>/images/.
+
+Exit codes: 0 built or already there · 3 provisioning, the engine or a build failed")]
+    Build,
+    /// List the images `harness images build` made (label io.harness.image).
+    List,
 }
 
 fn main() -> ProcessExit {
@@ -103,7 +133,7 @@ fn main() -> ProcessExit {
             println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
             ProcessExit::SUCCESS
         }
-        Command::Validate { files } => match load_all(&files) {
+        Command::Validate { files, env } => match load_all(&files, env) {
             Ok(scenarios) => {
                 for s in scenarios {
                     println!("ok: {} ({}: {} expectations)", s.file.display(), s.name, s.expectations.len());
@@ -128,11 +158,19 @@ fn main() -> ProcessExit {
                 }
             })
         }
+        Command::Images(command) => {
+            init_tracing();
+            let result = runtime.block_on(images(command));
+            result.unwrap_or_else(|e| {
+                eprintln!("error: {e}");
+                ProcessExit::from(ExitCode::Environment.code())
+            })
+        }
         Command::Compare(args) => compare::compare(args),
         Command::Export(args) => compare::export(args),
-        Command::Run { files, reports, keep, quiet, repeat } => {
+        Command::Run { files, reports, keep, quiet, repeat, env } => {
             init_tracing();
-            let scenarios = match load_all(&files) {
+            let scenarios = match load_all(&files, env) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
@@ -152,12 +190,40 @@ fn main() -> ProcessExit {
     }
 }
 
+/// `harness images build|list`; any error is the environment's (exit 3).
+async fn images(command: ImagesCommand) -> Result<ProcessExit, Box<dyn std::error::Error>> {
+    use harness_core::containers::{connect, images};
+    let progress = |m: &str| eprintln!("{m}");
+    match command {
+        ImagesCommand::Build => {
+            let tc = harness_core::services::provision::provision(&progress).await?;
+            let docker = connect().await?;
+            let exe = std::env::current_exe().map_err(|e| format!("finding the harness executable: {e}"))?;
+            let set = images::ensure_images(&docker, &tc, &exe, &progress).await?;
+            println!("kafka     {}", set.kafka);
+            println!("minio     {}", set.minio);
+            println!("processor {}", set.processor);
+        }
+        ImagesCommand::List => {
+            for image in images::list_images(&connect().await?).await? {
+                println!("{:<9} {:>6.0} MB  {}", image.kind, image.size_bytes as f64 / 1e6, image.reference);
+            }
+        }
+    }
+    Ok(ProcessExit::SUCCESS)
+}
+
 /// Validates every file before anything runs; prints every error, not just the first.
-fn load_all(files: &[PathBuf]) -> Result<Vec<Scenario>, ProcessExit> {
+/// With `env`, each scenario is checked for that environment instead of its own.
+fn load_all(files: &[PathBuf], env: Option<scenario::EnvKind>) -> Result<Vec<Scenario>, ProcessExit> {
     let mut ok = Vec::new();
     let mut failed = false;
     for f in files {
-        match scenario::load(f) {
+        let loaded = scenario::load(f).and_then(|s| match env {
+            Some(kind) => s.on_environment(kind),
+            None => Ok(s),
+        });
+        match loaded {
             Ok(s) => ok.push(s),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -169,6 +235,14 @@ fn load_all(files: &[PathBuf]) -> Result<Vec<Scenario>, ProcessExit> {
         Err(ProcessExit::from(ExitCode::InvalidInput.code()))
     } else {
         Ok(ok)
+    }
+}
+
+fn parse_env_kind(s: &str) -> Result<scenario::EnvKind, String> {
+    match s {
+        "local" => Ok(scenario::EnvKind::Local),
+        "containers" => Ok(scenario::EnvKind::Containers),
+        other => Err(format!("unknown environment {other:?}; available: local, containers")),
     }
 }
 
@@ -188,6 +262,10 @@ fn worse(a: ExitCode, b: ExitCode) -> ExitCode {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // librdkafka logs every failed connection of the harness's own clients, which
+    // faults cause on purpose; the harness reports what matters itself (probes,
+    // fault windows, diagnoses). RUST_LOG=librdkafka=info shows them again.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,librdkafka=off,rdkafka::client=off"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -3,6 +3,7 @@
 //! A run goes provision → start → ready → workload → drain → check → report →
 //! teardown; `run` drives that lifecycle, the other modules are its parts.
 
+pub mod containers;
 pub mod env;
 pub mod fault;
 pub mod observe;

@@ -105,6 +105,7 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
         env: vec![],
         cwd: dir.path().to_path_buf(),
         name: "processor".into(),
+        builtin: false,
     })
     .await
     .expect("processor start");

@@ -12,13 +12,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::{Endpoints, EnvError, EnvSpec, ReadyTimings, S3Credentials, ServiceInfo};
-use crate::services::canary::{self, CanaryError};
+use crate::services::canary;
 use crate::services::kafka::{self, Kafka, KafkaConfig, KafkaPorts};
 use crate::services::minio::{self, Minio, MinioConfig, MinioPorts};
 use crate::services::process::{tail_log, ProcessGroup};
 use crate::services::processor::{self, ProcessorSpec, ProcessorStatus, ProcessorSupervisor};
 use crate::services::provision::Toolchain;
-use crate::services::ServiceError;
 
 /// Attempts at starting Kafka + MinIO when a picked port was taken meanwhile.
 const START_ATTEMPTS: u32 = 3;
@@ -127,51 +126,21 @@ impl LocalEnv {
         let minio = self.minio.insert(minio);
 
         let setup_started = Instant::now();
-        let spec = &self.spec;
-        kafka
-            .create_topic(&spec.events_topic, spec.events_partitions)
-            .await?;
-        kafka.create_topic(&spec.outputs_topic, 1).await?;
-        minio.create_bucket(&spec.source_bucket, false).await?;
-        minio.create_bucket(&spec.target_bucket, true).await?;
-        minio
-            .notify_on_create(&spec.source_bucket, minio::EVENTS_TARGET)
-            .await?;
-        minio
-            .notify_on_create(&spec.target_bucket, minio::OUTPUTS_TARGET)
-            .await?;
-        let result = canary::run_canary(
-            minio.client(),
-            &kafka.bootstrap(),
-            &spec.events_topic,
-            spec.events_partitions,
-            &spec.source_bucket,
-            &self.canary_key,
-            spec.ready_timeout,
-        )
-        .await;
-        match result {
-            Ok(_) => {}
-            Err(CanaryError::Setup(detail)) => {
-                return Err(ServiceError::setup(minio::SERVICE, "canary", detail).into());
-            }
-            Err(CanaryError::NoEvent) => {
-                let minio_brokers = self
-                    .minio_cfg
-                    .as_ref()
-                    .map(|c| c.kafka_bootstrap.clone())
-                    .unwrap_or_default();
-                let diagnosis = diagnose_no_event(&minio_brokers, &kafka.bootstrap()).await;
-                return Err(EnvError::Canary {
-                    bucket: spec.source_bucket.clone(),
-                    key: self.canary_key.clone(),
-                    topic: spec.events_topic.clone(),
-                    timeout: spec.ready_timeout,
-                    diagnosis,
-                    minio_log_tail: minio.process().log_tail(20),
-                });
-            }
+        let prepared = super::prepare_pipeline(&kafka.bootstrap(), minio.client(), &self.spec, &self.canary_key).await;
+        if let Err(super::Unprepared::NoEvent) = prepared {
+            let spec = &self.spec;
+            let minio_brokers = self.minio_cfg.as_ref().map(|c| c.kafka_bootstrap.clone()).unwrap_or_default();
+            let diagnosis = diagnose_no_event(&minio_brokers, &kafka.bootstrap()).await;
+            return Err(EnvError::Canary {
+                bucket: spec.source_bucket.clone(),
+                key: self.canary_key.clone(),
+                topic: spec.events_topic.clone(),
+                timeout: spec.ready_timeout,
+                diagnosis,
+                minio_log_tail: minio.process().log_tail(20),
+            });
         }
+        prepared.map_err(super::Unprepared::into_env_error)?;
         self.timings.canary = setup_started.elapsed();
         Ok(())
     }

@@ -1,9 +1,14 @@
 //! Environments: where the services of a run live, and what a run gets back
 //! from one (endpoints, service logs, readiness timings).
 //!
-//! Only the local environment exists so far ([`local::LocalEnv`]): Kafka and
-//! MinIO as child processes on 127.0.0.1.
+//! - [`local::LocalEnv`]: Kafka and MinIO as child processes on 127.0.0.1.
+//! - [`containers::ContainersEnv`]: Kafka, MinIO and the builtin processor as
+//!   containers (testcontainers) on a network of the run's own.
+//!
+//! [`Env`] is the one a run holds: the operations of both, for the run lifecycle
+//! and for fault injection.
 
+pub mod containers;
 pub mod local;
 
 use std::path::PathBuf;
@@ -12,7 +17,11 @@ use std::time::Duration;
 use crate::services::provision::ProvisionError;
 use crate::services::ServiceError;
 
+pub use containers::ContainersEnv;
 pub use local::LocalEnv;
+
+use crate::services::canary::{self, CanaryError};
+use crate::services::{kafka, minio};
 
 /// What a run needs from its environment.
 #[derive(Clone, Debug)]
@@ -114,6 +123,9 @@ pub enum EnvError {
         diagnosis: Option<String>,
         minio_log_tail: String,
     },
+    /// The container engine or one of its operations failed (message names it).
+    #[error("{0}")]
+    Engine(String),
     /// The run dir could not be prepared or cleaned.
     #[error("{context}: {source}")]
     Io {
@@ -121,6 +133,245 @@ pub enum EnvError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The environment of a run, whichever kind the scenario asked for.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per run, never moved in a loop
+pub enum Env {
+    Local(LocalEnv),
+    Containers(Box<ContainersEnv>),
+}
+
+pub use containers::Service;
+
+impl Env {
+    /// `local` or `containers`, for reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Env::Local(_) => "local",
+            Env::Containers(_) => "containers",
+        }
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        match self {
+            Env::Local(e) => e.endpoints(),
+            Env::Containers(e) => e.endpoints(),
+        }
+    }
+
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        match self {
+            Env::Local(e) => e.services(),
+            Env::Containers(e) => e.services(),
+        }
+    }
+
+    pub fn ready_timings(&self) -> &ReadyTimings {
+        match self {
+            Env::Local(e) => e.ready_timings(),
+            Env::Containers(e) => e.ready_timings(),
+        }
+    }
+
+    pub fn canary_key(&self) -> &str {
+        match self {
+            Env::Local(e) => e.canary_key(),
+            Env::Containers(e) => e.canary_key(),
+        }
+    }
+
+    pub fn run_dir(&self) -> &std::path::Path {
+        match self {
+            Env::Local(e) => e.run_dir(),
+            Env::Containers(e) => e.run_dir(),
+        }
+    }
+
+    pub fn minio_queue_dir(&self) -> Option<PathBuf> {
+        match self {
+            Env::Local(e) => e.minio_queue_dir(),
+            Env::Containers(e) => e.minio_queue_dir(),
+        }
+    }
+
+    /// The last `n` lines of a service's log.
+    pub async fn log_tail(&self, service: &str, n: usize) -> String {
+        match self {
+            Env::Local(e) => e.log_tail(service, n),
+            Env::Containers(e) => e.log_tail(service, n).await,
+        }
+    }
+
+    pub async fn start_processor(&mut self, spec: crate::services::processor::ProcessorSpec) -> Result<(), EnvError> {
+        match self {
+            Env::Local(e) => e.start_processor(spec).await,
+            Env::Containers(e) => e.start_processor(spec).await,
+        }
+    }
+
+    pub async fn stop_processor(&mut self) -> Option<crate::services::processor::ProcessorStatus> {
+        match self {
+            Env::Local(e) => e.stop_processor().await,
+            Env::Containers(e) => e.stop_processor().await,
+        }
+    }
+
+    pub fn processor_events(&self) -> Option<tokio::sync::watch::Receiver<crate::services::processor::ProcessorStatus>> {
+        match self {
+            Env::Local(e) => e.processor_events(),
+            Env::Containers(e) => e.processor_events(),
+        }
+    }
+
+    pub async fn shutdown(self, keep: bool) -> Result<(), EnvError> {
+        match self {
+            Env::Local(e) => e.shutdown(keep).await,
+            Env::Containers(e) => (*e).shutdown(keep).await,
+        }
+    }
+
+    /// Ends a service (SIGTERM with its grace, or SIGKILL when `hard`); returns how
+    /// it exited.
+    pub async fn stop_service(&mut self, service: Service, hard: bool) -> Result<Option<String>, EnvError> {
+        let signal = if hard { libc::SIGKILL } else { libc::SIGTERM };
+        match (self, service) {
+            (Env::Local(e), Service::Kafka) => e.signal_kafka(signal).await,
+            (Env::Local(e), Service::Minio) => e.signal_minio(signal).await,
+            (Env::Local(_), Service::Processor) => Err(unsupported("stopping the processor as a fault")),
+            (Env::Containers(e), s) => e.stop_service(s, hard).await,
+        }
+    }
+
+    /// Starts an ended service again on its ports and data; returns once it is ready.
+    pub async fn start_service(&mut self, service: Service) -> Result<Duration, EnvError> {
+        match (self, service) {
+            (Env::Local(e), Service::Kafka) => e.restart_kafka().await,
+            (Env::Local(e), Service::Minio) => e.restart_minio().await,
+            (Env::Local(_), Service::Processor) => Err(unsupported("starting the processor as a heal")),
+            (Env::Containers(e), s) => e.start_service(s).await,
+        }
+    }
+
+    /// Freezes a service. Returns the pid to resume with SIGCONT when the freeze is
+    /// a signal (local), so a dropped guard can heal it without awaiting.
+    pub async fn pause_service(&mut self, service: Service) -> Result<Option<u32>, EnvError> {
+        match (self, service) {
+            (Env::Local(e), Service::Kafka) => {
+                let pid = e.kafka_pid().ok_or_else(|| unsupported("pausing a broker that is not running"))?;
+                e.signal_kafka(libc::SIGSTOP).await?;
+                Ok(Some(pid))
+            }
+            (Env::Local(_), _) => Err(unsupported("pausing anything but the broker locally")),
+            (Env::Containers(e), s) => e.pause_service(s).await.map(|()| None),
+        }
+    }
+
+    pub async fn resume_service(&mut self, service: Service) -> Result<(), EnvError> {
+        match (self, service) {
+            (Env::Local(e), Service::Kafka) => e.signal_kafka(libc::SIGCONT).await.map(|_| ()),
+            (Env::Local(_), _) => Err(unsupported("resuming anything but the broker locally")),
+            (Env::Containers(e), s) => e.resume_service(s).await,
+        }
+    }
+
+    /// Cuts a service off the network (containers only in this version).
+    pub async fn disconnect(&mut self, service: Service) -> Result<(), EnvError> {
+        match self {
+            Env::Local(_) => Err(unsupported("network partitions (they need the TCP fault proxy)")),
+            Env::Containers(e) => e.disconnect(service).await,
+        }
+    }
+
+    pub async fn reconnect(&mut self, service: Service) -> Result<(), EnvError> {
+        match self {
+            Env::Local(_) => Err(unsupported("network partitions (they need the TCP fault proxy)")),
+            Env::Containers(e) => e.reconnect(service).await,
+        }
+    }
+
+    /// SIGKILL to the processor; returns the pid it had. Its supervisor restarts it.
+    pub async fn kill_processor(&mut self) -> Result<u32, EnvError> {
+        match self {
+            Env::Local(e) => {
+                let status = e.processor_events().ok_or_else(|| unsupported("killing a processor when none runs"))?;
+                let pid = status.borrow().pid.ok_or_else(|| unsupported("killing the processor between restarts"))?;
+                kill_pid(pid)?;
+                Ok(pid)
+            }
+            Env::Containers(e) => e.kill_processor().await,
+        }
+    }
+}
+
+fn unsupported(what: &str) -> EnvError {
+    EnvError::Engine(format!("{what} is not supported by this environment"))
+}
+
+/// SIGKILL to one process.
+pub(crate) fn kill_pid(pid: u32) -> Result<(), EnvError> {
+    // SAFETY: kill has no memory-safety preconditions.
+    if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
+        return Err(EnvError::Io { context: format!("SIGKILL to pid {pid}"), source: std::io::Error::last_os_error() });
+    }
+    Ok(())
+}
+
+/// Why the pipeline's topics, buckets, notifications or canary could not be set up.
+pub(crate) enum Unprepared {
+    Service(ServiceError),
+    /// Everything was accepted, but the canary's notification never arrived.
+    NoEvent,
+}
+
+impl Unprepared {
+    /// The error for everything but `NoEvent`, which each environment diagnoses itself.
+    pub(crate) fn into_env_error(self) -> EnvError {
+        match self {
+            Unprepared::Service(e) => e.into(),
+            Unprepared::NoEvent => EnvError::Engine("the canary's notification never arrived".into()),
+        }
+    }
+}
+
+/// Topics → buckets (target versioned) → bucket notifications → canary, the same
+/// in every environment, through the endpoints the harness itself uses.
+pub(crate) async fn prepare_pipeline(
+    bootstrap: &str,
+    s3: &aws_sdk_s3::Client,
+    spec: &EnvSpec,
+    canary_key: &str,
+) -> Result<(), Unprepared> {
+    let topic = |name: &str, partitions: i32| {
+        let name = name.to_string();
+        async move {
+            kafka::create_topic(bootstrap, &name, partitions, Duration::from_secs(30))
+                .await
+                .map_err(|detail| Unprepared::Service(ServiceError::setup(kafka::SERVICE, format!("creating topic {name}"), detail)))
+        }
+    };
+    topic(&spec.events_topic, spec.events_partitions).await?;
+    topic(&spec.outputs_topic, 1).await?;
+    minio::setup_bucket(s3, &spec.source_bucket, false).await.map_err(Unprepared::Service)?;
+    minio::setup_bucket(s3, &spec.target_bucket, true).await.map_err(Unprepared::Service)?;
+    minio::notify_on_create(s3, &spec.source_bucket, minio::EVENTS_TARGET).await.map_err(Unprepared::Service)?;
+    minio::notify_on_create(s3, &spec.target_bucket, minio::OUTPUTS_TARGET).await.map_err(Unprepared::Service)?;
+    let result = canary::run_canary(
+        s3,
+        bootstrap,
+        &spec.events_topic,
+        spec.events_partitions,
+        &spec.source_bucket,
+        canary_key,
+        spec.ready_timeout,
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(CanaryError::Setup(detail)) => Err(Unprepared::Service(ServiceError::setup(minio::SERVICE, "canary", detail))),
+        Err(CanaryError::NoEvent) => Err(Unprepared::NoEvent),
+    }
 }
 
 #[cfg(test)]

@@ -5,74 +5,85 @@ use std::path::PathBuf;
 use harness_model::scenario::{FaultKind, FaultSpec};
 
 use super::FaultError;
-use crate::env::LocalEnv;
+use crate::env::{Env, Service};
 
 /// What an applied fault changed, so that healing knows what to undo.
 #[derive(Debug)]
 enum Applied {
-    /// The broker's process ended (SIGTERM or SIGKILL); heal starts it again.
-    KafkaDown,
-    /// The broker is SIGSTOPped; heal sends SIGCONT.
-    KafkaPaused { pid: u32 },
-    /// MinIO's process ended; heal starts it again.
-    MinioDown,
+    /// The service ended (SIGTERM or SIGKILL, of a process or a container); heal
+    /// starts it again.
+    Down(Service),
+    /// The service is frozen; heal resumes it. `pid` is set when the freeze is a
+    /// SIGSTOP (local), which a dropped guard can undo without awaiting.
+    Paused { service: Service, pid: Option<u32> },
+    /// The service is cut off the run's network; heal connects it again.
+    Partitioned(Service),
     /// The processor was SIGKILLed; its supervisor restarts it, nothing to undo.
     ProcessorKilled { pid: u32 },
 }
 
 /// An applied fault. Call [`Injected::heal`]; healing twice is harmless. Dropping
-/// an unhealed guard (Ctrl-C, an error) resumes a paused broker at once; a service
-/// that was stopped stays stopped, and the environment's teardown removes it.
+/// an unhealed guard (Ctrl-C, an error) resumes a SIGSTOPped broker at once; a
+/// service that was stopped, frozen in a container or partitioned stays so, and
+/// the environment's teardown removes it.
 #[derive(Debug)]
 pub struct Injected {
     index: u32,
     kind: FaultKind,
     applied: Applied,
     healed: bool,
-    /// For `processor_crash`: the exit the supervisor saw (proof).
+    /// How the process or container exited, when the fault ended one (proof).
     pub exit_status: Option<String>,
 }
 
+fn service_of(target: &str) -> Service {
+    match target {
+        "minio" => Service::Minio,
+        "processor" => Service::Processor,
+        _ => Service::Kafka,
+    }
+}
+
 /// Applies `spec` to the environment.
-pub async fn inject(env: &mut LocalEnv, spec: &FaultSpec) -> Result<Injected, FaultError> {
+pub async fn inject(env: &mut Env, spec: &FaultSpec) -> Result<Injected, FaultError> {
     let kind = spec.kind;
     let env_err = |what: &'static str| move |source| FaultError::Env { index: spec.index, kind: kind.key(), what, source };
     let other = |what: String| FaultError::Other { index: spec.index, kind: kind.key(), what };
     let (applied, exit_status) = match kind {
         FaultKind::BrokerStop => {
-            let st = env.signal_kafka(libc::SIGTERM).await.map_err(env_err("stopping the broker"))?;
-            (Applied::KafkaDown, st)
+            let st = env.stop_service(Service::Kafka, false).await.map_err(env_err("stopping the broker"))?;
+            (Applied::Down(Service::Kafka), st)
         }
         FaultKind::BrokerKill | FaultKind::QueueDirLoss => {
-            let st = env.signal_kafka(libc::SIGKILL).await.map_err(env_err("killing the broker"))?;
-            (Applied::KafkaDown, st)
+            let st = env.stop_service(Service::Kafka, true).await.map_err(env_err("killing the broker"))?;
+            (Applied::Down(Service::Kafka), st)
         }
         FaultKind::BrokerPause => {
-            let pid = env.kafka_pid().ok_or_else(|| other("the broker is not running".into()))?;
-            env.signal_kafka(libc::SIGSTOP).await.map_err(env_err("pausing the broker"))?;
-            (Applied::KafkaPaused { pid }, None)
+            let pid = env.pause_service(Service::Kafka).await.map_err(env_err("pausing the broker"))?;
+            (Applied::Paused { service: Service::Kafka, pid }, None)
         }
         FaultKind::MinioRestart => {
-            let st = env.signal_minio(libc::SIGTERM).await.map_err(env_err("stopping MinIO"))?;
-            (Applied::MinioDown, st)
+            let st = env.stop_service(Service::Minio, false).await.map_err(env_err("stopping MinIO"))?;
+            (Applied::Down(Service::Minio), st)
         }
         FaultKind::MinioKill => {
-            let st = env.signal_minio(libc::SIGKILL).await.map_err(env_err("killing MinIO"))?;
-            (Applied::MinioDown, st)
+            let st = env.stop_service(Service::Minio, true).await.map_err(env_err("killing MinIO"))?;
+            (Applied::Down(Service::Minio), st)
         }
         FaultKind::ProcessorCrash => {
-            let status = env.processor_events().ok_or_else(|| other("no processor runs".into()))?;
-            let pid = status.borrow().pid.ok_or_else(|| other("the processor is not running (between restarts)".into()))?;
-            // SAFETY: kill has no memory-safety preconditions.
-            if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } != 0 {
-                return Err(other(format!("SIGKILL to pid {pid}: {}", std::io::Error::last_os_error())));
-            }
+            let pid = env.kill_processor().await.map_err(env_err("killing the processor"))?;
             (Applied::ProcessorKilled { pid }, None)
+        }
+        FaultKind::Partition => {
+            let service = service_of(&spec.target);
+            env.disconnect(service).await.map_err(env_err("disconnecting the service from the network"))?;
+            (Applied::Partitioned(service), None)
         }
         other_kind => {
             return Err(other(format!(
-                "{} cannot be injected by the local environment (validation should have rejected it)",
-                other_kind.key()
+                "{} cannot be injected by the {} environment (validation should have rejected it)",
+                other_kind.key(),
+                env.kind()
             )))
         }
     };
@@ -81,8 +92,8 @@ pub async fn inject(env: &mut LocalEnv, spec: &FaultSpec) -> Result<Injected, Fa
 
 impl Injected {
     /// Undoes the fault: starts a stopped service again (on its ports and data),
-    /// resumes a paused one. Idempotent: a healed fault is left alone.
-    pub async fn heal(&mut self, env: &mut LocalEnv) -> Result<(), FaultError> {
+    /// resumes a paused one, reconnects a partitioned one. Idempotent.
+    pub async fn heal(&mut self, env: &mut Env) -> Result<(), FaultError> {
         if self.healed {
             return Ok(());
         }
@@ -91,14 +102,14 @@ impl Injected {
             move |source| FaultError::Env { index, kind, what, source }
         };
         match self.applied {
-            Applied::KafkaDown => {
-                env.restart_kafka().await.map_err(err("starting the broker again"))?;
+            Applied::Down(service) => {
+                env.start_service(service).await.map_err(err("starting the service again"))?;
             }
-            Applied::KafkaPaused { .. } => {
-                env.signal_kafka(libc::SIGCONT).await.map_err(err("resuming the broker"))?;
+            Applied::Paused { service, .. } => {
+                env.resume_service(service).await.map_err(err("resuming the service"))?;
             }
-            Applied::MinioDown => {
-                env.restart_minio().await.map_err(err("starting MinIO again"))?;
+            Applied::Partitioned(service) => {
+                env.reconnect(service).await.map_err(err("reconnecting the service to the network"))?;
             }
             Applied::ProcessorKilled { .. } => {}
         }
@@ -113,7 +124,8 @@ impl Injected {
     /// The pid the fault was applied to, where there is one.
     pub fn pid(&self) -> Option<u32> {
         match self.applied {
-            Applied::KafkaPaused { pid } | Applied::ProcessorKilled { pid } => Some(pid),
+            Applied::Paused { pid, .. } => pid,
+            Applied::ProcessorKilled { pid } => Some(pid),
             _ => None,
         }
     }
@@ -124,7 +136,7 @@ impl Drop for Injected {
         if self.healed {
             return;
         }
-        if let Applied::KafkaPaused { pid } = self.applied {
+        if let Applied::Paused { pid: Some(pid), .. } = self.applied {
             // SAFETY: kill has no memory-safety preconditions. The pid is still
             // ours: a stopped child cannot exit, so it cannot have been reaped.
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
@@ -183,7 +195,7 @@ mod tests {
                 assert!(std::time::Instant::now() < deadline, "did not stop");
                 std::thread::yield_now();
             }
-            Injected { index: 0, kind: FaultKind::BrokerPause, applied: Applied::KafkaPaused { pid }, healed: false, exit_status: None }
+            Injected { index: 0, kind: FaultKind::BrokerPause, applied: Applied::Paused { service: Service::Kafka, pid: Some(pid) }, healed: false, exit_status: None }
         };
         let guard = pause();
         assert!(!guard.is_healed());

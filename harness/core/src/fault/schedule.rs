@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use super::guard::{inject, wipe_dir_contents};
 use super::journal;
 use super::probe::{kafka_probe, s3_probe};
-use crate::env::LocalEnv;
+use crate::env::Env;
 use crate::run::clock::Clock;
 use crate::workload::UploadProgress;
 
@@ -39,7 +39,7 @@ pub struct ScheduleInputs<'a> {
 
 /// Runs every fault in turn; returns the windows of the faults that were injected.
 /// A fault that could not be applied is recorded without an effect (Unknown).
-pub async fn run_schedule(env: &mut LocalEnv, mut inp: ScheduleInputs<'_>) -> Vec<FaultWindow> {
+pub async fn run_schedule(env: &mut Env, mut inp: ScheduleInputs<'_>) -> Vec<FaultWindow> {
     let mut windows = Vec::new();
     for spec in inp.faults {
         if !wait_for_start(spec, &mut inp).await {
@@ -68,7 +68,7 @@ async fn wait_for_start(spec: &FaultSpec, inp: &mut ScheduleInputs<'_>) -> bool 
     }
 }
 
-async fn one_fault(env: &mut LocalEnv, spec: &FaultSpec, inp: &ScheduleInputs<'_>) -> FaultWindow {
+async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) -> FaultWindow {
     let clock = inp.clock;
     let kind = spec.kind;
     let mut w = FaultWindow {
@@ -103,8 +103,12 @@ async fn one_fault(env: &mut LocalEnv, spec: &FaultSpec, inp: &ScheduleInputs<'_
     };
 
     // Proof of effect: the real client path fails (or the process is gone).
-    let probe_kafka = matches!(kind, FaultKind::BrokerStop | FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::QueueDirLoss);
-    let probe_minio = matches!(kind, FaultKind::MinioRestart | FaultKind::MinioKill);
+    // A partitioned service is probed like a stopped one: through the host's path to
+    // it, which crosses the same network.
+    let partitioned = |t: &str| kind == FaultKind::Partition && spec.target == t;
+    let probe_kafka = matches!(kind, FaultKind::BrokerStop | FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::QueueDirLoss)
+        || partitioned("kafka");
+    let probe_minio = matches!(kind, FaultKind::MinioRestart | FaultKind::MinioKill) || partitioned("minio");
     if probe_kafka || probe_minio {
         let deadline = Instant::now() + EFFECT_TIMEOUT;
         loop {

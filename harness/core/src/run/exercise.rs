@@ -12,7 +12,7 @@ use harness_model::workload::plan;
 
 use super::clock::Clock;
 use super::{Progress, SETTLE};
-use crate::env::LocalEnv;
+use crate::env::Env;
 use crate::fault;
 use crate::observe::{list_outputs, Observers};
 use crate::services::processor::ProcessorSpec;
@@ -29,7 +29,7 @@ pub(super) struct Exercised {
 }
 
 pub(super) async fn exercise(
-    env: &mut LocalEnv,
+    env: &mut Env,
     scenario: &Scenario,
     run_id: &str,
     clock: Clock,
@@ -60,7 +60,7 @@ pub(super) async fn exercise(
         return Err(format!(
             "the harness's own consumers did not see the {what} within {}s; Kafka's log says:\n{}",
             OBSERVER_LIVE_TIMEOUT.as_secs(),
-            env.log_tail("kafka", 15)
+            env.log_tail("kafka", 15).await
         ));
     }
 
@@ -160,6 +160,7 @@ fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, String> {
         ("KAFKA_GROUP_ID".into(), s.processor.group_id.clone()),
     ];
     env.extend(s.processor.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let builtin = matches!(s.processor.kind, ProcessorKind::Builtin(_));
     let (program, args) = match &s.processor.kind {
         ProcessorKind::Builtin(_) => {
             let exe = std::env::current_exe().map_err(|e| format!("cannot find the harness binary to run the builtin processor: {e}"))?;
@@ -172,7 +173,7 @@ fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, String> {
             (program, argv[1..].to_vec())
         }
     };
-    Ok(ProcessorSpec { program, args, env, cwd: s.processor.workdir.clone(), name: "processor".into() })
+    Ok(ProcessorSpec { program, args, env, cwd: s.processor.workdir.clone(), name: "processor".into(), builtin })
 }
 
 /// Prints upload progress every 2 s; never finishes on its own.

@@ -14,10 +14,10 @@ use harness_model::exit::ExitCode;
 use harness_model::history::History;
 use harness_model::metrics::{self, Metrics};
 use harness_model::results::{Counts, EnvironmentInfo, ReadySeconds, RunResults, ScenarioInfo, ServiceVersion, Timings};
-use harness_model::scenario::{Expectation, Misconfiguration, Scenario};
+use harness_model::scenario::{EnvKind, Expectation, Misconfiguration, Scenario};
 use harness_model::verdict::{judge, overall, ExpectationResult, Verdict};
 
-use crate::env::{EnvError, EnvSpec, LocalEnv};
+use crate::env::{ContainersEnv, Env, EnvError, EnvSpec, LocalEnv};
 use crate::report;
 use crate::services::provision;
 pub use progress::Progress;
@@ -92,7 +92,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         },
         None => None,
     };
-    ctx.progress.say("starting Kafka and MinIO");
+    ctx.progress.say(&format!("starting Kafka and MinIO ({} environment)", ctx.env_info.kind));
     let spec = EnvSpec {
         run_dir: ctx.report_dir.clone(),
         events_topic: scenario.pipeline.topic.clone(),
@@ -105,8 +105,14 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         ready_timeout: scenario.environment.ready_timeout,
         minio_kafka_address: wrong_port.as_ref().map(|w| w.address()),
     };
+    let start = async {
+        match scenario.environment.kind {
+            EnvKind::Containers => ContainersEnv::start(spec, &toolchain, &ctx.run_id, &say).await.map(|e| Env::Containers(Box::new(e))),
+            _ => LocalEnv::start(spec, &toolchain, &say).await.map(Env::Local),
+        }
+    };
     let started_env = tokio::select! {
-        r = LocalEnv::start(spec, &toolchain, &say) => r,
+        r = start => r,
         _ = tokio::signal::ctrl_c() => return ctx.aborted(Abort::Interrupted),
     };
     let mut env = match started_env {
@@ -133,7 +139,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         r = exercise::exercise(&mut env, scenario, &ctx.run_id, clock, &ctx.progress) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
-    ctx.progress.say("stopping the processor, MinIO and Kafka");
+    ctx.progress.say(&format!("stopping the processor, MinIO and Kafka ({})", env.kind()));
     if let Err(e) = env.shutdown(opts.keep).await {
         ctx.progress.say(&format!("teardown: {e}"));
     }
@@ -287,7 +293,11 @@ impl Context<'_> {
 }
 
 fn env_info(s: &Scenario) -> EnvironmentInfo {
-    EnvironmentInfo { kind: "local".into(), processor: s.processor.label(), services: Vec::new() }
+    let kind = match s.environment.kind {
+        EnvKind::Containers => "containers",
+        _ => "local",
+    };
+    EnvironmentInfo { kind: kind.into(), processor: s.processor.label(), services: Vec::new() }
 }
 
 fn processor_version(s: &Scenario) -> String {

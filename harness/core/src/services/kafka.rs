@@ -65,14 +65,44 @@ pub fn server_properties(ports: KafkaPorts, data_dir: &Path) -> String {
     let KafkaPorts { broker, controller } = ports;
     format!(
         "# Written by the harness: one combined broker + controller on loopback.\n\
-         process.roles=broker,controller\n\
-         node.id=1\n\
          controller.quorum.voters=1@127.0.0.1:{controller}\n\
          listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}\n\
          advertised.listeners=PLAINTEXT://127.0.0.1:{broker}\n\
          listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-         controller.listener.names=CONTROLLER\n\
          inter.broker.listener.name=PLAINTEXT\n\
+         {}",
+        common_properties(data_dir)
+    )
+}
+
+/// Port of the listener other containers use (advertised under the container's name).
+pub const CONTAINER_INTERNAL_PORT: u16 = 9092;
+/// Port of the listener the host uses through a published port.
+pub const CONTAINER_EXTERNAL_PORT: u16 = 9094;
+
+/// `server.properties` of a one-node KRaft cluster in a container: containers on
+/// the run's network reach `INTERNAL` as `<internal_host>:9092`; the host reaches
+/// `EXTERNAL` through the port published as `127.0.0.1:<host_port>`. Each
+/// listener advertises the address that works for the clients that reach it.
+pub fn container_server_properties(internal_host: &str, host_port: u16, data_dir: &Path) -> String {
+    let (internal, external) = (CONTAINER_INTERNAL_PORT, CONTAINER_EXTERNAL_PORT);
+    format!(
+        "# Written by the harness: one combined broker + controller in a container.\n\
+         controller.quorum.voters=1@localhost:9093\n\
+         listeners=INTERNAL://0.0.0.0:{internal},EXTERNAL://0.0.0.0:{external},CONTROLLER://localhost:9093\n\
+         advertised.listeners=INTERNAL://{internal_host}:{internal},EXTERNAL://127.0.0.1:{host_port}\n\
+         listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         inter.broker.listener.name=INTERNAL\n\
+         {}",
+        common_properties(data_dir)
+    )
+}
+
+fn common_properties(data_dir: &Path) -> String {
+    format!(
+        "process.roles=broker,controller\n\
+         node.id=1\n\
+         controller.listener.names=CONTROLLER\n\
          log.dirs={data}\n\
          num.partitions=1\n\
          default.replication.factor=1\n\
@@ -344,7 +374,7 @@ pub async fn create_topic(
 
 /// One readiness probe: create the ready topic, produce `nonce` with acks=all,
 /// consume it back from the beginning.
-async fn round_trip(bootstrap: &str, nonce: &str) -> Result<(), String> {
+pub(crate) async fn round_trip(bootstrap: &str, nonce: &str) -> Result<(), String> {
     const STEP: Duration = Duration::from_secs(5);
     create_topic(bootstrap, READY_TOPIC, 1, STEP).await?;
     let producer: FutureProducer = helper_client_config(bootstrap)
@@ -421,6 +451,22 @@ mod tests {
             );
         }
         assert_eq!(ports.bootstrap(), "127.0.0.1:4001");
+    }
+
+    #[test]
+    fn container_properties_advertise_an_address_per_side() {
+        let text = container_server_properties("h-ab12-kafka", 41000, Path::new("/var/lib/kafka/data"));
+        for line in [
+            "process.roles=broker,controller",
+            "listeners=INTERNAL://0.0.0.0:9092,EXTERNAL://0.0.0.0:9094,CONTROLLER://localhost:9093",
+            "advertised.listeners=INTERNAL://h-ab12-kafka:9092,EXTERNAL://127.0.0.1:41000",
+            "inter.broker.listener.name=INTERNAL",
+            "log.dirs=/var/lib/kafka/data",
+            "auto.create.topics.enable=false",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("PLAINTEXT://127.0.0.1"), "{text}");
     }
 
     #[test]

@@ -289,62 +289,55 @@ impl Minio {
 
     /// Creates `bucket` (an existing one of ours is fine), optionally versioned.
     pub async fn create_bucket(&self, bucket: &str, versioned: bool) -> Result<(), ServiceError> {
-        create_bucket(&self.client, bucket)
-            .await
-            .map_err(|e| ServiceError::setup(SERVICE, format!("creating bucket {bucket}"), e))?;
-        if versioned {
-            let versioning = VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build();
-            self.client
-                .put_bucket_versioning()
-                .bucket(bucket)
-                .versioning_configuration(versioning)
-                .send()
-                .await
-                .map_err(|e| {
-                    ServiceError::setup(
-                        SERVICE,
-                        format!("enabling versioning on {bucket}"),
-                        describe_sdk_error(&e),
-                    )
-                })?;
-        }
-        Ok(())
+        setup_bucket(&self.client, bucket, versioned).await
     }
 
     /// Sends `s3:ObjectCreated:*` of `bucket` to Kafka target `target_id`.
-    pub async fn notify_on_create(
-        &self,
-        bucket: &str,
-        target_id: &str,
-    ) -> Result<(), ServiceError> {
-        let stage = format!(
-            "notifying {} of {bucket}'s s3:ObjectCreated:*",
-            target_arn(target_id)
-        );
-        let queue = QueueConfiguration::builder()
-            .queue_arn(target_arn(target_id))
-            .events(Event::S3ObjectCreated)
-            .build()
-            .map_err(|e| ServiceError::setup(SERVICE, stage.clone(), e))?;
-        let config = NotificationConfiguration::builder()
-            .queue_configurations(queue)
-            .build();
-        self.client
-            .put_bucket_notification_configuration()
-            .bucket(bucket)
-            .notification_configuration(config)
-            .send()
-            .await
-            .map_err(|e| ServiceError::setup(SERVICE, stage, describe_sdk_error(&e)))?;
-        Ok(())
+    pub async fn notify_on_create(&self, bucket: &str, target_id: &str) -> Result<(), ServiceError> {
+        notify_on_create(&self.client, bucket, target_id).await
     }
 
     /// SIGTERM, SIGKILL after `grace`.
     pub async fn stop(&mut self, grace: Duration) -> std::io::Result<()> {
         self.process.stop(grace).await.map(|_| ())
     }
+}
+
+/// Creates `bucket` (an existing one of ours is fine), optionally versioned.
+pub async fn setup_bucket(client: &aws_sdk_s3::Client, bucket: &str, versioned: bool) -> Result<(), ServiceError> {
+    create_bucket(client, bucket)
+        .await
+        .map_err(|e| ServiceError::setup(SERVICE, format!("creating bucket {bucket}"), e))?;
+    if versioned {
+        let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+        client
+            .put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(versioning)
+            .send()
+            .await
+            .map_err(|e| ServiceError::setup(SERVICE, format!("enabling versioning on {bucket}"), describe_sdk_error(&e)))?;
+    }
+    Ok(())
+}
+
+/// Sends `s3:ObjectCreated:*` of `bucket` to Kafka target `target_id`.
+pub async fn notify_on_create(client: &aws_sdk_s3::Client, bucket: &str, target_id: &str) -> Result<(), ServiceError> {
+    let stage = format!("notifying {} of {bucket}'s s3:ObjectCreated:*", target_arn(target_id));
+    let queue = QueueConfiguration::builder()
+        .queue_arn(target_arn(target_id))
+        .events(Event::S3ObjectCreated)
+        .build()
+        .map_err(|e| ServiceError::setup(SERVICE, stage.clone(), e))?;
+    let config = NotificationConfiguration::builder().queue_configurations(queue).build();
+    client
+        .put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(config)
+        .send()
+        .await
+        .map_err(|e| ServiceError::setup(SERVICE, stage, describe_sdk_error(&e)))?;
+    Ok(())
 }
 
 async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), String> {
@@ -361,7 +354,7 @@ async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), 
 }
 
 /// One readiness probe through the S3 API: bucket, put, get (same bytes), delete.
-async fn probe(client: &aws_sdk_s3::Client, key: &str) -> Result<(), String> {
+pub(crate) async fn probe(client: &aws_sdk_s3::Client, key: &str) -> Result<(), String> {
     const STEP: Duration = Duration::from_secs(5);
     let body = key.as_bytes().to_vec();
     let steps = async {

@@ -31,6 +31,9 @@ pub struct ProcessorSpec {
     pub cwd: PathBuf,
     /// Service name: the log is `logs/<name>.log`.
     pub name: String,
+    /// The reference processor (`harness processor`): an environment with its own
+    /// images runs it from there instead of `program`.
+    pub builtin: bool,
 }
 
 /// The contract's environment for a processor talking to `endpoints`.
@@ -288,6 +291,7 @@ mod tests {
             ],
             cwd: "/work".into(),
             name: "processor".into(),
+            builtin: false,
         };
         let child = child_spec(&spec, &endpoints());
         let get = |k: &str| {

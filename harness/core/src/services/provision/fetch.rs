@@ -66,7 +66,7 @@ fn temp_dir_in(parent: &Path, label: &str) -> Result<PathBuf, ProvisionError> {
 
 /// Runs a provisioning command with its output in `log`; a failure carries
 /// the output's tail.
-async fn run_logged(
+pub(crate) async fn run_logged(
     what: &str,
     cmd: &mut tokio::process::Command,
     log: &Path,

@@ -1,0 +1,122 @@
+//! The containers environment against a real engine: podman's Docker-API service
+//! here (`ci/podman` starts it and `ci/test` sets `DOCKER_HOST`), Docker elsewhere.
+//! The same scenario files as the local environment, run with `--env containers`,
+//! must reach the same verdicts; faults are container operations, proven by the
+//! same probes; nothing a run creates is left behind, and a killed run's leftovers
+//! are removed by the next run.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::faults::run_with;
+use crate::util::{harness, only_run_dir, serial, spawn_until};
+
+/// The engine's unix socket: `DOCKER_HOST=unix://…`, else Docker's default.
+fn engine_socket() -> String {
+    match std::env::var("DOCKER_HOST") {
+        Ok(h) => h.strip_prefix("unix://").unwrap_or_else(|| panic!("these tests need a unix-socket DOCKER_HOST, got {h}")).to_string(),
+        Err(_) => "/var/run/docker.sock".to_string(),
+    }
+}
+
+/// Containers, networks or volumes of the engine labeled with this run id.
+fn labeled(what: &str, run_id: &str) -> Vec<Value> {
+    let filter = format!(r#"{{"label":["io.harness.run={run_id}"]}}"#);
+    let query = match what {
+        "containers" => format!("/containers/json?all=true&filters={}", urlencode(&filter)),
+        _ => format!("/{what}?filters={}", urlencode(&filter)),
+    };
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--unix-socket", &engine_socket(), &format!("http://d{query}")])
+        .output()
+        .expect("curl (ci/setup installs it)");
+    assert!(out.status.success(), "asking the engine for {what}: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("engine answer for {what}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    // /volumes answers {"Volumes": [...]}; the others a list.
+    let list = if what == "volumes" { v["Volumes"].clone() } else { v };
+    list.as_array().cloned().unwrap_or_default()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+fn assert_nothing_left(run_id: &str) {
+    for what in ["containers", "networks", "volumes"] {
+        let left = labeled(what, run_id);
+        assert!(left.is_empty(), "run {run_id} left {what} behind: {left:#?}");
+    }
+}
+
+fn run_id(run: &crate::faults::Run) -> String {
+    run.results["run_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn broker_kill_on_containers_is_proven_healed_and_exactly_once_holds() {
+    let run = run_with(&["--env", "containers"], "scenarios/faults/broker-kill.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.results["environment"]["kind"], "containers");
+    run.assert_faults_proven(&["broker_kill"], &["container exited with code 137 (SIGKILL)", "produce to", "after the heal: produce"]);
+    assert_eq!(run.verdict("exactly_once").0, "pass", "{}", run.explain());
+    assert_nothing_left(&run_id(&run));
+}
+
+#[test]
+fn partition_cuts_kafka_off_the_network_and_exactly_once_holds() {
+    let run = run_with(&[], "scenarios/faults/partition-kafka.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.results["environment"]["kind"], "containers");
+    run.assert_faults_proven(&["partition"], &["produce to", "after the heal: produce"]);
+    assert_eq!(run.verdict("exactly_once").0, "pass", "{}", run.explain());
+    assert_nothing_left(&run_id(&run));
+}
+
+/// SIGKILL the harness mid-workload: its containers, network and volume stay (no
+/// code of it runs any more). The next run removes them before it starts, and the
+/// smoke scenario passes on containers as it does locally.
+#[test]
+fn a_killed_runs_containers_are_removed_by_the_next_run_and_smoke_passes() {
+    let killed_id = {
+        let _one_at_a_time = serial();
+        let reports = tempfile::tempdir().unwrap();
+        let args = ["run", "--env", "containers", "--reports", reports.path().to_str().unwrap(), "scenarios/smoke.yaml"];
+        let (mut child, seen) = spawn_until(&args, Duration::from_secs(600), |l| l.contains("uploading "));
+        assert!(seen.iter().any(|l| l.contains("uploading ")), "never reached the workload:\n{}", seen.join("\n"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let dir = only_run_dir(reports.path());
+        let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let containers = labeled("containers", &id);
+        assert!(containers.len() >= 3, "kafka, minio and the processor should still be there: {containers:#?}");
+        assert_eq!(labeled("networks", &id).len(), 1, "the run's network should still be there");
+        assert_eq!(labeled("volumes", &id).len(), 1, "MinIO's data volume should still be there");
+        id
+    };
+
+    let run = run_with(&["--env", "containers"], "scenarios/smoke.yaml");
+    assert!(run.stderr.contains("removed leftovers of killed runs"), "{}", run.explain());
+    assert_nothing_left(&killed_id);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.results["environment"]["kind"], "containers");
+    assert_eq!(run.results["outcome"], "pass", "{}", run.explain());
+    let services = run.results["environment"]["services"].to_string();
+    assert!(services.contains("container localhost/harness-kafka:"), "{services}");
+    let kafka_log = std::fs::read_to_string(run.dir.join("logs/kafka.log")).unwrap_or_default();
+    assert!(kafka_log.contains("Kafka Server started"), "the broker's log is kept: {}", &kafka_log[..kafka_log.len().min(2000)]);
+    assert_nothing_left(&run_id(&run));
+}
+
+#[test]
+fn validate_with_env_containers_rejects_what_containers_cannot_do() {
+    let out = harness(&["validate", "--env", "containers", "scenarios/faults/wrong-listener-port.yaml"], &[]);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 2, "{text}");
+    assert!(text.contains("environment.misconfigure") && text.contains("local environment only"), "{text}");
+    let out = harness(&["validate", "--env", "containers", "scenarios/faults/broker-kill.yaml", "scenarios/smoke.yaml"], &[]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
