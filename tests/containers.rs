@@ -120,3 +120,13 @@ fn validate_with_env_containers_rejects_what_containers_cannot_do() {
     let out = harness(&["validate", "--env", "containers", "scenarios/faults/broker-kill.yaml", "scenarios/smoke.yaml"], &[]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
 }
+
+#[test]
+fn a_second_processor_container_rebalances_the_group_and_exactly_once_holds() {
+    let run = run_with(&["--env", "containers"], "scenarios/faults/processor-join.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    run.assert_faults_proven(&["processor_join"], &["replica pid", "has 2 members", "Stable with 2 members"]);
+    assert_eq!(run.verdict("exactly_once").0, "pass", "{}", run.explain());
+    assert!(run.dir.join("logs/processor-2.log").is_file(), "the replica container's log is kept");
+    assert_nothing_left(&run_id(&run));
+}

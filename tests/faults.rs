@@ -257,3 +257,42 @@ fn wrong_listener_port_is_diagnosed_with_the_address() {
     assert!(detail.contains("likely cause: MinIO's Kafka target points at 127.0.0.1:"), "{detail}");
     assert!(detail.contains("where no Kafka listener answers"), "{detail}");
 }
+
+#[test]
+fn a_second_processor_replica_rebalances_the_group_and_exactly_once_holds() {
+    let run = run("scenarios/faults/processor-join.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    run.assert_faults_proven(&["processor_join"], &["replica pid", "has 2 members", "Stable with 2 members"]);
+    assert_eq!(run.verdict("exactly_once").0, "pass", "{}", run.explain());
+    let services = run.results["environment"]["services"].to_string();
+    assert!(run.dir.join("logs/processor-2.log").is_file(), "the replica's log is kept: {services}");
+}
+
+/// Ctrl-C (SIGINT) during a broker pause: the fault is still healed and recorded,
+/// no further upload starts, every process ends, and a partial report is written:
+/// the ledger of what happened, every expectation Unknown, exit code 1.
+#[test]
+fn ctrl_c_mid_fault_heals_and_writes_a_partial_report() {
+    let _one_at_a_time = serial();
+    let reports = tempfile::tempdir().unwrap();
+    let args = ["run", "--reports", reports.path().to_str().unwrap(), "scenarios/faults/broker-pause.yaml"];
+    let (mut child, seen) = spawn_until(&args, Duration::from_secs(240), |l| l.contains("broker_pause on kafka: injecting"));
+    assert!(seen.iter().any(|l| l.contains("injecting")), "never reached the fault:\n{}", seen.join("\n"));
+    std::thread::sleep(Duration::from_millis(1000));
+    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "an interrupted run exits 1");
+    let dir = only_run_dir(reports.path());
+    assert!(processes_mentioning(&dir.display().to_string()).is_empty(), "the interrupted run left processes");
+    let results = read_json(&dir.join("results.json"));
+    let error = results["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("interrupted (Ctrl-C) after "), "{error}");
+    assert_eq!(results["outcome"], "unknown");
+    let uploaded = results["counts"]["uploads"].as_u64().unwrap();
+    let planned = results["scenario"]["images"].as_u64().unwrap();
+    assert!(uploaded > 0 && uploaded < planned, "uploads stopped early: {uploaded} of {planned}");
+    let fault = &results["faults"][0];
+    assert!(fault["healed_at"].is_u64(), "the fault in progress was healed: {fault:#}");
+    assert!(dir.join("report.html").is_file() && dir.join("junit.xml").is_file());
+}

@@ -46,17 +46,21 @@ pub fn spawn_until(args: &[&str], timeout: std::time::Duration, stop: impl Fn(&s
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run the harness binary");
-    let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
     let deadline = std::time::Instant::now() + timeout;
     let mut seen = Vec::new();
-    for line in stderr.lines() {
-        let line = line.unwrap_or_default();
-        let done = stop(&line);
-        seen.push(line);
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        let text = std::mem::take(&mut line).trim_end_matches('\n').to_string();
+        let done = stop(&text);
+        seen.push(text);
         if done || std::time::Instant::now() > deadline {
             break;
         }
     }
+    // Keep reading, so the harness's later lines do not meet a closed pipe.
+    let mut rest = stderr.lines();
+    std::thread::spawn(move || while let Some(Ok(_)) = rest.next() {});
     (child, seen)
 }
 

@@ -94,6 +94,9 @@ pub struct ContainersEnv {
     kafka: Option<ContainerAsync<GenericImage>>,
     minio: Option<ContainerAsync<GenericImage>>,
     processor: Option<ProcessorRun>,
+    /// Replicas that joined the processor's group later (`processor_join`).
+    replicas: Vec<(String, ProcessorRun)>,
+    processor_spec: Option<ProcessorSpec>,
     /// Host processes (a processor given as a command).
     group: ProcessGroup,
     images: ImageSet,
@@ -193,6 +196,8 @@ impl ContainersEnv {
             kafka: None,
             minio: None,
             processor: None,
+            replicas: Vec::new(),
+            processor_spec: None,
             images,
             endpoints,
             inner_endpoints,
@@ -406,10 +411,10 @@ impl ContainersEnv {
                 pid: self.pids.get(minio::SERVICE).copied(),
             },
         ];
-        if let Some(p) = &self.processor {
-            let status = p.status();
-            let pid = status.borrow().pid;
-            out.push(ServiceInfo { name: "processor".into(), version: String::new(), log_path: self.group.log_path("processor"), pid });
+        let primary = self.processor.as_ref().map(|p| ("processor".to_string(), p));
+        for (name, p) in primary.into_iter().chain(self.replicas.iter().map(|(n, p)| (n.clone(), p))) {
+            let pid = p.status().borrow().pid;
+            out.push(ServiceInfo { log_path: self.group.log_path(&name), name, version: String::new(), pid });
         }
         out
     }
@@ -456,17 +461,33 @@ impl ContainersEnv {
         if let Some(mut old) = self.processor.take() {
             old.stop(&self.docker).await;
         }
+        self.processor = Some(self.spawn_processor(&spec).await?);
+        self.processor_spec = Some(spec);
+        Ok(())
+    }
+
+    /// Starts one more replica of the processor (same image or command, same group),
+    /// as a scale-up would. Returns its pid.
+    pub async fn add_processor_replica(&mut self) -> Result<u32, EnvError> {
+        let mut spec = self.processor_spec.clone().ok_or_else(|| EnvError::Engine("no processor runs".into()))?;
+        spec.name = format!("{}-{}", spec.name, self.replicas.len() + 2);
+        let run = self.spawn_processor(&spec).await?;
+        let pid = run.status().borrow().pid.unwrap_or(0);
+        self.replicas.push((spec.name, run));
+        Ok(pid)
+    }
+
+    async fn spawn_processor(&self, spec: &ProcessorSpec) -> Result<ProcessorRun, EnvError> {
         if !spec.builtin {
-            let child = processor::child_spec(&spec, &self.endpoints);
-            self.processor = Some(ProcessorRun::Host(ProcessorSupervisor::start(&self.group, child)?));
-            return Ok(());
+            let child = processor::child_spec(spec, &self.endpoints);
+            return Ok(ProcessorRun::Host(ProcessorSupervisor::start(&self.group, child)?));
         }
         let mut env = processor::contract_env(&self.inner_endpoints);
         for (k, v) in &spec.env {
             env.retain(|(existing, _)| existing != k);
             env.push((k.clone(), v.clone()));
         }
-        let name = format!("{}-processor", self.prefix);
+        let name = format!("{}-{}", self.prefix, spec.name);
         let (repo, tag) = split_ref(&self.images.processor);
         let mut req = GenericImage::new(repo, tag)
             .with_cmd([images::HARNESS_BIN, "processor"])
@@ -476,12 +497,14 @@ impl ContainersEnv {
         for (k, v) in env {
             req = req.with_env_var(k, v);
         }
-        let container = req.start().await.map_err(tc_err("starting the processor container"))?;
-        self.processor = Some(ProcessorRun::Container(Box::new(ContainerProcessor::start(self.docker.clone(), container).await)));
-        Ok(())
+        let container = req.start().await.map_err(tc_err(format!("starting the {} container", spec.name)))?;
+        Ok(ProcessorRun::Container(Box::new(ContainerProcessor::start(self.docker.clone(), container).await)))
     }
 
     pub async fn stop_processor(&mut self) -> Option<ProcessorStatus> {
+        for (_, r) in &mut self.replicas {
+            r.stop(&self.docker).await;
+        }
         let p = self.processor.as_mut()?;
         Some(p.stop(&self.docker).await)
     }
@@ -598,10 +621,12 @@ impl ContainersEnv {
     /// the next run's reaper removes them). Never fails: what cannot be removed is
     /// reported and left to the reaper.
     async fn teardown(&mut self, keep: bool) {
-        if let Some(mut p) = self.processor.take() {
+        let replicas = std::mem::take(&mut self.replicas);
+        let name = self.processor_spec.as_ref().map_or_else(|| "processor".to_string(), |s| s.name.clone());
+        for (name, mut p) in self.processor.take().map(|p| (name, p)).into_iter().chain(replicas) {
             p.stop(&self.docker).await;
             if let ProcessorRun::Container(c) = p {
-                self.save_logs("processor", &c.id).await;
+                self.save_logs(&name, &c.id).await;
                 remove_unless_kept(c.container, keep).await;
             }
         }

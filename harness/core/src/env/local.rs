@@ -34,6 +34,10 @@ pub struct LocalEnv {
     kafka: Option<Kafka>,
     minio: Option<Minio>,
     processor: Option<ProcessorSupervisor>,
+    /// Replicas that joined the processor's group later (`processor_join`).
+    replicas: Vec<ProcessorSupervisor>,
+    /// How the processor was started, to start replicas the same way.
+    processor_spec: Option<ProcessorSpec>,
     /// How Kafka and MinIO were started, to start them again after a fault.
     kafka_cfg: Option<KafkaConfig>,
     minio_cfg: Option<MinioConfig>,
@@ -85,6 +89,8 @@ impl LocalEnv {
             kafka: None,
             minio: None,
             processor: None,
+            replicas: Vec::new(),
+            processor_spec: None,
             kafka_cfg: None,
             minio_cfg: None,
             timings: ReadyTimings::default(),
@@ -240,7 +246,7 @@ impl LocalEnv {
                 pid: self.minio.as_ref().map(|m| m.process().pid()),
             },
         ];
-        if let Some(p) = &self.processor {
+        for p in self.processor.iter().chain(&self.replicas) {
             out.push(ServiceInfo {
                 name: p.name().to_string(),
                 version: String::new(),
@@ -273,12 +279,28 @@ impl LocalEnv {
         }
         let child = processor::child_spec(&spec, &self.endpoints);
         self.processor = Some(ProcessorSupervisor::start(&self.group, child)?);
+        self.processor_spec = Some(spec);
         Ok(())
+    }
+
+    /// Starts one more replica of the processor (same command, same group; log
+    /// `processor-<n>.log`), as a scale-up of a Deployment would. Returns its pid.
+    pub async fn add_processor_replica(&mut self) -> Result<u32, EnvError> {
+        let mut spec = self.processor_spec.clone().ok_or_else(|| not_running("processor"))?;
+        spec.name = format!("{}-{}", spec.name, self.replicas.len() + 2);
+        let child = processor::child_spec(&spec, &self.endpoints);
+        let replica = ProcessorSupervisor::start(&self.group, child)?;
+        let pid = replica.status().borrow().pid.unwrap_or(0);
+        self.replicas.push(replica);
+        Ok(pid)
     }
 
     /// Stops the processor (SIGTERM, 10 s grace, SIGKILL) and returns its final
     /// status; `None` if none runs. The watch receivers keep the final status.
     pub async fn stop_processor(&mut self) -> Option<ProcessorStatus> {
+        for r in &mut self.replicas {
+            r.stop(PROCESSOR_GRACE).await;
+        }
         let mut p = self.processor.take()?;
         let status = p.stop(PROCESSOR_GRACE).await;
         self.processor = Some(p);
@@ -301,6 +323,9 @@ impl LocalEnv {
     }
 
     async fn teardown(&mut self, keep: bool) -> Result<(), EnvError> {
+        for mut r in self.replicas.drain(..) {
+            r.stop(PROCESSOR_GRACE).await;
+        }
         if let Some(mut p) = self.processor.take() {
             p.stop(PROCESSOR_GRACE).await;
         }

@@ -291,6 +291,14 @@ impl Env {
         }
     }
 
+    /// One more processor replica in the same consumer group; returns its pid.
+    pub async fn add_processor_replica(&mut self) -> Result<u32, EnvError> {
+        match self {
+            Env::Local(e) => e.add_processor_replica().await,
+            Env::Containers(e) => e.add_processor_replica().await,
+        }
+    }
+
     /// SIGKILL to the processor; returns the pid it had. Its supervisor restarts it.
     pub async fn kill_processor(&mut self) -> Result<u32, EnvError> {
         match self {

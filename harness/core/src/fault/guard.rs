@@ -20,6 +20,9 @@ enum Applied {
     Partitioned(Service),
     /// The processor was SIGKILLed; its supervisor restarts it, nothing to undo.
     ProcessorKilled { pid: u32 },
+    /// A second processor replica joined the group; it stays (a scale-up is not
+    /// undone), and stops with the processor at the end of the run.
+    ReplicaJoined { pid: u32 },
 }
 
 /// An applied fault. Call [`Injected::heal`]; healing twice is harmless. Dropping
@@ -74,6 +77,10 @@ pub async fn inject(env: &mut Env, spec: &FaultSpec) -> Result<Injected, FaultEr
             let pid = env.kill_processor().await.map_err(env_err("killing the processor"))?;
             (Applied::ProcessorKilled { pid }, None)
         }
+        FaultKind::ProcessorJoin => {
+            let pid = env.add_processor_replica().await.map_err(env_err("starting a second processor replica"))?;
+            (Applied::ReplicaJoined { pid }, None)
+        }
         FaultKind::Partition => {
             let service = service_of(&spec.target);
             env.disconnect(service).await.map_err(env_err("disconnecting the service from the network"))?;
@@ -111,7 +118,7 @@ impl Injected {
             Applied::Partitioned(service) => {
                 env.reconnect(service).await.map_err(err("reconnecting the service to the network"))?;
             }
-            Applied::ProcessorKilled { .. } => {}
+            Applied::ProcessorKilled { .. } | Applied::ReplicaJoined { .. } => {}
         }
         self.healed = true;
         Ok(())
@@ -125,7 +132,7 @@ impl Injected {
     pub fn pid(&self) -> Option<u32> {
         match self.applied {
             Applied::Paused { pid, .. } => pid,
-            Applied::ProcessorKilled { pid } => Some(pid),
+            Applied::ProcessorKilled { pid } | Applied::ReplicaJoined { pid } => Some(pid),
             _ => None,
         }
     }

@@ -23,7 +23,7 @@ mod schedule;
 
 pub use decoy::HttpDecoy;
 pub use guard::{inject, Injected};
-pub use probe::{kafka_probe, s3_probe};
+pub use probe::{group_probe, kafka_probe, s3_probe};
 pub use schedule::{run_schedule, ScheduleInputs};
 
 /// Why a fault could not be applied or healed.

@@ -28,6 +28,22 @@ pub async fn kafka_probe(bootstrap: &str) -> Result<String, String> {
     }
 }
 
+/// Members and state of a consumer group, as the group coordinator reports them
+/// (what a rebalance changes).
+pub async fn group_probe(bootstrap: &str, group: &str) -> Result<(usize, String), String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = helper_client_config(bootstrap).create().map_err(|e| format!("consumer: {e}"))?;
+    let group = group.to_string();
+    // The list holds a librdkafka pointer: read it on the blocking thread.
+    tokio::task::spawn_blocking(move || {
+        let listed = consumer.fetch_group_list(Some(&group), PROBE_TIMEOUT).map_err(|e| format!("describing the consumer group: {e}"))?;
+        let g = listed.groups().first().ok_or("the coordinator does not know the group")?;
+        Ok((g.members().len(), g.state().to_string()))
+    })
+    .await
+    .map_err(|e| format!("group lookup task: {e}"))?
+}
+
 /// HEAD of a bucket through the S3 API.
 pub async fn s3_probe(client: &aws_sdk_s3::Client, bucket: &str) -> Result<String, String> {
     let started = Instant::now();

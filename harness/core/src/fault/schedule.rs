@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::guard::{inject, wipe_dir_contents};
 use super::journal;
-use super::probe::{kafka_probe, s3_probe};
+use super::probe::{group_probe, kafka_probe, s3_probe};
 use crate::env::Env;
 use crate::run::clock::Clock;
 use crate::workload::UploadProgress;
@@ -23,6 +23,8 @@ const EFFECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long traffic may take to come back after the heal.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(100);
+/// A group's coordinator answers once per probe; no need to ask it ten times a second.
+const GROUP_POLL: Duration = Duration::from_millis(500);
 
 /// What the scheduler needs besides the environment.
 pub struct ScheduleInputs<'a> {
@@ -35,6 +37,8 @@ pub struct ScheduleInputs<'a> {
     /// Turns true when the workload has finished: faults not yet due are skipped.
     pub workload_done: watch::Receiver<bool>,
     pub say: &'a (dyn Fn(&str) + Sync),
+    /// The processor's consumer group (`processor_join` watches its membership).
+    pub processor_group: &'a str,
 }
 
 /// Runs every fault in turn; returns the windows of the faults that were injected.
@@ -126,6 +130,31 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
                 Ok(_) => tokio::time::sleep(POLL).await,
             }
         }
+    } else if kind == FaultKind::ProcessorJoin {
+        let pid = guard.pid().unwrap_or(0);
+        let group = inp.processor_group;
+        let deadline = Instant::now() + EFFECT_TIMEOUT;
+        loop {
+            match group_probe(&ep.kafka_bootstrap, group).await {
+                Ok((n, state)) if n >= 2 => {
+                    w.effect_seen_at = Some(clock.now());
+                    w.proof = format!("replica pid {pid} started; consumer group {group} has {n} members ({state})");
+                    break;
+                }
+                other if Instant::now() >= deadline => {
+                    let seen = match other {
+                        Ok((n, state)) => format!("{n} member(s), {state}"),
+                        Err(e) => e,
+                    };
+                    w.proof = format!(
+                        "replica pid {pid} started but consumer group {group} showed no second member within {}s ({seen})",
+                        EFFECT_TIMEOUT.as_secs()
+                    );
+                    break;
+                }
+                _ => tokio::time::sleep(GROUP_POLL).await,
+            }
+        }
     } else if kind == FaultKind::ProcessorCrash {
         let pid = guard.pid().unwrap_or(0);
         let before = processor_before.map_or(0, |s| s.exits.len());
@@ -189,6 +218,15 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
             kafka_probe(&ep.kafka_bootstrap).await
         } else if probe_minio {
             s3_probe(&s3, &ep.source_bucket).await
+        } else if kind == FaultKind::ProcessorJoin {
+            // Recovered: the rebalance is over and both members have partitions to work on.
+            match group_probe(&ep.kafka_bootstrap, inp.processor_group).await {
+                Ok((n, state)) if n >= 2 && state == "Stable" => {
+                    Ok(format!("consumer group {} is Stable with {n} members", inp.processor_group))
+                }
+                Ok((n, state)) => Err(format!("{n} member(s), {state}")),
+                Err(e) => Err(e),
+            }
         } else {
             match env.processor_events() {
                 Some(rx) => {

@@ -17,7 +17,7 @@ use crate::fault;
 use crate::observe::{list_outputs, Observers};
 use crate::services::processor::ProcessorSpec;
 use crate::services::s3::s3_client;
-use crate::workload::{run_uploads, UploadProgress};
+use crate::workload::{run_uploads, stopped, UploadProgress};
 
 /// How long the harness's own consumers may take to show they are live.
 const OBSERVER_LIVE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,12 +28,15 @@ pub(super) struct Exercised {
     pub drain_seconds: f64,
 }
 
+/// `stop` turns true on Ctrl-C: no further upload starts, faults in progress are
+/// healed as usual, the drain is skipped, and what happened until then is recorded.
 pub(super) async fn exercise(
     env: &mut Env,
     scenario: &Scenario,
     run_id: &str,
     clock: Clock,
     progress: &Progress,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Exercised, String> {
     let ep = env.endpoints().clone();
     let s3 = s3_client(&ep.s3_endpoint, &ep.credentials);
@@ -76,7 +79,7 @@ pub(super) async fn exercise(
     let counters = Arc::new(UploadProgress::default());
     let mut history = History { workload_started: clock.now(), ..Default::default() };
     let t_workload = Instant::now();
-    let uploads = run_uploads(s3.clone(), ep.source_bucket.clone(), plan(w, scenario.seed), w.concurrency, clock, counters.clone());
+    let uploads = run_uploads(s3.clone(), ep.source_bucket.clone(), plan(w, scenario.seed), w.concurrency, clock, counters.clone(), stop.clone());
     let ticker = AbortOnDrop(tokio::spawn(ticker(progress.clone(), counters.clone(), observers.observed.clone(), w.images)));
     // The fault schedule runs alongside the uploads; it borrows the environment
     // (to stop, pause and restart services) while the uploads only need S3.
@@ -100,6 +103,7 @@ pub(super) async fn exercise(
             uploads: counters.clone(),
             workload_done: done_rx,
             say: &say,
+            processor_group: &scenario.processor.group_id,
         },
     );
     let (((uploaded, failed), finished), windows) = tokio::join!(uploads, schedule);
@@ -122,7 +126,11 @@ pub(super) async fn exercise(
         o.outputs.lock().map(|v| v.iter().filter(|x| expected.contains(&x.key)).map(|x| &x.key).collect::<HashSet<_>>().len() == expected.len()).unwrap_or(false)
     };
     let drain_ticker = AbortOnDrop(tokio::spawn(ticker_outputs(progress.clone(), observers.observed.clone(), expected.len())));
-    history.drained = observers.wait_for(scenario.drain_timeout, all_seen).await;
+    let mut stop_drain = stop.clone();
+    history.drained = tokio::select! {
+        drained = observers.wait_for(scenario.drain_timeout, all_seen) => drained,
+        () = stopped(&mut stop_drain) => false,
+    };
     drop(drain_ticker);
     if history.drained {
         // Late duplicates (a redelivery after a commit was lost) arrive after the

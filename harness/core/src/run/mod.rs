@@ -135,9 +135,24 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     ctx.env_info.services.push(ServiceVersion { name: "processor".into(), version: processor_version(scenario) });
     ctx.progress.say(&format!("environment ready in {:.1}s", rt.total.as_secs_f64()));
 
-    let exercised = tokio::select! {
-        r = exercise::exercise(&mut env, scenario, &ctx.run_id, clock, &ctx.progress) => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
+    // The first Ctrl-C stops the workload: faults in progress heal, the drain is
+    // skipped, and the run is judged Unknown on what happened so far (a partial
+    // report). A second Ctrl-C stops at once.
+    let (exercised, interrupted) = {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let exercise = exercise::exercise(&mut env, scenario, &ctx.run_id, clock, &ctx.progress, stop_rx);
+        tokio::pin!(exercise);
+        tokio::select! {
+            r = &mut exercise => (Some(r), false),
+            _ = tokio::signal::ctrl_c() => {
+                let _ = stop_tx.send(true);
+                ctx.progress.say("interrupted: no more uploads; healing faults and writing a partial report (Ctrl-C again to stop at once)");
+                tokio::select! {
+                    r = &mut exercise => (Some(r), true),
+                    _ = tokio::signal::ctrl_c() => (None, true),
+                }
+            }
+        }
     };
     ctx.progress.say(&format!("stopping the processor, MinIO and Kafka ({})", env.kind()));
     if let Err(e) = env.shutdown(opts.keep).await {
@@ -152,7 +167,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
             ctx.timings.workload_seconds = ex.workload_seconds;
             ctx.timings.drain_seconds = ex.drain_seconds;
             ctx.timings.drained = ex.history.drained;
-            ctx.judged(ex.history)
+            if interrupted {
+                ctx.judged_partially(ex.history)
+            } else {
+                ctx.judged(ex.history)
+            }
         }
     }
 }
@@ -188,6 +207,27 @@ impl Context<'_> {
             }
         };
         self.finish(Some(&history), ledger, metrics, verdicts, error)
+    }
+
+    /// A run stopped by Ctrl-C after part of its workload: the ledger, metrics and
+    /// fault windows of what happened are reported, every expectation is Unknown.
+    fn judged_partially(self, history: History) -> RunOutcome {
+        let spec = CheckSpec { thumbnail_width: self.scenario.pipeline.thumbnail_width };
+        let err = format!(
+            "interrupted (Ctrl-C) after {} of {} uploads; this partial report shows what happened until then",
+            history.uploads.len(),
+            self.scenario.workload.images
+        );
+        self.progress.say(&format!("error: {err}"));
+        // A checker bug must not lose the partial report: it then has no ledger.
+        let (ledger, metrics) = std::panic::catch_unwind(|| {
+            let ledger = check(&history, &spec);
+            let metrics = metrics::compute(&ledger);
+            (ledger, metrics)
+        })
+        .unwrap_or_default();
+        let verdicts = self.unknown_all(&err);
+        self.finish(Some(&history), ledger, metrics, verdicts, Some(err))
     }
 
     fn aborted(self, why: Abort) -> RunOutcome {

@@ -4,4 +4,4 @@ mod images;
 mod upload;
 
 pub use images::{generate, GeneratedImage};
-pub use upload::{run_uploads, UploadProgress};
+pub use upload::{run_uploads, stopped, UploadProgress};

@@ -24,8 +24,17 @@ pub struct UploadProgress {
     pub failed: AtomicU64,
 }
 
+/// Resolves once `stop` is true; never, if its sender is gone without saying so.
+pub async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Generates images on a thread of their own, a bounded distance ahead of the
 /// schedule, and uploads each when due with at most `concurrency` PUTs in flight.
+/// When `stop` turns true (Ctrl-C), no further upload starts; the ones in flight
+/// finish and are recorded.
 pub async fn run_uploads(
     client: Client,
     bucket: String,
@@ -33,6 +42,7 @@ pub async fn run_uploads(
     concurrency: u32,
     clock: Clock,
     progress: Arc<UploadProgress>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> (Vec<Upload>, Vec<UploadFailure>) {
     let (tx, mut rx) = mpsc::channel::<Result<GeneratedImage, (PlannedUpload, String)>>(64);
     let generator = std::thread::Builder::new().name("image-gen".into()).spawn(move || {
@@ -52,7 +62,12 @@ pub async fn run_uploads(
     let workload_epoch = clock.now();
     let permits = Arc::new(Semaphore::new(concurrency.max(1) as usize));
     let mut tasks: JoinSet<Result<Upload, UploadFailure>> = JoinSet::new();
-    while let Some(item) = rx.recv().await {
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => item,
+            () = stopped(&mut stop) => None,
+        };
+        let Some(item) = item else { break };
         let img = match item {
             Ok(img) => img,
             Err((p, error)) => {
@@ -62,7 +77,13 @@ pub async fn run_uploads(
                 continue;
             }
         };
-        tokio::time::sleep_until(start + img.plan.due).await;
+        let due = tokio::select! {
+            _ = tokio::time::sleep_until(start + img.plan.due) => true,
+            () = stopped(&mut stop) => false,
+        };
+        if !due {
+            break;
+        }
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
         let (client, bucket, progress) = (client.clone(), bucket.clone(), progress.clone());
         let scheduled_at = workload_epoch + img.plan.due.as_micros() as u64;
@@ -75,6 +96,8 @@ pub async fn run_uploads(
         });
     }
 
+    // The generator stops at its next send.
+    drop(rx);
     let (mut uploads, mut failures) = (Vec::new(), Vec::new());
     while let Some(joined) = tasks.join_next().await {
         match joined {

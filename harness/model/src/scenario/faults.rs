@@ -142,10 +142,6 @@ fn local_capability(kind: FaultKind, env: &Environment) -> Result<(), String> {
             "needs a three-broker Kafka cluster, which the local environment of this version does not start \
              (one broker only); injectable here: {injectable}"
         )),
-        FaultKind::ProcessorJoin => Err(format!(
-            "a second processor replica is not supported by the local environment of this version; \
-             injectable here: {injectable}"
-        )),
         _ => Ok(()),
     }
 }
@@ -171,6 +167,7 @@ const LOCAL: &[FaultKind] = &[
     FaultKind::MinioRestart,
     FaultKind::MinioKill,
     FaultKind::QueueDirLoss,
+    FaultKind::ProcessorJoin,
 ];
 
 const CONTAINERS: &[FaultKind] = &[
@@ -182,6 +179,7 @@ const CONTAINERS: &[FaultKind] = &[
     FaultKind::MinioKill,
     FaultKind::QueueDirLoss,
     FaultKind::Partition,
+    FaultKind::ProcessorJoin,
 ];
 
 fn list(kinds: &[FaultKind]) -> String {
@@ -213,7 +211,10 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
         (false, Some(_)) => {
             return Err((
                 "down_for",
-                format!("does not apply to {}: its supervisor restarts the processor; remove it", kind.key()),
+                match kind {
+                    FaultKind::ProcessorJoin => "does not apply to processor_join: the replica stays until the run ends; remove it".to_string(),
+                    _ => format!("does not apply to {}: its supervisor restarts the processor; remove it", kind.key()),
+                },
             ))
         }
     };

@@ -287,7 +287,8 @@ pub enum FaultKind {
     /// Three-broker cluster faults.
     LeaderKill,
     RollingRestart,
-    /// A second processor replica joins the consumer group (rebalance).
+    /// A second processor replica joins the consumer group (a rebalance); it stays
+    /// until the run ends, as a scale-up would. No `down_for`.
     ProcessorJoin,
 }
 
