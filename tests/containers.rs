@@ -119,6 +119,9 @@ fn validate_with_env_containers_rejects_what_containers_cannot_do() {
     assert!(text.contains("environment.misconfigure") && text.contains("local environment only"), "{text}");
     let out = harness(&["validate", "--env", "containers", "scenarios/faults/broker-kill.yaml", "scenarios/smoke.yaml"], &[]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let out = harness(&["run", "--images", "nope", "scenarios/smoke.yaml"], &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("available: local, official"), "{}", out.stderr);
 }
 
 #[test]

@@ -8,9 +8,11 @@
 //!   take effect and heal, verdicts as the scenario expects; `ci/faults` runs all.
 //! - `containers`: the same scenarios on the containers environment (a Docker-API
 //!   engine: `ci/podman` starts podman's here and `ci/test` sets `DOCKER_HOST`).
+//! - `registry`: runs on official images; ignored here (no registry), the reason says so.
 
 mod cli;
 mod containers;
 mod e2e;
 mod faults;
+mod registry;
 mod util;

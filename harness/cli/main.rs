@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode as ProcessExit;
 
 use clap::{Parser, Subcommand};
+use harness_core::containers::images::ImageSource;
 use harness_core::run::{run, RunOptions};
 use harness_model::exit::ExitCode;
 use harness_model::scenario::{self, Scenario};
@@ -62,6 +63,11 @@ Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario
         /// `containers` through the engine DOCKER_HOST names).
         #[arg(long, value_name = "KIND", value_parser = parse_env_kind)]
         env: Option<scenario::EnvKind>,
+        /// Containers environment: `local` images built here (`harness images build`;
+        /// no registry needed), or `official` apache/kafka and minio/minio pulled by
+        /// the engine (HARNESS_KAFKA_IMAGE / HARNESS_MINIO_IMAGE override them).
+        #[arg(long, value_name = "SOURCE", default_value = "local", value_parser = parse_image_source)]
+        images: ImageSource,
     },
     /// Decide whether CURRENT runs regressed against BASELINE runs (throughput, latency).
     #[command(after_help = compare::COMPARE_HELP)]
@@ -168,13 +174,13 @@ fn main() -> ProcessExit {
         }
         Command::Compare(args) => compare::compare(args),
         Command::Export(args) => compare::export(args),
-        Command::Run { files, reports, keep, quiet, repeat, env } => {
+        Command::Run { files, reports, keep, quiet, repeat, env, images } => {
             init_tracing();
             let scenarios = match load_all(&files, env) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            let opts = RunOptions { reports_root: reports, keep, quiet };
+            let opts = RunOptions { reports_root: reports, keep, quiet, images };
             if repeat > 1 {
                 let exits = repeat::run_repeated(&runtime, &scenarios, &opts, repeat);
                 return ProcessExit::from(exits.into_iter().fold(ExitCode::Passed, worse).code());
@@ -235,6 +241,14 @@ fn load_all(files: &[PathBuf], env: Option<scenario::EnvKind>) -> Result<Vec<Sce
         Err(ProcessExit::from(ExitCode::InvalidInput.code()))
     } else {
         Ok(ok)
+    }
+}
+
+fn parse_image_source(s: &str) -> Result<ImageSource, String> {
+    match s {
+        "local" => Ok(ImageSource::Local),
+        "official" => Ok(ImageSource::Official),
+        other => Err(format!("unknown image source {other:?}; available: local, official")),
     }
 }
 

@@ -157,6 +157,21 @@ pub async fn ensure_images(
     let kafka = ensure_kafka(docker, tc, &images_dir, progress).await?;
     let minio = binary_image("minio", &tc.minio_bin, MINIO_BIN, &[MINIO_BIN]).await?;
     let minio = ensure_built(docker, minio, progress).await?;
+    let processor = ensure_processor_image(docker, harness_bin, progress).await?;
+    Ok(ImageSet {
+        kafka,
+        minio,
+        processor,
+    })
+}
+
+/// The processor image alone (the harness itself as `harness processor`): the one
+/// image no registry has.
+pub async fn ensure_processor_image(
+    docker: &Docker,
+    harness_bin: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<String, ImageError> {
     let processor = binary_image(
         "processor",
         harness_bin,
@@ -164,12 +179,77 @@ pub async fn ensure_images(
         &[HARNESS_BIN, "processor"],
     )
     .await?;
-    let processor = ensure_built(docker, processor, progress).await?;
-    Ok(ImageSet {
-        kafka,
-        minio,
-        processor,
-    })
+    ensure_built(docker, processor, progress).await
+}
+
+/// Where a containers run's Kafka and MinIO images come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ImageSource {
+    /// Built here by [`ensure_images`] (no registry needed).
+    #[default]
+    Local,
+    /// `apache/kafka` and `minio/minio`, pulled by the engine from a registry
+    /// (`HARNESS_KAFKA_IMAGE` / `HARNESS_MINIO_IMAGE` override the references); the
+    /// processor image is still built here.
+    Official,
+}
+
+/// MinIO's official image of the release the pinned commit belongs to (DESIGN §4).
+pub const OFFICIAL_MINIO: &str = "docker.io/minio/minio:RELEASE.2025-10-15T17-29-55Z";
+
+/// Kafka's official image of a version.
+pub fn official_kafka(version: &str) -> String {
+    format!("docker.io/apache/kafka:{version}")
+}
+
+/// The images of a run, and where its commands find things inside them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunImages {
+    pub set: ImageSet,
+    /// Java in the kafka image (a path, or a name on the image's PATH).
+    pub kafka_java: String,
+    /// Kafka's jars in the kafka image.
+    pub kafka_libs: String,
+    /// MinIO in the minio image.
+    pub minio_bin: String,
+}
+
+impl RunImages {
+    /// The images [`ensure_images`] built.
+    pub fn local(set: ImageSet) -> Self {
+        RunImages { set, kafka_java: KAFKA_JAVA.into(), kafka_libs: KAFKA_LIBS.into(), minio_bin: MINIO_BIN.into() }
+    }
+
+    /// The official images: `apache/kafka` has Kafka in /opt/kafka and Java on its
+    /// PATH; `minio/minio`'s entrypoint wants a command that starts with `minio`.
+    pub fn official(kafka: String, minio: String, processor: String) -> Self {
+        RunImages {
+            set: ImageSet { kafka, minio, processor },
+            kafka_java: "java".into(),
+            kafka_libs: "/opt/kafka/libs".into(),
+            minio_bin: "minio".into(),
+        }
+    }
+}
+
+/// The images of a run from `source`, building (local) or naming (official) them.
+pub async fn run_images(
+    source: ImageSource,
+    docker: &Docker,
+    tc: &Toolchain,
+    harness_bin: &Path,
+    progress: &dyn Fn(&str),
+) -> Result<RunImages, ImageError> {
+    match source {
+        ImageSource::Local => Ok(RunImages::local(ensure_images(docker, tc, harness_bin, progress).await?)),
+        ImageSource::Official => {
+            let processor = ensure_processor_image(docker, harness_bin, progress).await?;
+            let kafka = std::env::var("HARNESS_KAFKA_IMAGE").unwrap_or_else(|_| official_kafka(&tc.kafka_version));
+            let minio = std::env::var("HARNESS_MINIO_IMAGE").unwrap_or_else(|_| OFFICIAL_MINIO.to_string());
+            progress(&format!("official images: {kafka} and {minio} (the engine pulls them if it has not)"));
+            Ok(RunImages::official(kafka, minio, processor))
+        }
+    }
 }
 
 /// The images built here that the engine has, newest first.
@@ -918,6 +998,16 @@ fn hex12(digest: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn official_images_name_the_pinned_versions_and_their_layout() {
+        let imgs = super::RunImages::official(super::official_kafka("4.1.1"), super::OFFICIAL_MINIO.into(), "p".into());
+        assert_eq!(imgs.set.kafka, "docker.io/apache/kafka:4.1.1");
+        assert_eq!(imgs.set.minio, "docker.io/minio/minio:RELEASE.2025-10-15T17-29-55Z");
+        assert_eq!((imgs.kafka_libs.as_str(), imgs.minio_bin.as_str()), ("/opt/kafka/libs", "minio"));
+        let local = super::RunImages::local(imgs.set.clone());
+        assert_eq!((local.kafka_java.as_str(), local.kafka_libs.as_str()), (super::KAFKA_JAVA, super::KAFKA_LIBS));
+    }
+
     use super::*;
     use std::collections::BTreeMap;
 

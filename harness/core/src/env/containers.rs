@@ -38,7 +38,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::{oneshot, watch};
 
 use super::{Endpoints, EnvError, EnvSpec, ReadyTimings, S3Credentials, ServiceInfo, Unprepared};
-use crate::containers::images::{self, ImageSet};
+use crate::containers::images::{self, ImageSource, RunImages};
 use crate::containers::{self as engine, LABEL_PID, LABEL_PID_START, LABEL_RUN};
 use crate::services::canary;
 use crate::services::kafka::{self, CONTAINER_EXTERNAL_PORT, CONTAINER_INTERNAL_PORT};
@@ -99,7 +99,7 @@ pub struct ContainersEnv {
     processor_spec: Option<ProcessorSpec>,
     /// Host processes (a processor given as a command).
     group: ProcessGroup,
-    images: ImageSet,
+    images: RunImages,
     /// What the harness (on the host) uses.
     endpoints: Endpoints,
     /// What containers on the run's network use.
@@ -148,7 +148,13 @@ impl ContainersEnv {
     /// images exist, then starts Kafka ‖ MinIO on a fresh network, waits for both,
     /// and sets up topics, buckets, notifications and the canary. On failure
     /// everything started is removed again; `<run_dir>/logs` keeps the services' logs.
-    pub async fn start(spec: EnvSpec, tc: &Toolchain, run_id: &str, progress: &dyn Fn(&str)) -> Result<ContainersEnv, EnvError> {
+    pub async fn start(
+        spec: EnvSpec,
+        tc: &Toolchain,
+        run_id: &str,
+        source: ImageSource,
+        progress: &dyn Fn(&str),
+    ) -> Result<ContainersEnv, EnvError> {
         let started = Instant::now();
         let logs = spec.run_dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(|source| EnvError::Io { context: format!("creating {}", logs.display()), source })?;
@@ -159,7 +165,7 @@ impl ContainersEnv {
         }
         let harness_bin = std::env::current_exe()
             .map_err(|source| EnvError::Io { context: "finding the harness binary for the processor image".into(), source })?;
-        let images = images::ensure_images(&docker, tc, &harness_bin, progress).await.map_err(|e| EnvError::Engine(e.to_string()))?;
+        let images = images::run_images(source, &docker, tc, &harness_bin, progress).await.map_err(|e| EnvError::Engine(e.to_string()))?;
 
         let token = |n| crate::services::token::hex_token(n).map_err(|source| EnvError::Io { context: "reading /dev/urandom".into(), source });
         let credentials = S3Credentials { access_key: format!("harness-{}", token(6)?), secret_key: token(20)?, region: "us-east-1".into() };
@@ -217,6 +223,13 @@ impl ContainersEnv {
             Err(e) => {
                 env.teardown(false).await;
                 env.shut_down = true;
+                if source == ImageSource::Official {
+                    return Err(EnvError::Engine(format!(
+                        "{e}\n(--images official: the engine pulls {} and {} from a registry; where none is \
+                         reachable, use the images built here: --images local, the default)",
+                        env.images.set.kafka, env.images.set.minio
+                    )));
+                }
                 Err(e)
             }
         }
@@ -248,9 +261,9 @@ impl ContainersEnv {
         ));
         let kafka_name = format!("{}-kafka", self.prefix);
         let minio_name = format!("{}-minio", self.prefix);
-        let (repo, tag) = split_ref(&self.images.kafka);
+        let (repo, tag) = split_ref(&self.images.set.kafka);
         let kafka_req = GenericImage::new(repo, tag)
-            .with_cmd(["sh", "-c", &kafka_command()])
+            .with_cmd(["sh", "-c", &kafka_command(&self.images.kafka_java, &self.images.kafka_libs)])
             .with_container_name(&kafka_name)
             .with_network(&network)
             .with_labels(self.labels.clone())
@@ -259,7 +272,7 @@ impl ContainersEnv {
             .with_copy_to(KAFKA_LOG4J, kafka::LOG4J2_PROPERTIES.as_bytes().to_vec());
 
         let minio_cfg = MinioConfig {
-            bin: PathBuf::from(images::MINIO_BIN),
+            bin: PathBuf::from(&self.images.minio_bin),
             dir: PathBuf::from(MINIO_ROOT),
             kafka_bootstrap: self.inner_endpoints.kafka_bootstrap.clone(),
             events_topic: self.spec.events_topic.clone(),
@@ -269,10 +282,10 @@ impl ContainersEnv {
             credentials: self.endpoints.credentials.clone(),
             ready_timeout: self.spec.ready_timeout,
         };
-        let (repo, tag) = split_ref(&self.images.minio);
+        let (repo, tag) = split_ref(&self.images.set.minio);
         let mut minio_req = GenericImage::new(repo, tag)
             .with_cmd([
-                images::MINIO_BIN.to_string(),
+                self.images.minio_bin.clone(),
                 "server".into(),
                 minio_cfg.data_dir().display().to_string(),
                 "--address".into(),
@@ -400,13 +413,13 @@ impl ContainersEnv {
         let mut out = vec![
             ServiceInfo {
                 name: kafka::SERVICE.into(),
-                version: format!("Apache Kafka {} (container {})", self.kafka_version, self.images.kafka),
+                version: format!("Apache Kafka {} (container {})", self.kafka_version, self.images.set.kafka),
                 log_path: self.group.log_path(kafka::SERVICE),
                 pid: self.pids.get(kafka::SERVICE).copied(),
             },
             ServiceInfo {
                 name: minio::SERVICE.into(),
-                version: format!("{} (container {})", self.minio_version, self.images.minio),
+                version: format!("{} (container {})", self.minio_version, self.images.set.minio),
                 log_path: self.group.log_path(minio::SERVICE),
                 pid: self.pids.get(minio::SERVICE).copied(),
             },
@@ -488,7 +501,7 @@ impl ContainersEnv {
             env.push((k.clone(), v.clone()));
         }
         let name = format!("{}-{}", self.prefix, spec.name);
-        let (repo, tag) = split_ref(&self.images.processor);
+        let (repo, tag) = split_ref(&self.images.set.processor);
         let mut req = GenericImage::new(repo, tag)
             .with_cmd([images::HARNESS_BIN, "processor"])
             .with_container_name(&name)
@@ -680,13 +693,12 @@ impl Drop for ContainersEnv {
 
 /// Kafka's entrypoint: format the storage on the first start (a restart keeps it
 /// and skips the format's own JVM), then the broker.
-fn kafka_command() -> String {
-    let jvm = kafka::jvm_args(Path::new(images::KAFKA_LIBS), Path::new(KAFKA_LOG4J))
+fn kafka_command(java: &str, libs: &str) -> String {
+    let jvm = kafka::jvm_args(Path::new(libs), Path::new(KAFKA_LOG4J))
         .into_iter()
         .map(|a| shell_quote(&a))
         .collect::<Vec<_>>()
         .join(" ");
-    let java = images::KAFKA_JAVA;
     // A fixed cluster id is fine: every run has its own container and data.
     format!(
         "{{ test -f {KAFKA_DATA}/meta.properties || {java} {jvm} kafka.tools.StorageTool format \
@@ -1015,7 +1027,7 @@ mod tests {
 
     #[test]
     fn kafka_command_formats_once_then_execs_the_broker() {
-        let cmd = kafka_command();
+        let cmd = kafka_command(images::KAFKA_JAVA, images::KAFKA_LIBS);
         assert!(cmd.contains("kafka.tools.StorageTool format"), "{cmd}");
         assert!(cmd.contains("--ignore-formatted"), "{cmd}");
         assert!(cmd.contains("&& exec /usr/bin/java"), "{cmd}");

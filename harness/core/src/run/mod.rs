@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub keep: bool,
     /// No progress lines on stderr.
     pub quiet: bool,
+    /// Containers environment: images built here, or the official ones.
+    pub images: crate::containers::images::ImageSource,
 }
 
 pub struct RunOutcome {
@@ -107,7 +109,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     };
     let start = async {
         match scenario.environment.kind {
-            EnvKind::Containers => ContainersEnv::start(spec, &toolchain, &ctx.run_id, &say).await.map(|e| Env::Containers(Box::new(e))),
+            EnvKind::Containers => ContainersEnv::start(spec, &toolchain, &ctx.run_id, opts.images, &say).await.map(|e| Env::Containers(Box::new(e))),
             _ => LocalEnv::start(spec, &toolchain, &say).await.map(Env::Local),
         }
     };
