@@ -28,7 +28,6 @@ use bollard::models::{EndpointSettings, NetworkConnectRequest, NetworkCreateRequ
 use bollard::query_parameters::{
     InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
     LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions, StopContainerOptions,
-    WaitContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -829,14 +828,11 @@ async fn supervise_container(docker: Docker, id: String, tx: watch::Sender<Proce
     let mut backoff = processor::INITIAL_BACKOFF;
     let mut started = Instant::now();
     loop {
-        let mut wait = docker.wait_container(&id, Some(WaitContainerOptions { condition: "not-running".into() }));
         let exited = tokio::select! {
-            r = wait.next() => r,
+            code = exit_of(&docker, &id) => code,
             _ = &mut stop_rx => {
                 // Asked to stop: the exit that follows is expected.
-                let mut wait = docker.wait_container(&id, Some(WaitContainerOptions { condition: "not-running".into() }));
-                let r = tokio::time::timeout(ENGINE_TIMEOUT, wait.next()).await.ok().flatten();
-                let code = exit_code(r);
+                let code = tokio::time::timeout(ENGINE_TIMEOUT, exit_of(&docker, &id)).await.ok().flatten();
                 tx.send_modify(|s| {
                     s.exits.push(exit_record(code, started.elapsed(), true));
                     s.pid = None;
@@ -845,7 +841,7 @@ async fn supervise_container(docker: Docker, id: String, tx: watch::Sender<Proce
                 return;
             }
         };
-        let code = exit_code(exited);
+        let code = exited;
         let uptime = started.elapsed();
         tx.send_modify(|s| {
             s.exits.push(exit_record(code, uptime, false));
@@ -881,14 +877,29 @@ async fn supervise_container(docker: Docker, id: String, tx: watch::Sender<Proce
     }
 }
 
-/// The exit code from a wait answer (bollard reports a non-zero code as an error).
-fn exit_code(r: Option<Result<bollard::models::ContainerWaitResponse, bollard::errors::Error>>) -> Option<i64> {
-    match r {
-        Some(Ok(w)) => Some(w.status_code),
-        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Some(code),
-        _ => None,
+/// Waits until the container is not running and returns its exit code. Polls the
+/// container's state: podman 4's Docker-compatible `wait` endpoint busy-loops on the
+/// server (measured: 1.2 cores for as long as a wait is open), which starved the
+/// pipeline on a 2-core machine.
+async fn exit_of(docker: &Docker, id: &str) -> Option<i64> {
+    loop {
+        match docker.inspect_container(id, None::<InspectContainerOptions>).await {
+            Ok(i) => {
+                let state = i.state.unwrap_or_default();
+                if !state.running.unwrap_or(false) && !state.restarting.unwrap_or(false) {
+                    return state.exit_code;
+                }
+            }
+            // Gone (removed by someone else): no code to report.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return None,
+            Err(e) => tracing::debug!("inspecting {id:.12}: {e}"),
+        }
+        tokio::time::sleep(EXIT_POLL).await;
     }
 }
+
+/// How often a supervised container's state is asked for.
+const EXIT_POLL: Duration = Duration::from_millis(250);
 
 fn exit_record(code: Option<i64>, uptime: Duration, expected: bool) -> ProcessorExit {
     // An engine reports death by signal N as 128 + N.
