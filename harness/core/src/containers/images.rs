@@ -14,7 +14,6 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::io::{self, Read, Write};
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -153,7 +152,7 @@ pub async fn ensure_images(
     progress: &dyn Fn(&str),
 ) -> Result<ImageSet, ImageError> {
     let images_dir = cache_dir_from(&|k| std::env::var_os(k))?.join("images");
-    let _lock = DirLock::acquire(&images_dir, progress).await?;
+    let _lock = crate::services::provision::CacheLock::acquire(&images_dir, "container images", progress).await?;
     let kafka = ensure_kafka(docker, tc, &images_dir, progress).await?;
     let minio = binary_image("minio", &tc.minio_bin, MINIO_BIN, &[MINIO_BIN]).await?;
     let minio = ensure_built(docker, minio, progress).await?;
@@ -679,41 +678,6 @@ fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
         .map(|p| PathBuf::from(p.replace("\\040", " ")))
         .filter(|p| p.starts_with(dir))
         .collect())
-}
-
-/// An exclusive `flock` on `<dir>/.lock`: one harness process builds at a time.
-struct DirLock {
-    _file: std::fs::File,
-}
-
-impl DirLock {
-    async fn acquire(dir: &Path, progress: &dyn Fn(&str)) -> Result<Self, ImageError> {
-        std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let path = dir.join(".lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(format!("opening {}", path.display())))?;
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(DirLock { _file: file });
-        }
-        progress("waiting for another harness process that is building images…");
-        tokio::task::spawn_blocking(move || {
-            // SAFETY: flock on an fd we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                Ok(DirLock { _file: file })
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        })
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))
-        .and_then(|r| r)
-        .map_err(io_err(format!("locking {}", path.display())))
-    }
 }
 
 // ---- the engine ------------------------------------------------------------

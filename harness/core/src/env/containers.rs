@@ -160,7 +160,7 @@ impl ContainersEnv {
         let docker = engine::connect().await.map_err(|e| EnvError::Engine(e.to_string()))?;
         let reaped = reap_leftovers(&docker).await;
         if !reaped.is_empty() {
-            progress(&format!("removed leftovers of killed runs: {reaped}"));
+            progress(&format!("removed leftovers of killed runs and of runs kept with --keep: {reaped}"));
         }
         let harness_bin = std::env::current_exe()
             .map_err(|source| EnvError::Io { context: "finding the harness binary for the processor image".into(), source })?;

@@ -13,13 +13,14 @@ use super::{
 };
 use crate::services::process::{describe_status, tail_log};
 
-/// Holds an exclusive `flock` on `<dir>/.lock` while alive.
-struct CacheLock {
+/// Holds an exclusive `flock` on `<dir>/.lock` while alive: one harness process
+/// fills a cache folder at a time (Kafka's jars, MinIO, container images).
+pub(crate) struct CacheLock {
     _file: std::fs::File,
 }
 
 impl CacheLock {
-    async fn acquire(
+    pub(crate) async fn acquire(
         dir: &Path,
         what: &str,
         progress: &dyn Fn(&str),

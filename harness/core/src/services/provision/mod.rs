@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use fetch::{ensure_kafka_jars, ensure_minio};
-pub(crate) use fetch::run_logged;
+pub(crate) use fetch::{run_logged, CacheLock};
 
 /// The Kafka release whose jars the harness runs.
 pub const KAFKA_VERSION: &str = "4.1.1";
