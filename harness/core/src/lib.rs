@@ -6,6 +6,7 @@
 pub mod containers;
 pub mod env;
 pub mod fault;
+pub mod netfault;
 pub mod observe;
 pub mod regress;
 pub mod report;
