@@ -48,11 +48,14 @@ pub fn overall(results: &[ExpectationResult]) -> Verdict {
 const KEYS_SHOWN: usize = 10;
 
 pub fn judge(expectations: &[Expectation], history: &History, ledger: &Ledger, metrics: &Metrics) -> Vec<ExpectationResult> {
+    // With bounds on lost notifications, the scenario judges notification-stage
+    // losses there (named, within bounds); exactly-once then covers the rest.
+    let losses_judged_apart = expectations.iter().any(|e| matches!(e, Expectation::NotificationsLost { .. }));
     expectations
         .iter()
         .map(|e| {
             let (verdict, detail) = match e {
-                Expectation::ExactlyOnce => exactly_once(history, ledger),
+                Expectation::ExactlyOnce => exactly_once(history, ledger, losses_judged_apart),
                 Expectation::Latency { stage, quantile, bound } => match metrics.latency(*stage) {
                     None => (Verdict::Unknown, format!("no {} latency samples: nothing arrived at that stage", stage.label())),
                     Some(s) => {
@@ -163,7 +166,10 @@ fn faults_took_effect(history: &History, planned: u32) -> (Verdict, String) {
     (Verdict::Pass, format!("{injected} faults injected and proven: {}", shown.join(", ")))
 }
 
-fn exactly_once(history: &History, ledger: &Ledger) -> (Verdict, String) {
+/// Every upload has exactly one valid thumbnail and there are no others. With
+/// `losses_judged_apart`, uploads whose event never reached the topic are left to
+/// `notifications_lost` (noted here, not failed twice).
+fn exactly_once(history: &History, ledger: &Ledger, losses_judged_apart: bool) -> (Verdict, String) {
     let n = ledger.entries.len();
     if n == 0 {
         let why = if history.upload_failures.is_empty() {
@@ -175,12 +181,24 @@ fn exactly_once(history: &History, ledger: &Ledger) -> (Verdict, String) {
     }
     let f = &ledger.findings;
     let mut parts = Vec::new();
-    if !f.lost_outputs.is_empty() {
-        let lost_at_notification = f.lost_outputs.iter().filter(|k| f.lost_events.contains(k)).count();
+    let mut excused = Vec::new();
+    let lost_outputs: Vec<&String> = f
+        .lost_outputs
+        .iter()
+        .filter(|k| {
+            let excuse = losses_judged_apart && f.lost_events.contains(k);
+            if excuse {
+                excused.push(k.as_str());
+            }
+            !excuse
+        })
+        .collect();
+    if !lost_outputs.is_empty() {
+        let lost_at_notification = lost_outputs.iter().filter(|k| f.lost_events.contains(k)).count();
         let mut s = format!(
             "{} of {n} images have no thumbnail: {}",
-            f.lost_outputs.len(),
-            list(f.lost_outputs.iter().map(String::as_str))
+            lost_outputs.len(),
+            list(lost_outputs.iter().map(|k| k.as_str()))
         );
         if lost_at_notification > 0 {
             s.push_str(&format!(
@@ -215,6 +233,13 @@ fn exactly_once(history: &History, ledger: &Ledger) -> (Verdict, String) {
         ));
     }
     let mut notes = notification_notes(f, history);
+    if !excused.is_empty() {
+        notes.push(format!(
+            "note: {} uploads never had an event on the topic and are judged by notifications_lost, not here: {}",
+            excused.len(),
+            list(excused.iter().copied())
+        ));
+    }
     if !ambiguous.is_empty() {
         notes.push(format!(
             "note: {} uploads failed on the client but MinIO stored them and they got a thumbnail: {}",
@@ -249,7 +274,12 @@ fn exactly_once(history: &History, ledger: &Ledger) -> (Verdict, String) {
             ),
         );
     }
-    (Verdict::Pass, join_sentences(vec![format!("all {n} images have exactly one valid thumbnail")], notes))
+    let judged = if excused.is_empty() {
+        format!("all {n} images have exactly one valid thumbnail")
+    } else {
+        format!("all {} images whose event reached the topic have exactly one valid thumbnail", n - excused.len())
+    };
+    (Verdict::Pass, join_sentences(vec![judged], notes))
 }
 
 /// Slack after a MinIO fault's recovery during which a refused upload still counts

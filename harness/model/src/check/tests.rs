@@ -112,6 +112,31 @@ fn lost_event_is_attributed_to_the_notification_stage() {
     assert!(detail.contains("lost at the notification stage"), "{detail}");
 }
 
+/// With bounds on lost notifications, a loss at the notification stage is judged
+/// there (and named), not failed a second time by exactly-once; a thumbnail lost
+/// after its event reached the topic still fails exactly-once.
+#[test]
+fn notification_losses_with_bounds_are_judged_by_notifications_lost() {
+    let mut h = clean();
+    h.events.retain(|e| e.key != "x+y.jpg");
+    h.outputs.retain(|o| o.key != "x+y.jpg");
+    let ledger = check(&h, &spec());
+    let m = metrics::compute(&ledger);
+    let both = [Expectation::ExactlyOnce, Expectation::NotificationsLost { at_least: None, at_most: Some(5) }];
+    let r = judge(&both, &h, &ledger, &m);
+    assert_eq!(r[0].verdict, Verdict::Pass, "{}", r[0].detail);
+    assert!(r[0].detail.starts_with("all 2 images whose event reached the topic have exactly one valid thumbnail"), "{}", r[0].detail);
+    assert!(r[0].detail.contains("judged by notifications_lost, not here: x+y.jpg"), "{}", r[0].detail);
+    assert_eq!(r[1].verdict, Verdict::Pass, "{}", r[1].detail);
+    assert!(r[1].detail.contains("x+y.jpg"), "{}", r[1].detail);
+
+    h.outputs.retain(|o| o.key != "a/b c.jpg");
+    let ledger = check(&h, &spec());
+    let r = judge(&both, &h, &ledger, &metrics::compute(&ledger));
+    assert_eq!(r[0].verdict, Verdict::Fail, "{}", r[0].detail);
+    assert!(r[0].detail.starts_with("1 of 3 images have no thumbnail: a/b c.jpg"), "{}", r[0].detail);
+}
+
 #[test]
 fn duplicate_output_is_counted() {
     let mut h = clean();
