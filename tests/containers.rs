@@ -117,7 +117,14 @@ fn validate_with_env_containers_rejects_what_containers_cannot_do() {
     let text = format!("{}{}", out.stdout, out.stderr);
     assert_eq!(out.code, 2, "{text}");
     assert!(text.contains("environment.misconfigure") && text.contains("local environment only"), "{text}");
-    let out = harness(&["validate", "--env", "containers", "scenarios/faults/broker-kill.yaml", "scenarios/smoke.yaml"], &[]);
+    let out = harness(&["validate", "--env", "containers", "scenarios/faults/latency.yaml"], &[]);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 2, "{text}");
+    assert!(text.contains("latency (with --env containers): cannot be injected by the containers environment"), "{text}");
+    let out = harness(
+        &["validate", "--env", "containers", "scenarios/faults/broker-kill.yaml", "scenarios/faults/partition-links.yaml", "scenarios/smoke.yaml"],
+        &[],
+    );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let out = harness(&["run", "--images", "nope", "scenarios/smoke.yaml"], &[]);
     assert_eq!(out.code, 2, "{}", out.stderr);

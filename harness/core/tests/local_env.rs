@@ -28,6 +28,11 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
     let run_dir = dir.path().join("run");
     let spec = EnvSpec {
         minio_kafka_address: None,
+        minio_listener_advertises: None,
+        kafka_brokers: 1,
+        minio_queue_limit: None,
+        fault_links: false,
+        seed: 1,
         run_dir: run_dir.clone(),
         events_topic: "minio-events".into(),
         outputs_topic: "harness-outputs".into(),
@@ -154,6 +159,11 @@ async fn dropping_the_env_kills_its_process_group() {
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = EnvSpec {
         minio_kafka_address: None,
+        minio_listener_advertises: None,
+        kafka_brokers: 1,
+        minio_queue_limit: None,
+        fault_links: false,
+        seed: 1,
         run_dir: dir.path().join("run"),
         events_topic: "events".into(),
         outputs_topic: "outputs".into(),

@@ -145,3 +145,48 @@ fn fault_schedule_resolves_explicit_then_random_and_adds_the_proof_expectation()
     let ids: Vec<String> = s.expectations.iter().map(|e| e.id()).collect();
     assert_eq!(ids, ["exactly_once", "notifications_lost", "faults.took_effect"]);
 }
+
+#[test]
+fn network_faults_resolve_links_parameters_and_explicit_heals() {
+    use harness_model::scenario::{links_of, FaultKind, LinkParams, DEFAULT_DELAY};
+    use std::time::Duration;
+    let f = Path::new("tests/corpus/valid/network.yaml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
+    let s = scenario::parse(&text, f).unwrap();
+    assert_eq!(s.environment.minio_queue_limit, Some(50));
+    let targets: Vec<&str> = s.faults.iter().map(|f| f.target.as_str()).collect();
+    assert_eq!(&targets[..6], ["kafka", "processor->minio", "processor->kafka", "minio", "minio->kafka", "kafka"]);
+    assert_eq!(links_of(targets[0]), ["minio->kafka", "processor->kafka"]);
+    assert!(s.faults[0].link.is_empty() && s.faults[1].link.is_empty());
+    assert_eq!(
+        s.faults[2].link,
+        LinkParams { delay: Some(Duration::from_millis(100)), jitter: Some(Duration::from_millis(100)), bytes_per_second: None }
+    );
+    assert_eq!(s.faults[3].link.bytes_per_second, Some(100_000), "800kbit/s");
+    assert_eq!(s.faults[4].down_for, Duration::from_secs(1));
+    assert_eq!(s.faults[5].heal_after_uploads, Some(190));
+    assert!(s.faults[5].down_for >= Duration::from_secs(3600), "no down_for: the heal count (or the workload's end) decides");
+    // Random network faults get the kind's defaults.
+    for r in &s.faults[6..] {
+        match r.kind {
+            FaultKind::Latency => assert_eq!(r.link.delay, Some(DEFAULT_DELAY)),
+            FaultKind::ConnectionReset => assert!(r.link.is_empty()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_three_broker_cluster_takes_cluster_faults() {
+    use harness_model::scenario::FaultKind;
+    let f = Path::new("tests/corpus/valid/cluster.yaml");
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
+    let s = scenario::parse(&text, f).unwrap();
+    assert_eq!(s.environment.kafka_brokers, 3);
+    assert_eq!(s.environment.events_partitions, 6);
+    let kinds: Vec<FaultKind> = s.faults.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, [FaultKind::LeaderKill, FaultKind::RollingRestart, FaultKind::ProcessorCrash]);
+    assert!(s.faults[..2].iter().all(|f| f.target == "kafka"));
+    let minimal = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/valid/minimal.yaml")).unwrap();
+    assert_eq!(scenario::parse(&minimal, Path::new("minimal.yaml")).unwrap().environment.kafka_brokers, 1, "one broker by default");
+}

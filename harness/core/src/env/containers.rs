@@ -277,6 +277,7 @@ impl ContainersEnv {
             events_topic: self.spec.events_topic.clone(),
             outputs_topic: self.spec.outputs_topic.clone(),
             queue_dir: self.spec.minio_queue_dir,
+            queue_limit: self.spec.minio_queue_limit,
             sync_events: self.spec.minio_sync_events,
             credentials: self.endpoints.credentials.clone(),
             ready_timeout: self.spec.ready_timeout,
@@ -366,7 +367,7 @@ impl ContainersEnv {
         let mut last: String;
         loop {
             let probe = match service {
-                Service::Kafka => kafka::round_trip(&self.endpoints.kafka_bootstrap, &nonce).await,
+                Service::Kafka => kafka::round_trip(&self.endpoints.kafka_bootstrap, &nonce, 1).await,
                 _ => minio::probe(&s3, &key).await,
             };
             match probe {

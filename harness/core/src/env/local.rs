@@ -11,11 +11,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{Endpoints, EnvError, EnvSpec, ReadyTimings, S3Credentials, ServiceInfo};
+use super::{Endpoints, EnvError, EnvSpec, LinkPath, ReadyTimings, S3Credentials, ServiceInfo};
+use crate::netfault::{FaultProxy, LinkControl};
 use crate::services::canary;
-use crate::services::kafka::{self, Kafka, KafkaConfig, KafkaPorts};
+use crate::services::kafka::{self, ClusterNode, ExtraListener, Kafka, KafkaConfig, KafkaPorts};
 use crate::services::minio::{self, Minio, MinioConfig, MinioPorts};
 use crate::services::process::{tail_log, ProcessGroup};
+use crate::services::ServiceError;
 use crate::services::processor::{self, ProcessorSpec, ProcessorStatus, ProcessorSupervisor};
 use crate::services::provision::Toolchain;
 
@@ -31,7 +33,8 @@ const KAFKA_GRACE: Duration = Duration::from_secs(15);
 pub struct LocalEnv {
     spec: EnvSpec,
     group: ProcessGroup,
-    kafka: Option<Kafka>,
+    /// The broker, or the cluster's nodes in node id order (`kafka.brokers: 3`).
+    kafka: Vec<Kafka>,
     minio: Option<Minio>,
     processor: Option<ProcessorSupervisor>,
     /// Replicas that joined the processor's group later (`processor_join`).
@@ -39,8 +42,11 @@ pub struct LocalEnv {
     /// How the processor was started, to start replicas the same way.
     processor_spec: Option<ProcessorSpec>,
     /// How Kafka and MinIO were started, to start them again after a fault.
-    kafka_cfg: Option<KafkaConfig>,
+    kafka_cfgs: Vec<KafkaConfig>,
     minio_cfg: Option<MinioConfig>,
+    /// Fault proxies on `minio->kafka`, `processor->kafka`, `processor->minio`,
+    /// when the scenario has network faults (`EnvSpec::fault_links`).
+    links: Vec<FaultProxy>,
     endpoints: Endpoints,
     timings: ReadyTimings,
     canary_key: String,
@@ -86,13 +92,14 @@ impl LocalEnv {
                 target_bucket: spec.target_bucket.clone(),
             },
             group: ProcessGroup::new(logs),
-            kafka: None,
+            kafka: Vec::new(),
             minio: None,
             processor: None,
             replicas: Vec::new(),
             processor_spec: None,
-            kafka_cfg: None,
+            kafka_cfgs: Vec::new(),
             minio_cfg: None,
+            links: Vec::new(),
             timings: ReadyTimings::default(),
             canary_key: canary::canary_key(&nonce),
             kafka_version: tc.kafka_version.clone(),
@@ -121,22 +128,24 @@ impl LocalEnv {
             tc.kafka_version,
             self.spec.run_dir.join("logs").display()
         ));
-        let (kafka, minio, kafka_cfg, minio_cfg) = self.start_services(tc).await?;
-        self.kafka_cfg = Some(kafka_cfg);
+        let (kafka, minio, kafka_cfgs, minio_cfg, links) = self.start_services(tc).await?;
+        self.links = links;
+        self.kafka_cfgs = kafka_cfgs;
         self.minio_cfg = Some(minio_cfg);
-        self.timings.kafka = kafka.ready_in();
+        self.timings.kafka = kafka.iter().map(Kafka::ready_in).max().unwrap_or_default();
         self.timings.minio = minio.ready_in();
-        self.endpoints.kafka_bootstrap = kafka.bootstrap();
+        self.endpoints.kafka_bootstrap = cluster_bootstrap(&kafka);
         self.endpoints.s3_endpoint = minio.endpoint();
-        let kafka = self.kafka.insert(kafka);
+        self.kafka = kafka;
         let minio = self.minio.insert(minio);
+        let bootstrap = self.endpoints.kafka_bootstrap.clone();
 
         let setup_started = Instant::now();
-        let prepared = super::prepare_pipeline(&kafka.bootstrap(), minio.client(), &self.spec, &self.canary_key).await;
+        let prepared = super::prepare_pipeline(&bootstrap, minio.client(), &self.spec, &self.canary_key).await;
         if let Err(super::Unprepared::NoEvent) = prepared {
             let spec = &self.spec;
             let minio_brokers = self.minio_cfg.as_ref().map(|c| c.kafka_bootstrap.clone()).unwrap_or_default();
-            let diagnosis = diagnose_no_event(&minio_brokers, &kafka.bootstrap()).await;
+            let diagnosis = diagnose_no_event(&minio_brokers, &bootstrap, minio::EVENTS_TARGET).await;
             return Err(EnvError::Canary {
                 bucket: spec.source_bucket.clone(),
                 key: self.canary_key.clone(),
@@ -151,68 +160,113 @@ impl LocalEnv {
         Ok(())
     }
 
-    /// Kafka ‖ MinIO; both again on fresh ports when one lost a port race.
+    /// Kafka ‖ MinIO; both again on fresh ports when one lost a port race. With
+    /// `kafka_brokers: 3`, three combined KRaft nodes start together (each is ready
+    /// once the replicated readiness topic works, i.e. once all have registered).
+    /// With `fault_links`, the links' proxies start first and the broker gets a
+    /// listener per Kafka link that advertises the link's proxy, so clients stay
+    /// behind the proxy after the bootstrap (one broker only: validation sees to it).
     async fn start_services(
         &self,
         tc: &Toolchain,
-    ) -> Result<(Kafka, Minio, KafkaConfig, MinioConfig), EnvError> {
+    ) -> Result<(Vec<Kafka>, Minio, Vec<KafkaConfig>, MinioConfig, Vec<FaultProxy>), EnvError> {
         let io = |source| EnvError::Io {
             context: "picking free ports".into(),
             source,
         };
+        let loopback = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let brokers = self.spec.kafka_brokers.max(1) as usize;
         let mut attempt = 1;
         loop {
-            let kafka_ports = KafkaPorts::pick().map_err(io)?;
+            let kafka_ports = (0..brokers).map(|_| KafkaPorts::pick()).collect::<std::io::Result<Vec<_>>>().map_err(io)?;
             let minio_ports = MinioPorts::pick().map_err(io)?;
-            let kafka_cfg = KafkaConfig {
-                java: tc.java.clone(),
-                libs: tc.kafka_libs.clone(),
-                dir: self.spec.run_dir.join("kafka"),
-                ready_timeout: self.spec.ready_timeout,
+            let mut extra_listeners = Vec::new();
+            let mut links = Vec::new();
+            let mut minio_brokers = kafka_ports.iter().map(KafkaPorts::bootstrap).collect::<Vec<_>>().join(",");
+            if self.spec.fault_links && brokers == 1 {
+                let ports = crate::services::ports::free_ports(2).map_err(io)?;
+                let proxy = |link, port| FaultProxy::start(link, loopback(port), self.spec.seed);
+                let proxy_err = |source| EnvError::Io { context: "starting the links' fault proxies".into(), source };
+                let to_kafka = proxy("minio->kafka", ports[0]).await.map_err(proxy_err)?;
+                let processor_kafka = proxy("processor->kafka", ports[1]).await.map_err(proxy_err)?;
+                let processor_minio = proxy("processor->minio", minio_ports.api).await.map_err(proxy_err)?;
+                extra_listeners.push(ExtraListener { name: "MINIO".into(), port: ports[0], advertised: to_kafka.address().to_string() });
+                extra_listeners.push(ExtraListener {
+                    name: "PROCESSOR".into(),
+                    port: ports[1],
+                    advertised: processor_kafka.address().to_string(),
+                });
+                minio_brokers = to_kafka.address().to_string();
+                links = vec![to_kafka, processor_kafka, processor_minio];
+            } else if let Some(unreachable) = self.spec.minio_listener_advertises.as_ref().filter(|_| brokers == 1) {
+                let port = crate::services::ports::free_ports(1).map_err(io)?[0];
+                extra_listeners.push(ExtraListener { name: "MINIO".into(), port, advertised: unreachable.clone() });
+                minio_brokers = loopback(port).to_string();
+            }
+            let nodes: Vec<Option<ClusterNode>> = if brokers > 1 {
+                let id = crate::services::token::kafka_cluster_id().map_err(|source| EnvError::Io {
+                    context: "reading /dev/urandom for the cluster id".into(),
+                    source,
+                })?;
+                ClusterNode::cluster(&kafka_ports, &id).into_iter().map(Some).collect()
+            } else {
+                vec![None]
             };
+            let kafka_cfgs: Vec<KafkaConfig> = nodes
+                .into_iter()
+                .map(|cluster| KafkaConfig {
+                    java: tc.java.clone(),
+                    libs: tc.kafka_libs.clone(),
+                    dir: match &cluster {
+                        None => self.spec.run_dir.join("kafka"),
+                        Some(c) => self.spec.run_dir.join("kafka").join(format!("node-{}", c.node_id)),
+                    },
+                    ready_timeout: self.spec.ready_timeout,
+                    extra_listeners: extra_listeners.clone(),
+                    cluster,
+                })
+                .collect();
             let minio_cfg = MinioConfig {
                 bin: tc.minio_bin.clone(),
                 dir: self.spec.run_dir.join("minio"),
-                kafka_bootstrap: self
-                    .spec
-                    .minio_kafka_address
-                    .clone()
-                    .unwrap_or_else(|| kafka_ports.bootstrap()),
+                kafka_bootstrap: self.spec.minio_kafka_address.clone().unwrap_or(minio_brokers),
                 events_topic: self.spec.events_topic.clone(),
                 outputs_topic: self.spec.outputs_topic.clone(),
                 queue_dir: self.spec.minio_queue_dir,
+                queue_limit: self.spec.minio_queue_limit,
                 sync_events: self.spec.minio_sync_events,
                 credentials: self.endpoints.credentials.clone(),
                 ready_timeout: self.spec.ready_timeout,
             };
-            let (k, m) = tokio::join!(
-                Kafka::start(&self.group, &kafka_cfg, kafka_ports),
-                Minio::start(&self.group, &minio_cfg, minio_ports)
-            );
-            let (err, port_race) = match (k, m) {
-                (Ok(k), Ok(m)) => return Ok((k, m, kafka_cfg, minio_cfg)),
-                (Ok(mut k), Err(e)) => {
-                    let _ = k.process_mut().kill().await;
-                    let race = e.is_port_in_use();
-                    (e, race)
+            let starts = kafka_cfgs.iter().zip(&kafka_ports).map(|(cfg, ports)| Kafka::start(&self.group, cfg, *ports));
+            let (ks, m) = tokio::join!(futures::future::join_all(starts), Minio::start(&self.group, &minio_cfg, minio_ports));
+            let mut started = Vec::new();
+            let mut errors = Vec::new();
+            for k in ks {
+                match k {
+                    Ok(k) => started.push(k),
+                    Err(e) => errors.push(e),
                 }
-                (Err(e), Ok(mut m)) => {
+            }
+            let m = match m {
+                Ok(m) if errors.is_empty() => return Ok((started, m, kafka_cfgs, minio_cfg, links)),
+                Ok(mut m) => {
                     let _ = m.process_mut().kill().await;
-                    let race = e.is_port_in_use();
-                    (e, race)
+                    None
                 }
-                // Report the error that is not merely a lost port race.
-                (Err(ke), Err(me)) => {
-                    let race = ke.is_port_in_use() || me.is_port_in_use();
-                    (
-                        if ke.is_port_in_use() && !me.is_port_in_use() {
-                            me
-                        } else {
-                            ke
-                        },
-                        race,
-                    )
-                }
+                Err(e) => Some(e),
+            };
+            for mut k in started {
+                let _ = k.process_mut().kill().await;
+            }
+            if let Some(e) = m {
+                errors.push(e);
+            }
+            // Report the error that is not merely a lost port race.
+            let port_race = errors.iter().any(ServiceError::is_port_in_use);
+            let err = match errors.iter().position(|e| !e.is_port_in_use()) {
+                Some(i) => errors.swap_remove(i),
+                None => errors.swap_remove(0),
             };
             if port_race && attempt < START_ATTEMPTS {
                 tracing::info!(
@@ -230,22 +284,63 @@ impl LocalEnv {
         &self.endpoints
     }
 
+    /// What the processor is given: the links' proxies where there are some.
+    fn processor_endpoints(&self) -> Endpoints {
+        let mut ep = self.endpoints.clone();
+        if let Some(LinkPath::Kafka(bootstrap)) = self.link_path("processor->kafka") {
+            ep.kafka_bootstrap = bootstrap;
+        }
+        if let Some(LinkPath::S3(endpoint)) = self.link_path("processor->minio") {
+            ep.s3_endpoint = endpoint;
+        }
+        ep
+    }
+
+    pub fn has_fault_links(&self) -> bool {
+        !self.links.is_empty()
+    }
+
+    /// The proxies' controls of a link, or of every link to a service.
+    pub fn link_controls(&self, target: &str) -> Result<Vec<LinkControl>, EnvError> {
+        let wanted = harness_model::scenario::links_of(target);
+        let controls: Vec<LinkControl> =
+            self.links.iter().filter(|p| wanted.contains(&p.link())).map(FaultProxy::control).collect();
+        if controls.is_empty() {
+            return Err(not_running(&format!("a fault proxy for {target}")));
+        }
+        Ok(controls)
+    }
+
+    /// The proxy a probe connects to, to cross `link` as its client does.
+    pub fn link_path(&self, link: &str) -> Option<LinkPath> {
+        let p = self.links.iter().find(|p| p.link() == link)?;
+        Some(if link.ends_with("->minio") {
+            LinkPath::S3(format!("http://{}", p.address()))
+        } else {
+            LinkPath::Kafka(p.address().to_string())
+        })
+    }
+
     /// Kafka, MinIO and (once started) the processor, with versions and logs.
     pub fn services(&self) -> Vec<ServiceInfo> {
-        let mut out = vec![
-            ServiceInfo {
-                name: kafka::SERVICE.into(),
+        let mut out: Vec<ServiceInfo> = self
+            .kafka
+            .iter()
+            .map(|k| ServiceInfo {
+                name: k.name().to_string(),
                 version: format!("Apache Kafka {}", self.kafka_version),
-                log_path: self.group.log_path(kafka::SERVICE),
-                pid: self.kafka.as_ref().map(|k| k.process().pid()),
-            },
+                log_path: self.group.log_path(k.name()),
+                pid: Some(k.process().pid()),
+            })
+            .collect();
+        out.extend([
             ServiceInfo {
                 name: minio::SERVICE.into(),
                 version: self.minio_version.clone(),
                 log_path: self.group.log_path(minio::SERVICE),
                 pid: self.minio.as_ref().map(|m| m.process().pid()),
             },
-        ];
+        ]);
         for p in self.processor.iter().chain(&self.replicas) {
             out.push(ServiceInfo {
                 name: p.name().to_string(),
@@ -277,7 +372,7 @@ impl LocalEnv {
         if let Some(mut old) = self.processor.take() {
             old.stop(PROCESSOR_GRACE).await;
         }
-        let child = processor::child_spec(&spec, &self.endpoints);
+        let child = processor::child_spec(&spec, &self.processor_endpoints());
         self.processor = Some(ProcessorSupervisor::start(&self.group, child)?);
         self.processor_spec = Some(spec);
         Ok(())
@@ -288,7 +383,7 @@ impl LocalEnv {
     pub async fn add_processor_replica(&mut self) -> Result<u32, EnvError> {
         let mut spec = self.processor_spec.clone().ok_or_else(|| not_running("processor"))?;
         spec.name = format!("{}-{}", spec.name, self.replicas.len() + 2);
-        let child = processor::child_spec(&spec, &self.endpoints);
+        let child = processor::child_spec(&spec, &self.processor_endpoints());
         let replica = ProcessorSupervisor::start(&self.group, child)?;
         let pid = replica.status().borrow().pid.unwrap_or(0);
         self.replicas.push(replica);
@@ -335,13 +430,18 @@ impl LocalEnv {
                 tracing::warn!("stopping MinIO: {e}");
             }
         }
-        if let Some(mut k) = self.kafka.take() {
+        // A cluster's nodes stop together: one by one, the last would wait out its
+        // grace for a quorum that is gone.
+        let stops = self.kafka.iter_mut().map(|k| async move {
             if let Err(e) = k.stop(KAFKA_GRACE).await {
-                tracing::warn!("stopping Kafka: {e}");
+                tracing::warn!("stopping {}: {e}", k.name());
             }
-        }
+        });
+        futures::future::join_all(stops).await;
+        self.kafka.clear();
         // Anything a child forked (a processor's own children) goes too.
         self.group.kill_group();
+        self.links.clear();
         if keep {
             return Ok(());
         }
@@ -351,30 +451,41 @@ impl LocalEnv {
         Ok(())
     }
 
-    /// Pid of the running broker; `None` once it exited.
+    /// Pid of the running broker (the first node of a cluster); `None` once it exited.
     pub fn kafka_pid(&mut self) -> Option<u32> {
-        let k = self.kafka.as_mut()?;
+        let k = self.kafka.first_mut()?;
         k.process_mut().try_status().is_none().then(|| k.process().pid())
     }
 
-    /// Pid of the running MinIO; `None` once it exited.
-    pub fn minio_pid(&mut self) -> Option<u32> {
-        let m = self.minio.as_mut()?;
-        m.process_mut().try_status().is_none().then(|| m.process().pid())
+    /// Sends `signal` to the broker (the first node of a cluster). For SIGTERM
+    /// (controlled shutdown, SIGKILL after 15 s) and SIGKILL it waits for the exit
+    /// and returns it described; other signals (SIGSTOP, SIGCONT) return at once
+    /// with `None`.
+    pub async fn signal_kafka(&mut self, signal: i32) -> Result<Option<String>, EnvError> {
+        self.signal_kafka_node(1, signal).await
     }
 
-    /// Sends `signal` to the broker. For SIGTERM (controlled shutdown, SIGKILL
-    /// after 15 s) and SIGKILL it waits for the exit and returns it described;
-    /// other signals (SIGSTOP, SIGCONT) return at once with `None`.
-    pub async fn signal_kafka(&mut self, signal: i32) -> Result<Option<String>, EnvError> {
-        let k = self.kafka.as_mut().ok_or_else(|| not_running(kafka::SERVICE))?;
+    /// Starts the broker (the first node) again on its ports and data after
+    /// [`LocalEnv::signal_kafka`] ended it; returns once a produce/consume round trip passed.
+    pub async fn restart_kafka(&mut self) -> Result<Duration, EnvError> {
+        self.restart_kafka_node(1).await
+    }
+
+    /// KRaft node ids of the running cluster (`[1]` for the single broker).
+    pub fn kafka_node_ids(&self) -> Vec<u32> {
+        self.kafka.iter().map(Kafka::node_id).collect()
+    }
+
+    /// Like [`LocalEnv::signal_kafka`], for node `node_id` of the cluster.
+    pub async fn signal_kafka_node(&mut self, node_id: u32, signal: i32) -> Result<Option<String>, EnvError> {
+        let k = self.kafka.iter_mut().find(|k| k.node_id() == node_id).ok_or_else(|| not_running(&format!("kafka node {node_id}")))?;
         signal_and_wait(k.process_mut(), signal, KAFKA_GRACE).await
     }
 
-    /// Starts the broker again on its ports and data after [`LocalEnv::signal_kafka`]
-    /// ended it; returns once a produce/consume round trip passed.
-    pub async fn restart_kafka(&mut self) -> Result<Duration, EnvError> {
-        let (Some(k), Some(cfg)) = (self.kafka.as_mut(), self.kafka_cfg.as_ref()) else {
+    /// Like [`LocalEnv::restart_kafka`], for node `node_id` of the cluster.
+    pub async fn restart_kafka_node(&mut self, node_id: u32) -> Result<Duration, EnvError> {
+        let i = self.kafka.iter().position(|k| k.node_id() == node_id).ok_or_else(|| not_running(&format!("kafka node {node_id}")))?;
+        let (Some(k), Some(cfg)) = (self.kafka.get_mut(i), self.kafka_cfgs.get(i)) else {
             return Err(not_running(kafka::SERVICE));
         };
         Ok(k.restart(&self.group, cfg).await?)
@@ -418,21 +529,43 @@ impl Drop for LocalEnv {
     }
 }
 
-/// Why the canary's event may not have arrived: MinIO's Kafka target address is
-/// probed through a Kafka produce, as MinIO's client would use it.
-async fn diagnose_no_event(minio_brokers: &str, kafka_bootstrap: &str) -> Option<String> {
+/// Why the canary's event may not have arrived, probed as MinIO's Kafka client
+/// would: no Kafka listener at the target's address (the bootstrap fails), or a
+/// listener that answers the bootstrap but advertises an address where nothing
+/// answers (clients go there next, and their produce goes nowhere).
+async fn diagnose_no_event(minio_brokers: &str, kafka_bootstrap: &str, target: &str) -> Option<String> {
     if minio_brokers.is_empty() {
         return None;
     }
-    match crate::fault::kafka_probe(minio_brokers).await {
-        Err(e) => Some(format!(
-            "likely cause: MinIO's Kafka target points at {minio_brokers} \
-             (MINIO_NOTIFY_KAFKA_BROKERS_{}), where no Kafka listener answers \
-             ({e}); the broker listens on {kafka_bootstrap}",
-            minio::EVENTS_TARGET
-        )),
-        Ok(_) => None,
+    let advertised = match crate::fault::advertised_brokers(minio_brokers).await {
+        Ok(a) => a,
+        Err(_) => {
+            let e = crate::fault::kafka_probe(minio_brokers).await.err()?;
+            return Some(format!(
+                "likely cause: MinIO's Kafka target points at {minio_brokers} \
+                 (MINIO_NOTIFY_KAFKA_BROKERS_{target}), where no Kafka listener answers \
+                 ({e}); the broker listens on {kafka_bootstrap}"
+            ));
+        }
+    };
+    let mut dead = Vec::new();
+    for address in &advertised {
+        let connect = tokio::net::TcpStream::connect(address.as_str());
+        if !matches!(tokio::time::timeout(Duration::from_secs(1), connect).await, Ok(Ok(_))) {
+            dead.push(address.as_str());
+        }
     }
+    if dead.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "likely cause: MinIO's Kafka target (MINIO_NOTIFY_KAFKA_BROKERS_{target}) bootstraps from \
+         {minio_brokers}, which answers, but the broker advertises {} for that listener, where nothing \
+         answers; Kafka clients connect to the advertised address after the bootstrap, so every event \
+         is lost. Fix the listener's entry in advertised.listeners to an address MinIO can reach \
+         (the harness's own listener is {kafka_bootstrap})",
+        dead.join(", ")
+    ))
 }
 
 fn not_running(service: &str) -> EnvError {
@@ -470,6 +603,11 @@ fn remove_dir(dir: &PathBuf) -> Result<(), EnvError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// `host:port,host:port` of every node.
+fn cluster_bootstrap(nodes: &[Kafka]) -> String {
+    nodes.iter().map(Kafka::bootstrap).collect::<Vec<_>>().join(",")
 }
 
 /// Fresh root credentials for the run's MinIO.

@@ -33,10 +33,14 @@ pub struct EnvSpec {
     /// Topic MinIO's events of the target bucket go to (observing outputs).
     pub outputs_topic: String,
     pub events_partitions: i32,
+    /// Kafka brokers: 1, or 3 for a replicated cluster (local only).
+    pub kafka_brokers: u32,
     pub source_bucket: String,
     pub target_bucket: String,
     /// Give MinIO's Kafka targets a `queue_dir` under the run dir.
     pub minio_queue_dir: bool,
+    /// With `minio_queue_dir`: the pipeline target's `queue_limit` (`None`: MinIO's default).
+    pub minio_queue_limit: Option<u32>,
     /// `MINIO_API_SYNC_EVENTS=on`: a PUT waits for its notification.
     pub minio_sync_events: bool,
     /// Limit for each readiness condition (Kafka, MinIO, canary).
@@ -44,6 +48,14 @@ pub struct EnvSpec {
     /// Give MinIO's Kafka targets this address instead of the broker's (a
     /// misconfiguration on purpose, to prove the harness diagnoses it).
     pub minio_kafka_address: Option<String>,
+    /// MinIO bootstraps from a broker listener of its own that advertises this
+    /// address, where nothing answers (a misconfiguration on purpose; local only).
+    pub minio_listener_advertises: Option<String>,
+    /// Put a TCP fault proxy on each link (`minio->kafka`, `processor->kafka`,
+    /// `processor->minio`) for network faults (local only).
+    pub fault_links: bool,
+    /// The scenario's seed (the proxies' jitter).
+    pub seed: u64,
 }
 
 /// S3 credentials of a run. They are generated per run and must never reach a
@@ -276,18 +288,68 @@ impl Env {
         }
     }
 
-    /// Cuts a service off the network (containers only in this version).
+    /// Cuts a service off the run's network (containers; the local environment
+    /// partitions links through its fault proxies instead).
     pub async fn disconnect(&mut self, service: Service) -> Result<(), EnvError> {
         match self {
-            Env::Local(_) => Err(unsupported("network partitions (they need the TCP fault proxy)")),
+            Env::Local(_) => Err(unsupported("disconnecting a service (partition its links instead)")),
             Env::Containers(e) => e.disconnect(service).await,
         }
     }
 
     pub async fn reconnect(&mut self, service: Service) -> Result<(), EnvError> {
         match self {
-            Env::Local(_) => Err(unsupported("network partitions (they need the TCP fault proxy)")),
+            Env::Local(_) => Err(unsupported("reconnecting a service")),
             Env::Containers(e) => e.reconnect(service).await,
+        }
+    }
+
+    /// KRaft node ids of the Kafka cluster (`[1]` for one broker).
+    pub fn kafka_node_ids(&self) -> Vec<u32> {
+        match self {
+            Env::Local(e) => e.kafka_node_ids(),
+            Env::Containers(_) => vec![1],
+        }
+    }
+
+    /// Ends one broker of the cluster (SIGTERM with its grace, or SIGKILL when
+    /// `hard`); returns how it exited. Local only.
+    pub async fn stop_broker(&mut self, node_id: u32, hard: bool) -> Result<Option<String>, EnvError> {
+        let signal = if hard { libc::SIGKILL } else { libc::SIGTERM };
+        match self {
+            Env::Local(e) => e.signal_kafka_node(node_id, signal).await,
+            Env::Containers(_) => Err(unsupported("stopping one broker of a cluster")),
+        }
+    }
+
+    /// Starts one broker of the cluster again on its ports and data; returns once
+    /// its own produce/consume round trip passed.
+    pub async fn start_broker(&mut self, node_id: u32) -> Result<Duration, EnvError> {
+        match self {
+            Env::Local(e) => e.restart_kafka_node(node_id).await,
+            Env::Containers(_) => Err(unsupported("starting one broker of a cluster")),
+        }
+    }
+
+    /// Whether network faults go through fault proxies on the links.
+    pub fn has_fault_links(&self) -> bool {
+        matches!(self, Env::Local(e) if e.has_fault_links())
+    }
+
+    /// The fault proxies of a network fault's target: a link, or every link to a
+    /// service (`kafka`, `minio`).
+    pub fn link_controls(&self, target: &str) -> Result<Vec<crate::netfault::LinkControl>, EnvError> {
+        match self {
+            Env::Local(e) => e.link_controls(target),
+            Env::Containers(_) => Err(unsupported("faults on a link (they need the local environment's fault proxies)")),
+        }
+    }
+
+    /// How a probe crosses `link` the way its client does (through its proxy).
+    pub fn link_path(&self, link: &str) -> Option<LinkPath> {
+        match self {
+            Env::Local(e) => e.link_path(link),
+            Env::Containers(_) => None,
         }
     }
 
@@ -311,6 +373,15 @@ impl Env {
             Env::Containers(e) => e.kill_processor().await,
         }
     }
+}
+
+/// Where a probe goes to cross a link as its client does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkPath {
+    /// A Kafka bootstrap address (the proxy; the broker advertises it back).
+    Kafka(String),
+    /// An S3 endpoint, `http://host:port`.
+    S3(String),
 }
 
 fn unsupported(what: &str) -> EnvError {
@@ -354,7 +425,7 @@ pub(crate) async fn prepare_pipeline(
     let topic = |name: &str, partitions: i32| {
         let name = name.to_string();
         async move {
-            kafka::create_topic(bootstrap, &name, partitions, Duration::from_secs(30))
+            kafka::create_topic(bootstrap, &name, partitions, spec.kafka_brokers, Duration::from_secs(30))
                 .await
                 .map_err(|detail| Unprepared::Service(ServiceError::setup(kafka::SERVICE, format!("creating topic {name}"), detail)))
         }

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use harness_model::scenario::{FaultKind, FaultSpec};
 
+use super::links::link_fault;
 use super::FaultError;
 use crate::env::{Env, Service};
+use crate::netfault::LinkControl;
 
 /// What an applied fault changed, so that healing knows what to undo.
 #[derive(Debug)]
@@ -18,6 +20,11 @@ enum Applied {
     Paused { service: Service, pid: Option<u32> },
     /// The service is cut off the run's network; heal connects it again.
     Partitioned(Service),
+    /// The links' fault proxies partition, delay, limit or reset their bytes; heal
+    /// clears them (synchronously, so a dropped guard heals too).
+    Link(Vec<LinkControl>),
+    /// One broker of a cluster ended (`leader_kill`); heal starts it again.
+    BrokerDown(u32),
     /// The processor was SIGKILLed; its supervisor restarts it, nothing to undo.
     ProcessorKilled { pid: u32 },
     /// A second processor replica joined the group; it stays (a scale-up is not
@@ -26,8 +33,8 @@ enum Applied {
 }
 
 /// An applied fault. Call [`Injected::heal`]; healing twice is harmless. Dropping
-/// an unhealed guard (Ctrl-C, an error) resumes a SIGSTOPped broker at once; a
-/// service that was stopped, frozen in a container or partitioned stays so, and
+/// an unhealed guard (Ctrl-C, an error) resumes a SIGSTOPped broker and clears a
+/// link's proxy at once; a service that was stopped, frozen in a container or partitioned stays so, and
 /// the environment's teardown removes it.
 #[derive(Debug)]
 pub struct Injected {
@@ -73,6 +80,15 @@ pub async fn inject(env: &mut Env, spec: &FaultSpec) -> Result<Injected, FaultEr
             let st = env.stop_service(Service::Minio, true).await.map_err(env_err("killing MinIO"))?;
             (Applied::Down(Service::Minio), st)
         }
+        FaultKind::LeaderKill => {
+            let (bootstrap, topic) = {
+                let ep = env.endpoints();
+                (ep.kafka_bootstrap.clone(), ep.events_topic.clone())
+            };
+            let node = super::cluster::leader_of(&bootstrap, &topic).await.map_err(|e| other(format!("finding the leader: {e}")))?;
+            let st = env.stop_broker(node, true).await.map_err(env_err("killing the partition leader"))?;
+            (Applied::BrokerDown(node), Some(format!("broker {node} (leader of {topic}/0) {}", st.unwrap_or_default())))
+        }
         FaultKind::ProcessorCrash => {
             let pid = env.kill_processor().await.map_err(env_err("killing the processor"))?;
             (Applied::ProcessorKilled { pid }, None)
@@ -80,6 +96,14 @@ pub async fn inject(env: &mut Env, spec: &FaultSpec) -> Result<Injected, FaultEr
         FaultKind::ProcessorJoin => {
             let pid = env.add_processor_replica().await.map_err(env_err("starting a second processor replica"))?;
             (Applied::ReplicaJoined { pid }, None)
+        }
+        k if k.is_network() && env.has_fault_links() => {
+            let controls = env.link_controls(&spec.target).map_err(env_err("finding the link's fault proxy"))?;
+            let fault = link_fault(spec);
+            for c in &controls {
+                c.set(fault);
+            }
+            (Applied::Link(controls), None)
         }
         FaultKind::Partition => {
             let service = service_of(&spec.target);
@@ -108,16 +132,20 @@ impl Injected {
             let (index, kind) = (self.index, self.kind.key());
             move |source| FaultError::Env { index, kind, what, source }
         };
-        match self.applied {
-            Applied::Down(service) => {
+        match &self.applied {
+            &Applied::Down(service) => {
                 env.start_service(service).await.map_err(err("starting the service again"))?;
             }
-            Applied::Paused { service, .. } => {
+            &Applied::BrokerDown(node) => {
+                env.start_broker(node).await.map_err(err("starting the broker again"))?;
+            }
+            &Applied::Paused { service, .. } => {
                 env.resume_service(service).await.map_err(err("resuming the service"))?;
             }
-            Applied::Partitioned(service) => {
+            &Applied::Partitioned(service) => {
                 env.reconnect(service).await.map_err(err("reconnecting the service to the network"))?;
             }
+            Applied::Link(controls) => controls.iter().for_each(LinkControl::clear),
             Applied::ProcessorKilled { .. } | Applied::ReplicaJoined { .. } => {}
         }
         self.healed = true;
@@ -126,6 +154,14 @@ impl Injected {
 
     pub fn is_healed(&self) -> bool {
         self.healed
+    }
+
+    /// The broker a cluster fault ended, where there is one.
+    pub fn broker(&self) -> Option<u32> {
+        match self.applied {
+            Applied::BrokerDown(node) => Some(node),
+            _ => None,
+        }
     }
 
     /// The pid the fault was applied to, where there is one.
@@ -143,11 +179,18 @@ impl Drop for Injected {
         if self.healed {
             return;
         }
-        if let Applied::Paused { pid: Some(pid), .. } = self.applied {
-            // SAFETY: kill has no memory-safety preconditions. The pid is still
-            // ours: a stopped child cannot exit, so it cannot have been reaped.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
-            self.healed = true;
+        match &self.applied {
+            Applied::Paused { pid: Some(pid), .. } => {
+                // SAFETY: kill has no memory-safety preconditions. The pid is still
+                // ours: a stopped child cannot exit, so it cannot have been reaped.
+                unsafe { libc::kill(*pid as libc::pid_t, libc::SIGCONT) };
+                self.healed = true;
+            }
+            Applied::Link(controls) => {
+                controls.iter().for_each(LinkControl::clear);
+                self.healed = true;
+            }
+            _ => {}
         }
     }
 }

@@ -15,15 +15,17 @@
 //! A fault whose effect was never shown is recorded with `effect_seen_at: None`,
 //! which makes the run Unknown (`faults.took_effect`), never Pass.
 
+mod cluster;
 mod decoy;
 mod guard;
 pub mod journal;
+mod links;
 mod probe;
 mod schedule;
 
 pub use decoy::HttpDecoy;
 pub use guard::{inject, Injected};
-pub use probe::{group_probe, kafka_probe, s3_probe};
+pub use probe::{advertised_brokers, group_probe, kafka_probe, s3_probe, topic_partitions, PartitionInfo};
 pub use schedule::{run_schedule, ScheduleInputs};
 
 /// Why a fault could not be applied or healed.

@@ -10,8 +10,10 @@ use harness_model::history::FaultWindow;
 use harness_model::scenario::{FaultKind, FaultSpec, FaultStart};
 use tokio::sync::watch;
 
+use super::cluster;
 use super::guard::{inject, wipe_dir_contents};
 use super::journal;
+use super::links::LinkProbes;
 use super::probe::{group_probe, kafka_probe, s3_probe};
 use crate::env::Env;
 use crate::run::clock::Clock;
@@ -55,6 +57,34 @@ pub async fn run_schedule(env: &mut Env, mut inp: ScheduleInputs<'_>) -> Vec<Fau
     windows
 }
 
+/// Waits out the fault's outage. With `heal_after_uploads`, returns why it ended:
+/// the count was reached, the workload ended, or `down_for` ran out first.
+async fn hold(spec: &FaultSpec, inp: &ScheduleInputs<'_>, t0: Instant) -> Option<String> {
+    let Some(n) = spec.heal_after_uploads else {
+        tokio::time::sleep(spec.down_for.saturating_sub(t0.elapsed())).await;
+        return None;
+    };
+    let mut done = inp.workload_done.clone();
+    loop {
+        let acked = inp.uploads.acked.load(Ordering::Relaxed);
+        if acked >= u64::from(n) {
+            return Some(format!("healed after {acked} acknowledged uploads (heal_after_uploads: {n})"));
+        }
+        if *done.borrow() {
+            return Some(format!("healed when the workload ended, at {acked} of the {n} uploads heal_after_uploads waits for"));
+        }
+        if t0.elapsed() >= spec.down_for {
+            return Some(format!(
+                "healed after down_for ({}s), at {acked} of the {n} uploads heal_after_uploads waits for",
+                spec.down_for.as_secs_f64()
+            ));
+        }
+        if let Ok(Err(_)) = tokio::time::timeout(POLL, done.changed()).await {
+            tokio::time::sleep(POLL).await; // the workload's sender is gone
+        }
+    }
+}
+
 /// True when the start came; false when the workload finished first.
 async fn wait_for_start(spec: &FaultSpec, inp: &mut ScheduleInputs<'_>) -> bool {
     loop {
@@ -96,6 +126,31 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
         (inp.say)(&w.proof);
         return w;
     }
+    // A rolling restart is a sequence of its own: each broker down, proven, back.
+    if kind == FaultKind::RollingRestart {
+        let w = cluster::rolling_restart(env, spec, clock, w, RECOVERY_TIMEOUT).await;
+        (inp.say)(&format!("fault #{} {}: {}", spec.index, kind.key(), w.proof));
+        return w;
+    }
+    // Network faults on the local environment's links are proven through the links.
+    let links = if kind.is_network() && env.has_fault_links() {
+        match LinkProbes::new(env, spec).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                w.proof = format!("not applied: {e}");
+                (inp.say)(&w.proof);
+                return w;
+            }
+        }
+    } else {
+        None
+    };
+    // A join shows as one member more than before (a group may already have several).
+    let members_before = if kind == FaultKind::ProcessorJoin {
+        group_probe(&ep.kafka_bootstrap, inp.processor_group).await.map_or(1, |(n, _)| n.max(1))
+    } else {
+        0
+    };
     let t0 = Instant::now();
     let mut guard = match inject(env, spec).await {
         Ok(g) => g,
@@ -109,11 +164,26 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
     // Proof of effect: the real client path fails (or the process is gone).
     // A partitioned service is probed like a stopped one: through the host's path to
     // it, which crosses the same network.
-    let partitioned = |t: &str| kind == FaultKind::Partition && spec.target == t;
+    let partitioned = |t: &str| kind == FaultKind::Partition && links.is_none() && spec.target == t;
     let probe_kafka = matches!(kind, FaultKind::BrokerStop | FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::QueueDirLoss)
         || partitioned("kafka");
     let probe_minio = matches!(kind, FaultKind::MinioRestart | FaultKind::MinioKill) || partitioned("minio");
-    if probe_kafka || probe_minio {
+    if let Some(links) = &links {
+        let deadline = Instant::now() + EFFECT_TIMEOUT;
+        loop {
+            let (all, _, seen) = links.observe().await;
+            if all {
+                w.effect_seen_at = Some(clock.now());
+                w.proof = seen;
+                break;
+            }
+            if Instant::now() >= deadline {
+                w.proof = format!("the fault did not take effect within {}s: {seen}", EFFECT_TIMEOUT.as_secs());
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    } else if probe_kafka || probe_minio {
         let deadline = Instant::now() + EFFECT_TIMEOUT;
         loop {
             let r = if probe_kafka { kafka_probe(&ep.kafka_bootstrap).await } else { s3_probe(&s3, &ep.source_bucket).await };
@@ -130,15 +200,25 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
                 Ok(_) => tokio::time::sleep(POLL).await,
             }
         }
+    } else if kind == FaultKind::LeaderKill {
+        let killed = guard.broker().unwrap_or(0);
+        let exit = guard.exit_status.clone().unwrap_or_default();
+        match cluster::leader_moved(&ep.kafka_bootstrap, &ep.events_topic, killed, EFFECT_TIMEOUT).await {
+            Ok(moved) => {
+                w.effect_seen_at = Some(clock.now());
+                w.proof = format!("{exit}; {moved}");
+            }
+            Err(e) => w.proof = format!("{exit}; the fault did not take effect: {e}"),
+        }
     } else if kind == FaultKind::ProcessorJoin {
         let pid = guard.pid().unwrap_or(0);
         let group = inp.processor_group;
         let deadline = Instant::now() + EFFECT_TIMEOUT;
         loop {
             match group_probe(&ep.kafka_bootstrap, group).await {
-                Ok((n, state)) if n >= 2 => {
+                Ok((n, state)) if n > members_before => {
                     w.effect_seen_at = Some(clock.now());
-                    w.proof = format!("replica pid {pid} started; consumer group {group} has {n} members ({state})");
+                    w.proof = format!("replica pid {pid} started; consumer group {group} has {n} members, {members_before} before ({state})");
                     break;
                 }
                 other if Instant::now() >= deadline => {
@@ -147,7 +227,7 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
                         Err(e) => e,
                     };
                     w.proof = format!(
-                        "replica pid {pid} started but consumer group {group} showed no second member within {}s ({seen})",
+                        "replica pid {pid} started but consumer group {group} showed no member beyond its {members_before} within {}s ({seen})",
                         EFFECT_TIMEOUT.as_secs()
                     );
                     break;
@@ -174,10 +254,12 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
         }
     }
 
+    // The outage: `down_for`, or until `heal_after_uploads` (bounded by `down_for`).
+    if let Some(why) = hold(spec, inp, t0).await {
+        w.proof = format!("{}; {why}", w.proof);
+    }
     // queue_dir loss: the queued events are wiped while the broker is still down.
     if kind == FaultKind::QueueDirLoss {
-        let hold = spec.down_for.saturating_sub(t0.elapsed());
-        tokio::time::sleep(hold).await;
         match env.minio_queue_dir() {
             Some(dir) => match wipe_dir_contents(&dir) {
                 Ok(0) => {
@@ -195,8 +277,6 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
             },
             None => w.proof = format!("{}; MinIO has no queue dir", w.proof),
         }
-    } else {
-        tokio::time::sleep(spec.down_for.saturating_sub(t0.elapsed())).await;
     }
 
     (inp.say)(&format!("fault #{} {}: healing ({})", spec.index, kind.key(), w.proof));
@@ -214,14 +294,24 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
     // Proof of recovery through the same path.
     let deadline = Instant::now() + RECOVERY_TIMEOUT;
     loop {
-        let r = if probe_kafka {
+        let r = if let Some(links) = &links {
+            match links.observe().await {
+                (_, true, seen) => Ok(seen),
+                (_, false, seen) => Err(seen),
+            }
+        } else if kind == FaultKind::LeaderKill {
+            let killed = guard.broker().unwrap_or(0);
+            cluster::wait_isr(&ep.kafka_bootstrap, &ep.events_topic, killed, true, Duration::ZERO)
+                .await
+                .map(|isr| format!("broker {killed} is back in the ISR ({isr})"))
+        } else if probe_kafka {
             kafka_probe(&ep.kafka_bootstrap).await
         } else if probe_minio {
             s3_probe(&s3, &ep.source_bucket).await
         } else if kind == FaultKind::ProcessorJoin {
             // Recovered: the rebalance is over and both members have partitions to work on.
             match group_probe(&ep.kafka_bootstrap, inp.processor_group).await {
-                Ok((n, state)) if n >= 2 && state == "Stable" => {
+                Ok((n, state)) if n > members_before && state == "Stable" => {
                     Ok(format!("consumer group {} is Stable with {n} members", inp.processor_group))
                 }
                 Ok((n, state)) => Err(format!("{n} member(s), {state}")),

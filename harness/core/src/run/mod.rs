@@ -86,26 +86,40 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     };
     ctx.timings.provision_seconds = t.elapsed().as_secs_f64();
 
-    // A misconfiguration on purpose: MinIO's Kafka target gets an HTTP port.
+    // A misconfiguration on purpose: MinIO's Kafka target gets an HTTP port, or a
+    // listener of its own that advertises a port where nothing listens.
     let wrong_port = match scenario.environment.misconfigure {
         Some(Misconfiguration::WrongListenerPort) => match crate::fault::HttpDecoy::start().await {
             Ok(d) => Some(d),
             Err(e) => return ctx.aborted(Abort::Environment(format!("starting the HTTP decoy for wrong_listener_port: {e}"))),
         },
-        None => None,
+        _ => None,
     };
+    let unreachable_advertised = match scenario.environment.misconfigure {
+        Some(Misconfiguration::UnreachableAdvertisedListener) => match crate::services::ports::free_ports(1) {
+            Ok(p) => Some(format!("127.0.0.1:{}", p[0])),
+            Err(e) => return ctx.aborted(Abort::Environment(format!("picking a port for unreachable_advertised_listener: {e}"))),
+        },
+        _ => None,
+    };
+    let misconfigured_address = wrong_port.as_ref().map(|w| w.address()).or_else(|| unreachable_advertised.clone());
     ctx.progress.say(&format!("starting Kafka and MinIO ({} environment)", ctx.env_info.kind));
     let spec = EnvSpec {
         run_dir: ctx.report_dir.clone(),
         events_topic: scenario.pipeline.topic.clone(),
         outputs_topic: format!("{}-outputs", scenario.pipeline.topic),
         events_partitions: scenario.environment.events_partitions as i32,
+        kafka_brokers: scenario.environment.kafka_brokers,
         source_bucket: scenario.pipeline.source_bucket.clone(),
         target_bucket: scenario.pipeline.target_bucket.clone(),
         minio_queue_dir: scenario.environment.minio_queue_dir,
+        minio_queue_limit: scenario.environment.minio_queue_limit,
         minio_sync_events: scenario.environment.minio_sync_events,
         ready_timeout: scenario.environment.ready_timeout,
         minio_kafka_address: wrong_port.as_ref().map(|w| w.address()),
+        minio_listener_advertises: unreachable_advertised,
+        fault_links: scenario.faults.iter().any(|f| f.kind.is_network()),
+        seed: scenario.seed,
     };
     let start = async {
         match scenario.environment.kind {
@@ -120,7 +134,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     let mut env = match started_env {
         Ok(env) => env,
         Err(e) if scenario.expectations.contains(&Expectation::MisconfigurationReported) => {
-            let address = wrong_port.as_ref().map(|w| w.address()).unwrap_or_default();
+            let address = misconfigured_address.unwrap_or_default();
             let named = matches!(&e, EnvError::Canary { diagnosis: Some(d), .. } if !address.is_empty() && d.contains(&address));
             return ctx.diagnosed(e.to_string(), named);
         }

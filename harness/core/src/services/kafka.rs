@@ -58,20 +58,86 @@ pub struct KafkaConfig {
     /// Fresh per start: `config/` and `data/` go below it.
     pub dir: PathBuf,
     pub ready_timeout: Duration,
+    /// Listeners besides `PLAINTEXT` (which the harness itself uses).
+    pub extra_listeners: Vec<ExtraListener>,
+    /// This node's place in a multi-broker cluster; `None` for the single broker.
+    pub cluster: Option<ClusterNode>,
 }
 
-/// `server.properties` of a one-node KRaft cluster on 127.0.0.1.
-pub fn server_properties(ports: KafkaPorts, data_dir: &Path) -> String {
+impl KafkaConfig {
+    /// Service and log name: `kafka`, or `kafka-<id>` in a cluster.
+    pub fn name(&self) -> String {
+        match &self.cluster {
+            None => SERVICE.to_string(),
+            Some(c) => format!("{SERVICE}-{}", c.node_id),
+        }
+    }
+
+    /// Replication factor of every topic the harness creates.
+    pub fn replication(&self) -> u32 {
+        self.cluster.as_ref().map_or(1, |c| c.replication)
+    }
+}
+
+/// One combined broker + controller of a KRaft cluster on loopback.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub node_id: u32,
+    /// `controller.quorum.voters` of the whole cluster: `1@127.0.0.1:p1,2@…`.
+    pub voters: String,
+    /// Replication factor of topics (the cluster's size); `min.insync.replicas`
+    /// is one less (2 of 3: one broker may be down).
+    pub replication: u32,
+    /// Every node is formatted with the same cluster id.
+    pub cluster_id: String,
+}
+
+impl ClusterNode {
+    /// The nodes of a cluster on `ports` (one entry per node, ids from 1).
+    pub fn cluster(ports: &[KafkaPorts], cluster_id: &str) -> Vec<ClusterNode> {
+        let voters = ports.iter().enumerate().map(|(i, p)| format!("{}@127.0.0.1:{}", i + 1, p.controller)).collect::<Vec<_>>().join(",");
+        (1..=ports.len() as u32)
+            .map(|node_id| ClusterNode { node_id, voters: voters.clone(), replication: ports.len() as u32, cluster_id: cluster_id.to_string() })
+            .collect()
+    }
+}
+
+/// A listener of its own for one kind of client, advertising an address that may
+/// differ from where it listens: a fault proxy in front of it, or (a
+/// misconfiguration on purpose) an address where nothing answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtraListener {
+    /// Listener name, upper case (`MINIO`, `PROCESSOR`).
+    pub name: String,
+    /// Loopback port the broker binds.
+    pub port: u16,
+    /// `host:port` the broker hands to clients that bootstrap through it.
+    pub advertised: String,
+}
+
+/// `server.properties` of a KRaft node on 127.0.0.1: the single broker, or node
+/// `cluster.node_id` of a cluster.
+pub fn server_properties(ports: KafkaPorts, data_dir: &Path, extra: &[ExtraListener], cluster: Option<&ClusterNode>) -> String {
     let KafkaPorts { broker, controller } = ports;
+    let (mut listeners, mut advertised, mut map) = (String::new(), String::new(), String::new());
+    for l in extra {
+        listeners.push_str(&format!(",{}://127.0.0.1:{}", l.name, l.port));
+        advertised.push_str(&format!(",{}://{}", l.name, l.advertised));
+        map.push_str(&format!(",{}:PLAINTEXT", l.name));
+    }
+    let (what, voters, node_id, replication) = match cluster {
+        None => ("one combined broker + controller".to_string(), format!("1@127.0.0.1:{controller}"), 1, 1),
+        Some(c) => (format!("node {} of a {}-node cluster", c.node_id, c.replication), c.voters.clone(), c.node_id, c.replication),
+    };
     format!(
-        "# Written by the harness: one combined broker + controller on loopback.\n\
-         controller.quorum.voters=1@127.0.0.1:{controller}\n\
-         listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}\n\
-         advertised.listeners=PLAINTEXT://127.0.0.1:{broker}\n\
-         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+        "# Written by the harness: {what} on loopback.\n\
+         controller.quorum.voters={voters}\n\
+         listeners=PLAINTEXT://127.0.0.1:{broker},CONTROLLER://127.0.0.1:{controller}{listeners}\n\
+         advertised.listeners=PLAINTEXT://127.0.0.1:{broker}{advertised}\n\
+         listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{map}\n\
          inter.broker.listener.name=PLAINTEXT\n\
          {}",
-        common_properties(data_dir)
+        common_properties(data_dir, node_id, replication)
     )
 }
 
@@ -94,25 +160,26 @@ pub fn container_server_properties(internal_host: &str, host_port: u16, data_dir
          listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
          inter.broker.listener.name=INTERNAL\n\
          {}",
-        common_properties(data_dir)
+        common_properties(data_dir, 1, 1)
     )
 }
 
-fn common_properties(data_dir: &Path) -> String {
+fn common_properties(data_dir: &Path, node_id: u32, replication: u32) -> String {
+    let isr = replication.saturating_sub(1).max(1);
     format!(
         "process.roles=broker,controller\n\
-         node.id=1\n\
+         node.id={node_id}\n\
          controller.listener.names=CONTROLLER\n\
          log.dirs={data}\n\
          num.partitions=1\n\
-         default.replication.factor=1\n\
-         min.insync.replicas=1\n\
-         offsets.topic.replication.factor=1\n\
+         default.replication.factor={replication}\n\
+         min.insync.replicas={isr}\n\
+         offsets.topic.replication.factor={replication}\n\
          offsets.topic.num.partitions=1\n\
-         transaction.state.log.replication.factor=1\n\
-         transaction.state.log.min.isr=1\n\
-         share.coordinator.state.topic.replication.factor=1\n\
-         share.coordinator.state.topic.min.isr=1\n\
+         transaction.state.log.replication.factor={replication}\n\
+         transaction.state.log.min.isr={isr}\n\
+         share.coordinator.state.topic.replication.factor={replication}\n\
+         share.coordinator.state.topic.min.isr={isr}\n\
          group.initial.rebalance.delay.ms=0\n\
          auto.create.topics.enable=false\n",
         data = data_dir.display()
@@ -152,6 +219,11 @@ pub struct Kafka {
     process: ChildProcess,
     ports: KafkaPorts,
     ready_in: Duration,
+    /// `kafka`, or `kafka-<id>` in a cluster.
+    name: String,
+    node_id: u32,
+    /// Replication factor of the readiness topic (the cluster's size).
+    replication: u32,
 }
 
 impl Kafka {
@@ -163,9 +235,11 @@ impl Kafka {
         ports: KafkaPorts,
     ) -> Result<Kafka, ServiceError> {
         let started = Instant::now();
+        let name = cfg.name();
+        let service = name.as_str();
         let io = |what: &str, path: &Path| {
             let context = format!("{what} {}", path.display());
-            move |e| ServiceError::io(SERVICE, context, e)
+            move |e| ServiceError::io(service, context, e)
         };
         match std::fs::remove_dir_all(&cfg.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -179,19 +253,21 @@ impl Kafka {
             std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         }
         let props = config_dir.join("server.properties");
-        std::fs::write(&props, server_properties(ports, &data_dir))
+        std::fs::write(&props, server_properties(ports, &data_dir, &cfg.extra_listeners, cfg.cluster.as_ref()))
             .map_err(io("writing", &props))?;
         let log4j = config_dir.join("log4j2.properties");
         std::fs::write(&log4j, LOG4J2_PROPERTIES).map_err(io("writing", &log4j))?;
-        let cluster_id = super::token::kafka_cluster_id()
-            .map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?;
+        let cluster_id = match &cfg.cluster {
+            Some(c) => c.cluster_id.clone(),
+            None => super::token::kafka_cluster_id().map_err(|e| ServiceError::io(service, "reading /dev/urandom", e))?,
+        };
 
         let java_with = |main: &str, rest: &[&str]| {
             let mut args = jvm_args(&cfg.libs, &log4j);
             args.push(main.into());
             args.extend(rest.iter().map(|s| s.to_string()));
             ChildSpec {
-                name: SERVICE.into(),
+                name: name.clone(),
                 program: cfg.java.clone(),
                 args,
                 ..ChildSpec::default()
@@ -213,7 +289,7 @@ impl Kafka {
             other => {
                 let _ = format.kill().await;
                 return Err(ServiceError::NotReady {
-                    service: SERVICE.into(),
+                    service: name.clone(),
                     timeout: cfg.ready_timeout,
                     detail: match other {
                         Ok(Err(e)) => format!("waiting for the storage format failed: {e}"),
@@ -226,7 +302,7 @@ impl Kafka {
         };
         if !status.success() {
             return Err(ServiceError::Exited {
-                service: format!("{SERVICE} (storage format)"),
+                service: format!("{name} (storage format)"),
                 status: super::process::describe_status(status),
                 log: format.log_path().to_path_buf(),
                 tail: format.log_tail(20),
@@ -236,14 +312,15 @@ impl Kafka {
         let mut process = group.spawn(&java_with("kafka.Kafka", &[&props_arg]))?;
         let bootstrap = ports.bootstrap();
         let nonce = super::token::hex_token(8)
-            .map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?;
+            .map_err(|e| ServiceError::io(service, "reading /dev/urandom", e))?;
         let remaining = cfg.ready_timeout.saturating_sub(started.elapsed());
+        let replication = cfg.replication();
         let ready = ready_or_exit(
             &mut process,
-            SERVICE,
+            service,
             remaining,
             Duration::from_millis(200),
-            || round_trip(&bootstrap, &nonce),
+            || round_trip(&bootstrap, &nonce, replication),
         )
         .await;
         if let Err(e) = ready {
@@ -254,6 +331,9 @@ impl Kafka {
             process,
             ports,
             ready_in: started.elapsed(),
+            node_id: cfg.cluster.as_ref().map_or(1, |c| c.node_id),
+            name,
+            replication,
         })
     }
 
@@ -271,7 +351,7 @@ impl Kafka {
         args.push("kafka.Kafka".into());
         args.push(config_dir.join("server.properties").display().to_string());
         let spec = ChildSpec {
-            name: SERVICE.into(),
+            name: self.name.clone(),
             program: cfg.java.clone(),
             args,
             ..ChildSpec::default()
@@ -279,13 +359,14 @@ impl Kafka {
         let mut process = group.spawn(&spec)?;
         let bootstrap = self.ports.bootstrap();
         let nonce = super::token::hex_token(8)
-            .map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?;
+            .map_err(|e| ServiceError::io(&self.name, "reading /dev/urandom", e))?;
+        let replication = self.replication;
         let ready = ready_or_exit(
             &mut process,
-            SERVICE,
+            &self.name,
             cfg.ready_timeout,
             Duration::from_millis(200),
-            || round_trip(&bootstrap, &nonce),
+            || round_trip(&bootstrap, &nonce, replication),
         )
         .await;
         if let Err(e) = ready {
@@ -305,6 +386,16 @@ impl Kafka {
         self.ports
     }
 
+    /// `kafka`, or `kafka-<id>` in a cluster (also its log's name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// KRaft node id (1 for the single broker).
+    pub fn node_id(&self) -> u32 {
+        self.node_id
+    }
+
     /// From spawn of the storage format to the passed round trip.
     pub fn ready_in(&self) -> Duration {
         self.ready_in
@@ -318,9 +409,9 @@ impl Kafka {
         &mut self.process
     }
 
-    /// Creates a topic with replication factor 1.
+    /// Creates a topic replicated on every broker of the cluster.
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<(), ServiceError> {
-        create_topic(&self.bootstrap(), name, partitions, Duration::from_secs(30))
+        create_topic(&self.bootstrap(), name, partitions, self.replication, Duration::from_secs(30))
             .await
             .map_err(|detail| {
                 ServiceError::setup(SERVICE, format!("creating topic {name}"), detail)
@@ -350,6 +441,7 @@ pub async fn create_topic(
     bootstrap: &str,
     name: &str,
     partitions: i32,
+    replication: u32,
     timeout: Duration,
 ) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = helper_client_config(bootstrap)
@@ -358,7 +450,7 @@ pub async fn create_topic(
     let opts = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication as i32));
     let results = admin
         .create_topics([&topic], &opts)
         .await
@@ -372,11 +464,12 @@ pub async fn create_topic(
     Ok(())
 }
 
-/// One readiness probe: create the ready topic, produce `nonce` with acks=all,
-/// consume it back from the beginning.
-pub(crate) async fn round_trip(bootstrap: &str, nonce: &str) -> Result<(), String> {
+/// One readiness probe: create the ready topic (replicated `replication` times, so
+/// in a cluster it passes only once every broker has registered), produce `nonce`
+/// with acks=all, consume it back from the beginning.
+pub(crate) async fn round_trip(bootstrap: &str, nonce: &str, replication: u32) -> Result<(), String> {
     const STEP: Duration = Duration::from_secs(5);
-    create_topic(bootstrap, READY_TOPIC, 1, STEP).await?;
+    create_topic(bootstrap, READY_TOPIC, 1, replication, STEP).await?;
     let producer: FutureProducer = helper_client_config(bootstrap)
         .set("acks", "all")
         .set("message.timeout.ms", "5000")
@@ -431,7 +524,7 @@ mod tests {
             broker: 4001,
             controller: 4002,
         };
-        let text = server_properties(ports, Path::new("/run/kafka/data"));
+        let text = server_properties(ports, Path::new("/run/kafka/data"), &[], None);
         for line in [
             "process.roles=broker,controller",
             "node.id=1",
@@ -451,6 +544,50 @@ mod tests {
             );
         }
         assert_eq!(ports.bootstrap(), "127.0.0.1:4001");
+    }
+
+    #[test]
+    fn extra_listeners_advertise_their_own_address() {
+        let ports = KafkaPorts { broker: 4001, controller: 4002 };
+        let extra = [
+            ExtraListener { name: "MINIO".into(), port: 4003, advertised: "127.0.0.1:5003".into() },
+            ExtraListener { name: "PROCESSOR".into(), port: 4004, advertised: "127.0.0.1:5004".into() },
+        ];
+        let text = server_properties(ports, Path::new("/d"), &extra, None);
+        for line in [
+            "listeners=PLAINTEXT://127.0.0.1:4001,CONTROLLER://127.0.0.1:4002,MINIO://127.0.0.1:4003,PROCESSOR://127.0.0.1:4004",
+            "advertised.listeners=PLAINTEXT://127.0.0.1:4001,MINIO://127.0.0.1:5003,PROCESSOR://127.0.0.1:5004",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,MINIO:PLAINTEXT,PROCESSOR:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn cluster_nodes_share_voters_and_replicate_three_ways() {
+        let ports = [
+            KafkaPorts { broker: 4001, controller: 4002 },
+            KafkaPorts { broker: 4011, controller: 4012 },
+            KafkaPorts { broker: 4021, controller: 4022 },
+        ];
+        let nodes = ClusterNode::cluster(&ports, "abc");
+        assert_eq!(nodes.len(), 3);
+        let text = server_properties(ports[1], Path::new("/d2"), &[], Some(&nodes[1]));
+        for line in [
+            "node.id=2",
+            "controller.quorum.voters=1@127.0.0.1:4002,2@127.0.0.1:4012,3@127.0.0.1:4022",
+            "listeners=PLAINTEXT://127.0.0.1:4011,CONTROLLER://127.0.0.1:4012",
+            "default.replication.factor=3",
+            "min.insync.replicas=2",
+            "offsets.topic.replication.factor=3",
+            "transaction.state.log.min.isr=2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+        assert!(nodes.iter().all(|n| n.cluster_id == "abc" && n.replication == 3));
+        let single = server_properties(ports[0], Path::new("/d"), &[], None);
+        assert!(single.lines().any(|l| l == "min.insync.replicas=1") && single.lines().any(|l| l == "node.id=1"));
     }
 
     #[test]
@@ -494,6 +631,8 @@ mod tests {
             libs: dir.path().join("libs"),
             dir: dir.path().join("kafka"),
             ready_timeout: Duration::from_secs(10),
+            extra_listeners: Vec::new(),
+            cluster: None,
         };
         let err = Kafka::start(&group, &cfg, KafkaPorts::pick().unwrap())
             .await

@@ -84,6 +84,10 @@ pub struct MinioConfig {
     pub events_topic: String,
     pub outputs_topic: String,
     pub queue_dir: bool,
+    /// With `queue_dir`: most events the pipeline's target (`1`) keeps queued;
+    /// `None` is MinIO's default. The outputs' target keeps the default: it is
+    /// the harness's observation, not part of the pipeline under test.
+    pub queue_limit: Option<u32>,
     pub sync_events: bool,
     pub credentials: S3Credentials,
     pub ready_timeout: Duration,
@@ -125,7 +129,8 @@ pub fn minio_env(cfg: &MinioConfig) -> Vec<(String, String)> {
         if cfg.queue_dir {
             // Each target keeps its own subdirectory (minio-kafka-<id>) inside.
             set("QUEUE_DIR", cfg.queue_dir_path().display().to_string());
-            set("QUEUE_LIMIT", QUEUE_LIMIT.to_string());
+            let limit = if id == EVENTS_TARGET { cfg.queue_limit.unwrap_or(QUEUE_LIMIT) } else { QUEUE_LIMIT };
+            set("QUEUE_LIMIT", limit.to_string());
         }
     }
     if cfg.sync_events {
@@ -417,6 +422,7 @@ mod tests {
             events_topic: "minio-events".into(),
             outputs_topic: "harness-outputs".into(),
             queue_dir,
+            queue_limit: None,
             sync_events,
             credentials: S3Credentials {
                 access_key: "harness-ak".into(),

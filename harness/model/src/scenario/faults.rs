@@ -9,11 +9,29 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::raw::{EnvKind, FaultKind, RawFault, RawRandomFaults};
+use super::units::{ByteRate, Span};
 use super::Environment;
 use crate::rng::Rng;
 
 /// Outage of a fault when the scenario does not say.
 pub const DEFAULT_DOWN_FOR: Duration = Duration::from_secs(5);
+/// Longest outage of a fault healed by `heal_after_uploads` without `down_for`: in
+/// practice the workload ends first, which heals it too.
+pub const MAX_HOLD: Duration = Duration::from_secs(3600);
+/// One-way delay of a `latency` fault when the scenario does not say.
+pub const DEFAULT_DELAY: Duration = Duration::from_millis(200);
+/// Limit of a `bandwidth` fault when the scenario does not say.
+pub const DEFAULT_BANDWIDTH: u64 = 256 * 1024;
+
+/// The links between the pipeline's parts that network faults apply to locally
+/// (each through its own TCP fault proxy).
+pub const LINKS: [&str; 3] = ["minio->kafka", "processor->kafka", "processor->minio"];
+
+/// The links a network fault's target stands for: a link itself, or every link
+/// to a service.
+pub fn links_of(target: &str) -> Vec<&'static str> {
+    LINKS.iter().copied().filter(|l| *l == target || l.split("->").any(|end| end == target)).collect()
+}
 
 /// One fault of the resolved schedule.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -28,6 +46,46 @@ pub struct FaultSpec {
     /// `processor_crash`: its supervisor decides).
     #[serde(with = "super::secs")]
     pub down_for: Duration,
+    /// Explicit heal: once this many uploads were acknowledged (`down_for` is
+    /// then the longest the fault may last).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heal_after_uploads: Option<u32>,
+    /// `latency` and `bandwidth`: what the link gets.
+    #[serde(skip_serializing_if = "LinkParams::is_empty")]
+    pub link: LinkParams,
+}
+
+/// What a network fault does to the bytes on its links.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct LinkParams {
+    /// `latency`: one-way delay, seconds.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_secs")]
+    pub delay: Option<Duration>,
+    /// `latency`: uniform jitter either way around `delay`, seconds.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_secs")]
+    pub jitter: Option<Duration>,
+    /// `bandwidth`: bytes per second each direction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<u64>,
+}
+
+impl LinkParams {
+    pub fn is_empty(&self) -> bool {
+        *self == LinkParams::default()
+    }
+
+    /// The defaults of `kind` (empty for kinds without parameters).
+    pub fn defaults(kind: FaultKind) -> LinkParams {
+        match kind {
+            FaultKind::Latency => LinkParams { delay: Some(DEFAULT_DELAY), jitter: Some(Duration::ZERO), ..LinkParams::default() },
+            FaultKind::Bandwidth => LinkParams { bytes_per_second: Some(DEFAULT_BANDWIDTH), ..LinkParams::default() },
+            _ => LinkParams::default(),
+        }
+    }
+}
+
+fn opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.unwrap_or_default().as_secs_f64())
 }
 
 /// When a fault starts, relative to the workload.
@@ -95,11 +153,19 @@ impl FaultKind {
         }
     }
 
+    /// Whether this is a network fault (a link, or every link to a service).
+    pub fn is_network(self) -> bool {
+        matches!(self, FaultKind::Partition | FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset)
+    }
+
     /// Every target a fault of this kind may name (the first is the default).
     pub fn targets(self) -> &'static [&'static str] {
         match self {
-            // The service is cut off from the run's network: every link to it breaks.
-            FaultKind::Partition => &["kafka", "minio"],
+            // A service stands for every link to it.
+            FaultKind::Partition => &["kafka", "minio", "minio->kafka", "processor->kafka", "processor->minio"],
+            FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset => {
+                &["minio->kafka", "processor->kafka", "processor->minio", "kafka", "minio"]
+            }
             _ => std::slice::from_ref(match self.target() {
                 "kafka" => &"kafka",
                 "minio" => &"minio",
@@ -115,40 +181,45 @@ impl FaultKind {
     }
 }
 
-/// Whether the scenario's environment (this version) can inject `kind` in `env`;
-/// the error says why not and what would make it possible.
-pub fn capability(kind: FaultKind, env: &Environment) -> Result<(), String> {
+/// Whether the scenario's environment (this version) can inject `kind` on `target`
+/// in `env`; the error says why not and what would make it possible.
+pub fn capability(kind: FaultKind, target: &str, env: &Environment) -> Result<(), String> {
     match env.kind {
         EnvKind::Local => local_capability(kind, env),
-        EnvKind::Containers => containers_capability(kind, env),
+        EnvKind::Containers => containers_capability(kind, target, env),
         EnvKind::Kubernetes => Err("the kubernetes environment cannot inject faults in this version".into()),
     }
 }
 
 fn local_capability(kind: FaultKind, env: &Environment) -> Result<(), String> {
-    let injectable = list(LOCAL);
+    let cluster = env.kafka_brokers > 1;
     match kind {
         FaultKind::QueueDirLoss if !env.minio_queue_dir => Err(QUEUE_DIR_NEEDED.to_string()),
-        FaultKind::Partition => Err(format!(
-            "cannot be injected by the local environment of this version (it needs the TCP fault proxy, \
-             which is not built yet); use `environment.kind: containers`, which disconnects the service \
-             from the run's network; injectable here: {injectable}"
+        FaultKind::LeaderKill | FaultKind::RollingRestart if !cluster => Err(format!(
+            "needs a three-broker Kafka cluster: set `environment.kafka.brokers: 3`; injectable on one broker: {}",
+            list(LOCAL)
         )),
-        FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset => Err(format!(
-            "cannot be injected by the local environment of this version: network faults need the TCP fault \
-             proxy, which is not built yet; injectable here: {injectable}"
+        FaultKind::BrokerStop | FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::QueueDirLoss if cluster => Err(format!(
+            "acts on a single broker; on a three-broker cluster use leader_kill or rolling_restart; injectable \
+             there: {}",
+            list(LOCAL_CLUSTER)
         )),
-        FaultKind::LeaderKill | FaultKind::RollingRestart => Err(format!(
-            "needs a three-broker Kafka cluster, which the local environment of this version does not start \
-             (one broker only); injectable here: {injectable}"
+        k if k.is_network() && cluster => Err(format!(
+            "network faults need a single broker in this version (each link's fault proxy stands in front of one \
+             broker); injectable on three brokers: {}",
+            list(LOCAL_CLUSTER)
         )),
         _ => Ok(()),
     }
 }
 
-fn containers_capability(kind: FaultKind, env: &Environment) -> Result<(), String> {
+fn containers_capability(kind: FaultKind, target: &str, env: &Environment) -> Result<(), String> {
     match kind {
         FaultKind::QueueDirLoss if !env.minio_queue_dir => Err(QUEUE_DIR_NEEDED.to_string()),
+        FaultKind::Partition if target.contains("->") => Err(format!(
+            "on the link {target} needs the local environment's TCP fault proxy; the containers environment \
+             partitions a whole service (`target: kafka` or `target: minio`)"
+        )),
         k if CONTAINERS.contains(&k) => Ok(()),
         _ => Err(format!(
             "cannot be injected by the containers environment of this version; injectable there: {}",
@@ -167,6 +238,20 @@ const LOCAL: &[FaultKind] = &[
     FaultKind::MinioRestart,
     FaultKind::MinioKill,
     FaultKind::QueueDirLoss,
+    FaultKind::Partition,
+    FaultKind::Latency,
+    FaultKind::Bandwidth,
+    FaultKind::ConnectionReset,
+    FaultKind::ProcessorJoin,
+];
+
+/// What the local environment injects on a three-broker cluster.
+const LOCAL_CLUSTER: &[FaultKind] = &[
+    FaultKind::LeaderKill,
+    FaultKind::RollingRestart,
+    FaultKind::ProcessorCrash,
+    FaultKind::MinioRestart,
+    FaultKind::MinioKill,
     FaultKind::ProcessorJoin,
 ];
 
@@ -193,7 +278,11 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
         None => kind.target().to_string(),
         Some(t) if kind.targets().contains(&t.as_str()) => t,
         Some(t) => {
-            let allowed = kind.targets().iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(" or ");
+            let quoted: Vec<String> = kind.targets().iter().map(|t| format!("{t:?}")).collect();
+            let allowed = match quoted.split_last() {
+                Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+                _ => quoted.join(""),
+            };
             return Err(("target", format!("{} applies to {allowed}, not {t:?}", kind.key())));
         }
     };
@@ -205,7 +294,18 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
             return Err(("at", "say when the fault starts: `at: 4s` (since the workload began) or `after_uploads: 50`".into()))
         }
     };
+    let heal_after_uploads = match (raw.heal_after_uploads, start) {
+        (None, _) => None,
+        (Some(_), _) if !kind.has_outage() => {
+            return Err(("heal_after_uploads", format!("does not apply to {}: it has no outage to heal; remove it", kind.key())))
+        }
+        (Some(h), FaultStart::AfterUploads(n)) if h.0 <= n => {
+            return Err(("heal_after_uploads", format!("({}) must be greater than after_uploads ({n}): the heal comes after the start", h.0)))
+        }
+        (Some(h), _) => Some(h.0),
+    };
     let down_for = match (kind.has_outage(), raw.down_for) {
+        (true, None) if heal_after_uploads.is_some() => MAX_HOLD,
         (true, d) => d.map_or(DEFAULT_DOWN_FOR, |d| d.0),
         (false, None) => Duration::ZERO,
         (false, Some(_)) => {
@@ -221,7 +321,47 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
     if kind.has_outage() && down_for.is_zero() {
         return Err(("down_for", "must be greater than zero".into()));
     }
-    Ok(FaultSpec { index, kind, target, start, down_for })
+    let link = resolve_link(kind, raw.delay, raw.jitter, raw.bandwidth)?;
+    Ok(FaultSpec { index, kind, target, start, down_for, heal_after_uploads, link })
+}
+
+/// `delay`, `jitter` and `bandwidth`: each only on its own kind, with defaults.
+fn resolve_link(
+    kind: FaultKind,
+    delay: Option<Span>,
+    jitter: Option<Span>,
+    bandwidth: Option<ByteRate>,
+) -> Result<LinkParams, (&'static str, String)> {
+    let only = |key: &'static str, owner: &str| Err((key, format!("applies to {owner} faults only, not {}; remove it", kind.key())));
+    if kind != FaultKind::Latency {
+        if delay.is_some() {
+            return only("delay", "latency");
+        }
+        if jitter.is_some() {
+            return only("jitter", "latency");
+        }
+    }
+    if kind != FaultKind::Bandwidth && bandwidth.is_some() {
+        return only("bandwidth", "bandwidth");
+    }
+    let mut p = LinkParams::defaults(kind);
+    if let Some(d) = delay {
+        if d.0.is_zero() {
+            return Err(("delay", "must be greater than zero".into()));
+        }
+        p.delay = Some(d.0);
+    }
+    if let Some(j) = jitter {
+        let delay = p.delay.unwrap_or(DEFAULT_DELAY);
+        if j.0 > delay {
+            return Err(("jitter", format!("({j}) must not exceed delay ({}): a byte cannot arrive before it was sent", super::units::format_duration(delay))));
+        }
+        p.jitter = Some(j.0);
+    }
+    if let Some(b) = bandwidth {
+        p.bytes_per_second = Some(b.bytes_per_second);
+    }
+    Ok(p)
 }
 
 /// The random part of a schedule, resolved: pure input to [`random_schedule`].
@@ -280,6 +420,8 @@ pub fn random_schedule(r: &RandomFaults, seed: u64, horizon: Duration, first_ind
             target: kind.target().to_string(),
             start: FaultStart::At(at),
             down_for,
+            heal_after_uploads: None,
+            link: LinkParams::defaults(kind),
         });
         let span_ms = (r.every_max - r.every_min).as_millis() as u64;
         let gap = r.every_min + Duration::from_millis(rng.below(span_ms + 1));
@@ -345,6 +487,17 @@ mod tests {
     fn different_seeds_give_different_schedules() {
         let r = random(FaultKind::ALL.to_vec(), 1000, 20_000, Some(10));
         assert_ne!(random_schedule(&r, 1, Duration::ZERO, 0), random_schedule(&r, 2, Duration::ZERO, 0));
+    }
+
+    #[test]
+    fn a_service_stands_for_every_link_to_it() {
+        assert_eq!(links_of("kafka"), ["minio->kafka", "processor->kafka"]);
+        assert_eq!(links_of("minio"), ["minio->kafka", "processor->minio"]);
+        assert_eq!(links_of("processor->minio"), ["processor->minio"]);
+        assert!(links_of("processor").len() == 2 && links_of("nowhere").is_empty());
+        for kind in FaultKind::ALL.iter().filter(|k| k.is_network()) {
+            assert!(kind.targets().iter().all(|t| !links_of(t).is_empty()), "{kind:?}");
+        }
     }
 
     #[test]

@@ -18,9 +18,9 @@ use serde::Serialize;
 
 pub use error::{Problem, ScenarioError};
 pub use names::{BucketName, TopicName};
-pub use faults::{FaultSpec, FaultStart};
+pub use faults::{links_of, FaultSpec, FaultStart, LinkParams, DEFAULT_BANDWIDTH, DEFAULT_DELAY, LINKS};
 pub use raw::{BuiltinName, EnvKind, FaultKind, KeyStyle, Misconfiguration, RawScenario};
-pub use units::{Format, ImageSize, Rate};
+pub use units::{ByteRate, Format, ImageSize, Rate};
 
 /// A validated scenario: everything the engine needs, with defaults filled in.
 #[derive(Clone, Debug, Serialize)]
@@ -59,6 +59,12 @@ impl Scenario {
                 return Err(problem("environment.kind".into(), "`kubernetes` is not available in this version of the harness; available: local, containers".into()))
             }
         };
+        if kind == EnvKind::Containers && self.environment.kafka_brokers > 1 {
+            return Err(problem(
+                "environment.kafka.brokers".into(),
+                "the containers environment runs one broker in this version; run it without `--env containers`".into(),
+            ));
+        }
         if kind == EnvKind::Containers && self.environment.misconfigure.is_some() {
             return Err(problem(
                 "environment.misconfigure".into(),
@@ -67,7 +73,7 @@ impl Scenario {
         }
         self.environment.kind = kind;
         for spec in &self.faults {
-            faults::capability(spec.kind, &self.environment)
+            faults::capability(spec.kind, &spec.target, &self.environment)
                 .map_err(|why| problem(format!("faults[{}].kind", spec.index), format!("{} (with --env {name}): {why}", spec.kind.key())))?;
         }
         Ok(self)
@@ -78,7 +84,12 @@ impl Scenario {
 pub struct Environment {
     pub kind: EnvKind,
     pub events_partitions: u32,
+    /// 1, or 3 for a replicated cluster (replication factor 3, min.insync.replicas 2).
+    pub kafka_brokers: u32,
     pub minio_queue_dir: bool,
+    /// With `minio_queue_dir`: the pipeline target's queue_limit (`None`: MinIO's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minio_queue_limit: Option<u32>,
     pub minio_sync_events: bool,
     #[serde(with = "secs")]
     pub ready_timeout: Duration,

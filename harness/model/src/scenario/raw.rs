@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::names::{BucketName, Count, ScenarioName, TopicName};
-use super::units::{Bound, Format, ImageSize, Rate, Span};
+use super::units::{Bound, ByteRate, Format, ImageSize, Rate, Span};
 
 /// A scenario: which environment to start, which processor to test, what to upload,
 /// and what to expect.
@@ -68,7 +68,9 @@ pub struct RawEnvironment {
     pub ready_timeout: Option<Span>,
     /// Start the environment misconfigured on purpose, as people do, to prove the
     /// harness diagnoses it: `wrong_listener_port` points MinIO's Kafka target at a
-    /// port where an HTTP server answers instead of a Kafka listener.
+    /// port where an HTTP server answers instead of a Kafka listener;
+    /// `unreachable_advertised_listener` lets MinIO bootstrap from a real listener
+    /// whose advertised address nothing answers on (local environment).
     #[serde(default)]
     pub misconfigure: Option<Misconfiguration>,
 }
@@ -77,6 +79,7 @@ pub struct RawEnvironment {
 #[serde(rename_all = "snake_case")]
 pub enum Misconfiguration {
     WrongListenerPort,
+    UnreachableAdvertisedListener,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
@@ -94,6 +97,12 @@ pub struct RawKafka {
     /// Partitions of the events topic. Default 3.
     #[serde(default)]
     pub partitions: Option<Count>,
+    /// Brokers: 1 (default) or 3. Three combined KRaft nodes (broker + controller)
+    /// with replication factor 3 and `min.insync.replicas` 2, for `leader_kill`
+    /// and `rolling_restart` (local environment).
+    #[serde(default)]
+    #[schemars(with = "Option<Count>")]
+    pub brokers: Option<Spanned<Count>>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -102,6 +111,12 @@ pub struct RawMinio {
     /// Give MinIO's Kafka target a `queue_dir` (events persist while Kafka is down).
     #[serde(default)]
     pub queue_dir: bool,
+    /// With `queue_dir`: at most this many events of the pipeline's target wait in
+    /// it (MinIO's `queue_limit`; default 100000). Events beyond it are dropped
+    /// while Kafka is away: the queue overflow.
+    #[serde(default)]
+    #[schemars(with = "Option<Count>")]
+    pub queue_limit: Option<Spanned<Count>>,
     /// `MINIO_API_SYNC_EVENTS=on`: a PUT returns only after its event was sent.
     #[serde(default)]
     pub sync_events: bool,
@@ -194,7 +209,9 @@ pub struct RawDrain {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExpect {
-    /// Every upload has exactly one valid thumbnail and there are no others.
+    /// Every upload has exactly one valid thumbnail and there are no others. With
+    /// `notifications_lost` bounds as well, uploads whose event never reached the
+    /// topic are judged (and named) there, and exactly-once covers the rest.
     #[serde(default)]
     pub exactly_once: Option<bool>,
     #[serde(default)]
@@ -278,14 +295,25 @@ pub enum FaultKind {
     /// (MinIO queues their events), the queue dir's contents are wiped, the broker
     /// comes back after `down_for`. The queued events are lost.
     QueueDirLoss,
-    /// Network faults on a link (`minio->kafka`, `processor->kafka`,
-    /// `processor->minio`) through a TCP fault proxy.
+    /// The target stops answering: bytes are held, not refused (a blackhole), until
+    /// the heal. Local: through the TCP fault proxy on a link (`minio->kafka`,
+    /// `processor->kafka`, `processor->minio`) or on every link to a service
+    /// (`kafka`, `minio`); containers: the service is disconnected from the network.
     Partition,
+    /// Every byte on the link is delayed by `delay` (default 200ms) plus a uniform
+    /// jitter of up to `jitter` either way, each direction, order kept. Local only.
     Latency,
+    /// The link carries at most `bandwidth` (default 256KiB/s) each direction. Local only.
     Bandwidth,
+    /// Open connections on the link are reset (RST) and new ones are reset at
+    /// once, until the heal. Local only.
     ConnectionReset,
-    /// Three-broker cluster faults.
+    /// With `environment.kafka.brokers: 3`: the broker leading partition 0 of the
+    /// events topic gets SIGKILL and starts again after `down_for`; the others elect
+    /// a new leader.
     LeaderKill,
+    /// With `environment.kafka.brokers: 3`: each broker in turn gets SIGTERM, stays
+    /// down for `down_for`, starts again and must be back in sync before the next.
     RollingRestart,
     /// A second processor replica joins the consumer group (a rebalance); it stays
     /// until the run ends, as a scale-up would. No `down_for`.
@@ -297,7 +325,8 @@ pub enum FaultKind {
 #[serde(deny_unknown_fields)]
 pub struct RawFault {
     pub kind: FaultKind,
-    /// What it is applied to: `kafka`, `minio`, `processor` (default: the kind's own).
+    /// What it is applied to: `kafka`, `minio`, `processor`, or for network faults a
+    /// link, `minio->kafka`, `processor->kafka`, `processor->minio` (default: the kind's own).
     #[serde(default)]
     pub target: Option<String>,
     /// Start, as time since the workload began (`4s`). Give `at` or `after_uploads`.
@@ -310,6 +339,20 @@ pub struct RawFault {
     /// Default 5s; not for `processor_crash` (its supervisor restarts it).
     #[serde(default)]
     pub down_for: Option<Span>,
+    /// An explicit heal: heal once this many uploads were acknowledged (counted
+    /// from the workload's start), instead of after a fixed time. `down_for` then
+    /// bounds the outage (default: until the workload ends).
+    #[serde(default)]
+    pub heal_after_uploads: Option<Count>,
+    /// `latency` only: the added one-way delay (default 200ms).
+    #[serde(default)]
+    pub delay: Option<Span>,
+    /// `latency` only: uniform jitter around `delay`, at most `delay` (default 0).
+    #[serde(default)]
+    pub jitter: Option<Span>,
+    /// `bandwidth` only: the link's limit each direction (default 256KiB/s).
+    #[serde(default)]
+    pub bandwidth: Option<ByteRate>,
 }
 
 /// "Every 10-20 s, one of these faults", reproducible from the seed.

@@ -60,6 +60,36 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         }
     }
 
+    let kafka_brokers = match &raw.environment.kafka.brokers {
+        None => 1,
+        Some(b) if b.value.0 == 1 || b.value.0 == 3 => {
+            if b.value.0 == 3 && kind == EnvKind::Containers {
+                return Err(problem(
+                    b.referenced,
+                    "environment.kafka.brokers",
+                    "the containers environment runs one broker in this version; three brokers need `kind: local`".into(),
+                ));
+            }
+            b.value.0
+        }
+        Some(b) => {
+            return Err(problem(
+                b.referenced,
+                "environment.kafka.brokers",
+                format!("must be 1 or 3 (a KRaft quorum of three tolerates one broker down), got {}", b.value.0),
+            ))
+        }
+    };
+    if let Some(limit) = &raw.environment.minio.queue_limit {
+        if !raw.environment.minio.queue_dir {
+            return Err(problem(
+                limit.referenced,
+                "environment.minio.queue_limit",
+                "limits MinIO's queue_dir, and there is none: add `queue_dir: true`".into(),
+            ));
+        }
+    }
+
     let target_loc = raw.pipeline.target_bucket.as_ref().map(|s| s.referenced);
     let pipeline = Pipeline {
         source_bucket: raw.pipeline.source_bucket.map_or_else(|| "images".to_string(), |b| b.0),
@@ -210,7 +240,9 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
     let environment = Environment {
         kind,
         events_partitions: raw.environment.kafka.partitions.map_or(3, |c| c.0),
+        kafka_brokers,
         minio_queue_dir: raw.environment.minio.queue_dir,
+        minio_queue_limit: raw.environment.minio.queue_limit.map(|l| l.value.0),
         minio_sync_events: raw.environment.minio.sync_events,
         ready_timeout: raw.environment.ready_timeout.map_or(Duration::from_secs(120), |s| s.0),
         misconfigure,
@@ -219,7 +251,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
     for (i, f) in raw.faults.into_iter().enumerate() {
         let loc = f.referenced;
         let spec = resolve_fault(i as u32, f.value).map_err(|(key, msg)| problem(loc, &format!("faults[{i}].{key}"), msg))?;
-        capability(spec.kind, &environment)
+        capability(spec.kind, &spec.target, &environment)
             .map_err(|why| problem(loc, &format!("faults[{i}].kind"), format!("{}: {why}", spec.kind.key())))?;
         faults.push(spec);
     }
@@ -227,7 +259,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         let loc = r.referenced;
         let random = resolve_random(r.value).map_err(|(key, msg)| problem(loc, &format!("random_faults.{key}"), msg))?;
         for kind in &random.kinds {
-            capability(*kind, &environment)
+            capability(*kind, kind.target(), &environment)
                 .map_err(|why| problem(loc, "random_faults.kinds", format!("{}: {why}", kind.key())))?;
         }
         let horizon = Duration::from_secs_f64(f64::from(workload.images) / workload.rate.per_second);

@@ -164,6 +164,54 @@ impl fmt::Display for Bound {
 
 string_scalar!(Bound, "Bound", r"^\s*(<=?)?\s*[0-9.]+\s*(ms|s|m|min|h)\s*$", "an upper bound such as \"3s\" or \"< 500ms\"");
 
+/// A bandwidth, written `256KiB/s`, `1MB/s` or `800kbit/s` (`B`, `KB`/`kB`, `KiB`,
+/// `MB`, `MiB`, `kbit`, `Mbit`; per second).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRate {
+    pub bytes_per_second: u64,
+}
+
+impl FromStr for ByteRate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected a bandwidth such as \"256KiB/s\", \"1MB/s\" or \"800kbit/s\", got {s:?}");
+        let body = s.trim().strip_suffix("/s").ok_or_else(bad)?.trim();
+        let split = body.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let (num, unit) = body.split_at(split);
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        let factor = match unit.trim() {
+            "B" => 1.0,
+            "KB" | "kB" => 1e3,
+            "KiB" => 1024.0,
+            "MB" => 1e6,
+            "MiB" => 1024.0 * 1024.0,
+            "kbit" => 125.0,
+            "Mbit" => 125_000.0,
+            _ => return Err(bad()),
+        };
+        let bytes = n * factor;
+        if !bytes.is_finite() || bytes < 1024.0 || bytes > 1e10 {
+            return Err(format!("bandwidth out of range (1KiB/s to 10GB/s), got {s:?}"));
+        }
+        Ok(ByteRate { bytes_per_second: bytes as u64 })
+    }
+}
+
+impl fmt::Display for ByteRate {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let b = self.bytes_per_second;
+        if b % (1024 * 1024) == 0 {
+            write!(f, "{}MiB/s", b / (1024 * 1024))
+        } else if b % 1024 == 0 {
+            write!(f, "{}KiB/s", b / 1024)
+        } else {
+            write!(f, "{b}B/s")
+        }
+    }
+}
+
+string_scalar!(ByteRate, "ByteRate", r"^\s*[0-9.]+\s*(B|KB|kB|KiB|MB|MiB|kbit|Mbit)\s*/s\s*$", "a bandwidth such as \"256KiB/s\"");
+
 /// Image dimensions, written `640x480`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ImageSize {
@@ -222,6 +270,19 @@ impl Format {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_rates() {
+        let b = |s: &str| s.parse::<ByteRate>().map(|r| r.bytes_per_second);
+        assert_eq!(b("256KiB/s"), Ok(256 * 1024));
+        assert_eq!(b(" 1.5 MB/s "), Ok(1_500_000));
+        assert_eq!(b("800kbit/s"), Ok(100_000));
+        assert_eq!(b("2MiB/s").map(|v| ByteRate { bytes_per_second: v }.to_string()), Ok("2MiB/s".into()));
+        for bad in ["256KiB", "fast/s", "10XB/s", "100B/s", "-5KiB/s"] {
+            assert!(b(bad).is_err(), "{bad} should be rejected");
+        }
+        assert!(b("100B/s").unwrap_err().contains("out of range"));
+    }
 
     #[test]
     fn rates() {
