@@ -52,10 +52,6 @@ pub struct LinkControl {
 }
 
 impl LinkControl {
-    pub fn link(&self) -> &'static str {
-        self.link
-    }
-
     pub fn set(&self, fault: LinkFault) {
         self.state.send_replace(fault);
     }
@@ -64,17 +60,12 @@ impl LinkControl {
     pub fn clear(&self) {
         self.set(LinkFault::Clear);
     }
-
-    pub fn current(&self) -> LinkFault {
-        *self.state.borrow()
-    }
 }
 
 /// A running proxy: listens on a loopback port of its own, forwards to `upstream`.
 #[derive(Debug)]
 pub struct FaultProxy {
     address: SocketAddr,
-    upstream: SocketAddr,
     control: LinkControl,
     accept: JoinHandle<()>,
 }
@@ -93,16 +84,12 @@ impl FaultProxy {
         let (tx, rx) = watch::channel(LinkFault::Clear);
         let buckets = Arc::new([Mutex::new(Bucket::new()), Mutex::new(Bucket::new())]);
         let accept = tokio::spawn(accept_loop(listener, upstream, rx, buckets, Rng::fork(seed, link)));
-        Ok(FaultProxy { address, upstream, control: LinkControl { link, state: Arc::new(tx) }, accept })
+        Ok(FaultProxy { address, control: LinkControl { link, state: Arc::new(tx) }, accept })
     }
 
     /// Where clients connect instead of the service.
     pub fn address(&self) -> SocketAddr {
         self.address
-    }
-
-    pub fn upstream(&self) -> SocketAddr {
-        self.upstream
     }
 
     pub fn link(&self) -> &'static str {

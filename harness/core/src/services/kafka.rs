@@ -409,15 +409,6 @@ impl Kafka {
         &mut self.process
     }
 
-    /// Creates a topic replicated on every broker of the cluster.
-    pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<(), ServiceError> {
-        create_topic(&self.bootstrap(), name, partitions, self.replication, Duration::from_secs(30))
-            .await
-            .map_err(|detail| {
-                ServiceError::setup(SERVICE, format!("creating topic {name}"), detail)
-            })
-    }
-
     /// SIGTERM (controlled shutdown), SIGKILL after `grace`.
     pub async fn stop(&mut self, grace: Duration) -> std::io::Result<()> {
         self.process.stop(grace).await.map(|_| ())
