@@ -125,6 +125,10 @@ Exit codes: 0 built or already there · 3 provisioning, the engine or a build fa
 
 fn main() -> ProcessExit {
     let cli = Cli::parse();
+    // Long steps (building MinIO, fetching Kafka) draw a live line on a terminal;
+    // elsewhere they write a plain line every 30 s.
+    let quiet = matches!(cli.command, Command::Run { quiet: true, .. });
+    harness_core::status::set_live(!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

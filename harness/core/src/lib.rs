@@ -12,4 +12,5 @@ pub mod regress;
 pub mod report;
 pub mod run;
 pub mod services;
+pub mod status;
 pub mod workload;

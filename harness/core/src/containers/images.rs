@@ -563,7 +563,7 @@ async fn ensure_rootfs(
         .args([DEBIAN_SUITE])
         .arg(&root)
         .arg(mirror);
-    run_logged("debootstrap", &mut cmd, &log).await?;
+    run_logged("debootstrap", &mut cmd, &log, progress).await?;
     for needed in ["bin/sh", KAFKA_JAVA.trim_start_matches('/')] {
         if !exists_in_root(&root, needed) {
             return Err(ImageError::IncompleteRootfs {
@@ -595,6 +595,7 @@ async fn ensure_rootfs(
         "tar (packing the root filesystem)",
         &mut tar,
         &tmp.0.join("tar.log"),
+        progress,
     )
     .await?;
     std::fs::rename(&packed, rootfs_tar).map_err(io_err(format!(
@@ -623,8 +624,8 @@ fn exists_in_root(root: &Path, rel: &str) -> bool {
 
 /// A command with its output in `log` (provisioning's runner; its failure keeps
 /// the output's tail).
-async fn run_logged(what: &str, cmd: &mut tokio::process::Command, log: &Path) -> Result<(), ImageError> {
-    crate::services::provision::run_logged(what, cmd, log).await.map_err(|e| match e {
+async fn run_logged(what: &str, cmd: &mut tokio::process::Command, log: &Path, progress: &dyn Fn(&str)) -> Result<(), ImageError> {
+    crate::services::provision::run_logged(what, cmd, log, progress).await.map_err(|e| match e {
         ProvisionError::Command { what, status, log, tail } => ImageError::Command { what, status, log, tail },
         other => ImageError::Cache(other),
     })

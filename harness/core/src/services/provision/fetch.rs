@@ -65,24 +65,63 @@ fn temp_dir_in(parent: &Path, label: &str) -> Result<PathBuf, ProvisionError> {
     Ok(dir)
 }
 
-/// Runs a provisioning command with its output in `log`; a failure carries
-/// the output's tail.
+/// Runs a provisioning command with its output in `log`, showing its progress (time
+/// so far, lines of output, the latest line) while it runs; a failure carries the
+/// output's tail.
 pub(crate) async fn run_logged(
     what: &str,
     cmd: &mut tokio::process::Command,
     log: &Path,
+    progress: &dyn Fn(&str),
 ) -> Result<(), ProvisionError> {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
     let out = std::fs::File::create(log).map_err(io_err(format!("creating {}", log.display())))?;
-    let err = out
-        .try_clone()
-        .map_err(io_err(format!("opening {}", log.display())))?;
-    let status = cmd
+    let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .status()
-        .await
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(io_err(format!("starting {what}")))?;
+    // Both streams go line by line into the log and into what the watch shows.
+    let seen = Arc::new(Mutex::new((0u64, String::new(), out)));
+    let mut readers = Vec::new();
+    let streams: [Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>; 2] = [
+        child.stdout.take().map(|o| Box::new(o) as _),
+        child.stderr.take().map(|e| Box::new(e) as _),
+    ];
+    for stream in streams.into_iter().flatten() {
+        let seen = seen.clone();
+        readers.push(tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                use std::io::Write;
+                let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = writeln!(s.2, "{line}");
+                s.0 += 1;
+                s.1 = line;
+            }
+        }));
+    }
+    let mut watch = crate::status::StepWatch::start(what);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status.map_err(io_err(format!("waiting for {what}")))?,
+            _ = tick.tick() => {
+                let (lines, last) = {
+                    let s = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    (s.0, s.1.clone())
+                };
+                watch.update(lines, &last, progress);
+            }
+        }
+    };
+    for r in readers {
+        let _ = r.await;
+    }
+    watch.finish(status.success(), progress);
     if status.success() {
         return Ok(());
     }
@@ -113,7 +152,8 @@ pub(super) async fn ensure_kafka_jars(
         return Ok(libs); // another process finished while we waited
     }
     progress(&format!(
-        "fetching Kafka {KAFKA_VERSION} jars from Maven Central (one time, ~1 min)…"
+        "fetching Kafka {KAFKA_VERSION} jars from Maven Central (one time, ~1 min; log: {})…",
+        parent.join("fetch.log").display()
     ));
     let tmp = temp_dir_in(&parent, KAFKA_VERSION)?;
     let pom = tmp.join("pom.xml");
@@ -124,13 +164,13 @@ pub(super) async fn ensure_kafka_jars(
         tokio::process::Command::new(&mvn)
             .args([
                 "-B",
-                "-q",
                 "dependency:copy-dependencies",
                 "-DoutputDirectory=libs",
                 "-DincludeScope=runtime",
             ])
             .current_dir(&tmp),
         &log,
+        progress,
     )
     .await;
     if let Err(e) = result {
@@ -175,14 +215,19 @@ pub(super) async fn ensure_minio(
     if is_executable(&bin) {
         return Ok(bin);
     }
-    progress("building MinIO with go install (one time, several minutes)…");
     let tmp = temp_dir_in(&parent, MINIO_COMMIT)?;
     let log = parent.join("build.log");
+    progress(&format!(
+        "building MinIO with go install (one time, 3-8 minutes; log: {})…",
+        log.display()
+    ));
     let result = run_logged(
         "go install github.com/minio/minio",
         tokio::process::Command::new(&go)
             .args([
                 "install",
+                // -v names each package as it is built: the progress line shows them.
+                "-v",
                 "-trimpath",
                 &format!("github.com/minio/minio@{MINIO_MODULE_VERSION}"),
             ])
@@ -190,6 +235,7 @@ pub(super) async fn ensure_minio(
             .env("CGO_ENABLED", "0")
             .current_dir(&tmp),
         &log,
+        progress,
     )
     .await;
     let moved = result.and_then(|()| {
