@@ -24,14 +24,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use bollard::models::{EndpointSettings, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest};
+use bollard::models::{EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
     LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
-use testcontainers::core::{IntoContainerPort, Mount};
+use testcontainers::core::{ExecCommand, IntoContainerPort, Mount};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::{oneshot, watch};
@@ -43,6 +43,7 @@ use crate::services::canary;
 use crate::services::kafka::{self, CONTAINER_EXTERNAL_PORT, CONTAINER_INTERNAL_PORT};
 use crate::services::minio::{self, MinioConfig};
 use crate::services::process::{tail_log, ProcessGroup};
+use crate::services::redact::Redactor;
 use crate::services::processor::{self, ProcessorExit, ProcessorSpec, ProcessorStatus, ProcessorSupervisor};
 use crate::services::provision::Toolchain;
 use crate::services::ServiceError;
@@ -191,7 +192,7 @@ impl ContainersEnv {
             labels.insert(LABEL_PID_START.to_string(), start.to_string());
         }
         let mut env = ContainersEnv {
-            group: ProcessGroup::new(logs),
+            group: ProcessGroup::new(logs).with_redactor(Redactor::new([endpoints.credentials.secret_key.clone()])),
             spec,
             docker,
             labels,
@@ -267,6 +268,7 @@ impl ContainersEnv {
             .with_network(&network)
             .with_labels(self.labels.clone())
             .with_mapped_port(kafka_port, CONTAINER_EXTERNAL_PORT.tcp())
+            .with_host_config_modifier(publish_on_loopback)
             .with_copy_to(KAFKA_CONFIG, kafka::container_server_properties(&kafka_name, kafka_port, Path::new(KAFKA_DATA)).into_bytes())
             .with_copy_to(KAFKA_LOG4J, kafka::LOG4J2_PROPERTIES.as_bytes().to_vec());
 
@@ -297,6 +299,7 @@ impl ContainersEnv {
             .with_network(&network)
             .with_labels(self.labels.clone())
             .with_mapped_port(minio_port, MINIO_API_PORT.tcp())
+            .with_host_config_modifier(publish_on_loopback)
             .with_mount(Mount::volume_mount(volume, minio_cfg.data_dir().display().to_string()));
         for (k, v) in minio::minio_env(&minio_cfg) {
             minio_req = minio_req.with_env_var(k, v);
@@ -331,6 +334,11 @@ impl ContainersEnv {
         let (kafka_id, minio_id) = (k.id().to_string(), m.id().to_string());
         self.kafka = Some(k);
         self.minio = Some(m);
+        // MinIO dials Kafka by container name: without DNS on the network it would
+        // retry until the ready timeout and then show a long log. Ask once, now.
+        if let Some(kafka) = &self.kafka {
+            check_name_resolution(kafka, &kafka_name, &minio_name, &network).await?;
+        }
         let s3 = crate::services::s3::s3_client(&self.endpoints.s3_endpoint, &self.endpoints.credentials);
         let (kr, mr) = tokio::join!(
             self.wait_ready(Service::Kafka, &kafka_id, t, self.spec.ready_timeout),
@@ -461,7 +469,7 @@ impl ContainersEnv {
         };
         match id {
             Some(id) => {
-                let text = container_logs(&self.docker, &id, Some(n)).await;
+                let text = container_logs(&self.docker, &id, Some(n), self.group.redactor()).await;
                 String::from_utf8_lossy(&text).into_owned()
             }
             None => tail_log(&self.group.log_path(service), n),
@@ -673,7 +681,7 @@ impl ContainersEnv {
     }
 
     async fn save_logs(&self, service: &str, id: &str) {
-        let text = container_logs(&self.docker, id, None).await;
+        let text = container_logs(&self.docker, id, None, self.group.redactor()).await;
         let path = self.group.log_path(service);
         if let Err(e) = std::fs::write(&path, text) {
             tracing::warn!("writing {}: {e}", path.display());
@@ -747,7 +755,61 @@ async fn wait_not_running(docker: &Docker, id: &str, timeout: Duration) {
 }
 
 /// stdout and stderr of a container, interleaved as the engine returns them.
-async fn container_logs(docker: &Docker, id: &str, tail: Option<usize>) -> Vec<u8> {
+/// How long the name lookup inside a container may take before it counts as failed.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Looks `peer` up by name from inside `from` (a container on `network`), and fails
+/// fast, in one line that names the cause and the fix, when the engine's network
+/// does not resolve container names. A container without a lookup tool (an
+/// official image) skips the check: the services' own readiness still catches it.
+async fn check_name_resolution(from: &ContainerAsync<GenericImage>, from_name: &str, peer: &str, network: &str) -> Result<(), EnvError> {
+    let script = "if command -v getent >/dev/null 2>&1; then getent hosts \"$1\" >/dev/null && echo resolved || echo unresolved; \
+                  elif command -v nslookup >/dev/null 2>&1; then nslookup \"$1\" >/dev/null 2>&1 && echo resolved || echo unresolved; \
+                  else echo no-tool; fi";
+    let lookup = async {
+        let mut res = from.exec(ExecCommand::new(["sh", "-c", script, "lookup", peer])).await.map_err(|e| e.to_string())?;
+        let out = res.stdout_to_vec().await.map_err(|e| e.to_string())?;
+        Ok::<String, String>(String::from_utf8_lossy(&out).trim().to_string())
+    };
+    let answer = match tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => {
+            tracing::warn!("could not check name resolution on {network}: {e}");
+            return Ok(());
+        }
+        Err(_) => format!("no answer within {}s", LOOKUP_TIMEOUT.as_secs()),
+    };
+    match answer.as_str() {
+        "resolved" | "no-tool" => Ok(()),
+        other => Err(EnvError::Engine(no_container_dns(from_name, peer, network, other))),
+    }
+}
+
+/// The one line a run without container DNS ends with.
+fn no_container_dns(from: &str, peer: &str, network: &str, answer: &str) -> String {
+    format!(
+        "containers on network {network} cannot find each other by name ({from} looked up {peer}: {answer}): \
+         the engine's network has no DNS. With podman, install netavark and aardvark-dns and set \
+         network_backend = \"netavark\" in containers.conf (`ci/setup` and `ci/podman` do both)"
+    )
+}
+
+/// Published ports listen on 127.0.0.1 only: an engine binds them on every interface
+/// by default, which would put MinIO (with the run's credentials) and Kafka on the
+/// network. testcontainers sets no host address, so it is set here.
+fn publish_on_loopback(host_config: &mut HostConfig) {
+    for bindings in host_config.port_bindings.iter_mut().flat_map(|m| m.values_mut()).flatten() {
+        for b in bindings {
+            b.host_ip = Some(LOOPBACK.to_string());
+        }
+    }
+}
+
+/// Where the harness publishes containers' ports.
+const LOOPBACK: &str = "127.0.0.1";
+
+/// A container's output, with the run's secrets masked (as the host's logs are).
+async fn container_logs(docker: &Docker, id: &str, tail: Option<usize>, redactor: &Redactor) -> Vec<u8> {
     let opts = LogsOptions {
         stdout: true,
         stderr: true,
@@ -759,7 +821,7 @@ async fn container_logs(docker: &Docker, id: &str, tail: Option<usize>) -> Vec<u
     while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
         out.extend_from_slice(&chunk.into_bytes());
     }
-    out
+    redactor.redact(&out).into_owned()
 }
 
 /// Removes the container; with `keep`, leaves it (stopped) for inspection: the

@@ -17,6 +17,7 @@ use crate::services::canary;
 use crate::services::kafka::{self, ClusterNode, ExtraListener, Kafka, KafkaConfig, KafkaPorts};
 use crate::services::minio::{self, Minio, MinioConfig, MinioPorts};
 use crate::services::process::{tail_log, ProcessGroup};
+use crate::services::redact::Redactor;
 use crate::services::ServiceError;
 use crate::services::processor::{self, ProcessorSpec, ProcessorStatus, ProcessorSupervisor};
 use crate::services::provision::Toolchain;
@@ -81,6 +82,7 @@ impl LocalEnv {
             context: "reading /dev/urandom".into(),
             source,
         })?;
+        let redactor = Redactor::new([credentials.secret_key.clone()]);
         let mut env = LocalEnv {
             endpoints: Endpoints {
                 kafka_bootstrap: String::new(),
@@ -91,7 +93,7 @@ impl LocalEnv {
                 source_bucket: spec.source_bucket.clone(),
                 target_bucket: spec.target_bucket.clone(),
             },
-            group: ProcessGroup::new(logs),
+            group: ProcessGroup::new(logs).with_redactor(redactor),
             kafka: Vec::new(),
             minio: None,
             processor: None,

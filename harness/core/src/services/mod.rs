@@ -3,6 +3,7 @@
 //!
 //! - [`provision`]: Kafka's jars and MinIO's binary in a per-user cache.
 //! - [`process`]: child processes in one process group per run, with logs.
+//! - [`redact`]: the run's secrets masked in every log it keeps.
 //! - [`ready`]: waiting for a readiness probe, a process exit or a timeout.
 //! - [`kafka`]: a single-broker KRaft Kafka on 127.0.0.1.
 //! - [`minio`]: a single-node MinIO with two Kafka notification targets.
@@ -20,6 +21,7 @@ pub mod process;
 pub mod processor;
 pub mod provision;
 pub mod ready;
+pub mod redact;
 pub mod s3;
 pub(crate) mod token;
 

@@ -21,6 +21,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::redact::{Redactor, RedactingStream};
 use super::ServiceError;
 
 /// What to run. Arguments and environment may hold secrets: neither is logged,
@@ -59,6 +60,8 @@ pub struct ProcessGroup {
     /// two spawns cannot both create a group.
     pgid: Arc<Mutex<Option<i32>>>,
     log_dir: PathBuf,
+    /// Masks the run's secrets in every child's output before it reaches the log.
+    redactor: Redactor,
 }
 
 impl ProcessGroup {
@@ -67,7 +70,19 @@ impl ProcessGroup {
         ProcessGroup {
             pgid: Arc::new(Mutex::new(None)),
             log_dir: log_dir.into(),
+            redactor: Redactor::default(),
         }
+    }
+
+    /// The same group, with children's output written through `redactor`.
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
+    }
+
+    /// The run's secrets, for logs written by others (a container's output).
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
     }
 
     /// The group id, once a child has been spawned.
@@ -109,11 +124,15 @@ impl ProcessGroup {
             .try_clone()
             .map_err(|e| ServiceError::io(name, format!("opening {}", log_path.display()), e))?;
 
+        // With secrets to mask, output goes through the harness on its way to the
+        // log; otherwise straight into the file.
+        let masked = !self.redactor.is_empty();
+        let (out, err) = if masked { (Stdio::piped(), Stdio::piped()) } else { (stdout.into(), stderr.into()) };
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
             .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr)
+            .stdout(out)
+            .stderr(err)
             .kill_on_drop(false);
         if !spec.env_remove_prefixes.is_empty() {
             for (key, _) in std::env::vars_os() {
@@ -162,11 +181,20 @@ impl ProcessGroup {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|source| ServiceError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| ServiceError::Spawn {
             service: name.to_string(),
             program: spec.program.clone(),
             source,
         })?;
+        if masked {
+            let open = || OpenOptions::new().append(true).open(&log_path);
+            if let (Some(o), Ok(f)) = (child.stdout.take(), open()) {
+                tokio::spawn(copy_redacted(o, f, self.redactor.clone()));
+            }
+            if let (Some(e), Ok(f)) = (child.stderr.take(), open()) {
+                tokio::spawn(copy_redacted(e, f, self.redactor.clone()));
+            }
+        }
         let pid = child.id().unwrap_or(0);
         // SAFETY: getpgid has no memory-safety preconditions.
         let child_pgid = unsafe { libc::getpgid(pid as libc::pid_t) };
@@ -319,6 +347,23 @@ fn signal_name(sig: i32) -> &'static str {
         libc::SIGTERM => "SIGTERM",
         _ => "other",
     }
+}
+
+/// Copies a child's output into its log with the run's secrets masked, until the
+/// child (and whatever it forked) closes the pipe.
+///
+/// Writes are plain blocking appends: a few KiB into the page cache, and a line is
+/// in the file (for readiness checks and tails) as soon as the child wrote it.
+async fn copy_redacted(mut from: impl tokio::io::AsyncRead + Unpin, mut to: std::fs::File, redactor: Redactor) {
+    use tokio::io::AsyncReadExt;
+    let mut stream = RedactingStream::new(redactor);
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buf).await {
+        if to.write_all(&stream.push(&buf[..n])).is_err() {
+            break;
+        }
+    }
+    let _ = to.write_all(&stream.finish());
 }
 
 /// The last `n_lines` lines of a log file, for error messages. Reads at most the
