@@ -77,6 +77,18 @@ fn full_example_resolves_defaults_and_paths() {
     assert_eq!(s.environment.events_partitions, 3);
 }
 
+/// `harness run my.yaml` from the scenario's own folder (issue #14): the processor
+/// runs in "." (or below it), never in the empty path no process can start in.
+#[test]
+fn a_bare_file_name_anchors_paths_at_the_current_folder() {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/valid/full.yaml")).unwrap();
+    let s = scenario::parse(&text, Path::new("full.yaml")).unwrap();
+    assert_eq!(s.processor.workdir, Path::new("./students/alice"));
+    let bare = text.replace("  workdir: students/alice\n", "");
+    let s = scenario::parse(&bare, Path::new("full.yaml")).unwrap();
+    assert_eq!(s.processor.workdir, Path::new("."));
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;

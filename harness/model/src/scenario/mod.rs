@@ -285,7 +285,12 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
     let raw = error::read_raw(text, &file)?;
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    // `my.yaml` has the parent "": relative paths in it are relative to ".", not to
+    // an empty path (which no process can be started in).
+    let base_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
     resolve::resolve(raw, text, path, &base_dir)
 }
 
