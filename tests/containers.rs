@@ -93,6 +93,12 @@ fn a_killed_runs_containers_are_removed_by_the_next_run_and_smoke_passes() {
         let id = dir.file_name().unwrap().to_string_lossy().into_owned();
         let containers = labeled("containers", &id);
         assert!(containers.len() >= 3, "kafka, minio and the processor should still be there: {containers:#?}");
+        // Published ports listen on loopback only, as the engine reports them.
+        let published: Vec<&Value> = containers.iter().flat_map(|c| c["Ports"].as_array().into_iter().flatten()).filter(|p| p["PublicPort"].as_u64().unwrap_or(0) > 0).collect();
+        assert!(published.len() >= 2, "Kafka and MinIO publish a port each: {containers:#?}");
+        for p in published {
+            assert_eq!(p["IP"], "127.0.0.1", "a port published beyond loopback: {p}");
+        }
         assert_eq!(labeled("networks", &id).len(), 1, "the run's network should still be there");
         assert_eq!(labeled("volumes", &id).len(), 1, "MinIO's data volume should still be there");
         id

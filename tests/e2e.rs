@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{crc32, harness, only_run_dir, processes_mentioning, read_json, serial};
+use crate::util::{crc32, harness, harness_in, only_run_dir, processes_mentioning, read_json, repo, serial};
 
 /// The venv `ci/setup` makes for the student processor (confluent-kafka, boto3, pillow).
 fn python_path() -> String {
@@ -147,6 +147,46 @@ fn correct_python_processor_passes_with_tricky_keys_and_reports_hold_no_credenti
             assert!(!text.contains(needle), "{} contains {needle}", file.display());
         }
     }
+}
+
+/// A student's first run (issue #14): their own scenario, in their own folder, named
+/// by its bare file name, with a processor that prints its environment first, as
+/// students' scripts often do. The processor runs in that folder, and the run's S3
+/// secret reaches no log or report: every copy of it reads `***`.
+#[test]
+fn a_students_scenario_runs_from_its_own_folder_and_the_printed_secret_is_masked() {
+    let _one_at_a_time = serial();
+    let folder = tempfile::tempdir().unwrap();
+    let student = repo().join("tests/processors/student_processor.py");
+    std::fs::write(folder.path().join("consumer.py"), std::fs::read(&student).unwrap()).unwrap();
+    // An impossible throughput bound fails the run, so the log tails go into
+    // report.html and junit.xml too.
+    let scenario = "name: prints-its-env\nseed: 3\nprocessor:\n  command: [sh, -c, \"env; exec python3 consumer.py\"]\n\
+                    workload: { images: 8, rate: 8/s }\ndrain: { timeout: 30s }\n\
+                    expect:\n  exactly_once: true\n  throughput: { min: 100000/s }\n";
+    std::fs::write(folder.path().join("my.yaml"), scenario).unwrap();
+    let out = harness_in(folder.path(), &["run", "--reports", "out", "my.yaml"], &[("PATH", python_path())]);
+    let explain = format!("exit {}\nstdout:\n{}\nstderr:\n{}", out.code, out.stdout, out.stderr);
+    assert_eq!(out.code, 1, "only the throughput bound fails: {explain}");
+    let dir = only_run_dir(&folder.path().join("out"));
+    let results = read_json(&dir.join("results.json"));
+    let verdict = |id: &str| results["expectations"].as_array().unwrap().iter().find(|e| e["id"] == id).map(|e| e["verdict"].clone());
+    assert_eq!(verdict("exactly_once"), Some("pass".into()), "{explain}");
+
+    let log = std::fs::read_to_string(dir.join("logs/processor.log")).unwrap();
+    assert!(log.contains("AWS_ACCESS_KEY_ID=harness-"), "the processor printed its environment:\n{log}");
+    let printed: Vec<&str> = log.lines().filter(|l| l.starts_with("AWS_SECRET_ACCESS_KEY=")).collect();
+    assert_eq!(printed, ["AWS_SECRET_ACCESS_KEY=***"], "{log}");
+    let mut shown_in_reports = 0;
+    for file in walk(&dir) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
+        for (at, _) in text.match_indices("AWS_SECRET_ACCESS_KEY=") {
+            let value: String = text[at + "AWS_SECRET_ACCESS_KEY=".len()..].chars().take(3).collect();
+            assert_eq!(value, "***", "{} shows the secret", file.display());
+            shown_in_reports += usize::from(file.extension().is_some_and(|e| e == "html" || e == "xml"));
+        }
+    }
+    assert!(shown_in_reports >= 2, "the masked line is in the failed run's report.html and junit.xml");
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -15,8 +15,13 @@ pub struct Output {
 }
 
 pub fn harness(args: &[&str], env: &[(&str, String)]) -> Output {
+    harness_in(&repo(), args, env)
+}
+
+/// [`harness`] started in `dir`, as a user in their own folder would.
+pub fn harness_in(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
-    cmd.args(args).current_dir(repo());
+    cmd.args(args).current_dir(dir);
     for (k, v) in env {
         cmd.env(k, v);
     }
