@@ -33,7 +33,8 @@ fn labeled(what: &str, run_id: &str) -> Vec<Value> {
         .output()
         .expect("curl (ci/setup installs it)");
     assert!(out.status.success(), "asking the engine for {what}: {}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("engine answer for {what}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("engine answer for {what}: {e}: {}", String::from_utf8_lossy(&out.stdout)));
     // /volumes answers {"Volumes": [...]}; the others a list.
     let list = if what == "volumes" { v["Volumes"].clone() } else { v };
     list.as_array().cloned().unwrap_or_default()
@@ -94,7 +95,11 @@ fn a_killed_runs_containers_are_removed_by_the_next_run_and_smoke_passes() {
         let containers = labeled("containers", &id);
         assert!(containers.len() >= 3, "kafka, minio and the processor should still be there: {containers:#?}");
         // Published ports listen on loopback only, as the engine reports them.
-        let published: Vec<&Value> = containers.iter().flat_map(|c| c["Ports"].as_array().into_iter().flatten()).filter(|p| p["PublicPort"].as_u64().unwrap_or(0) > 0).collect();
+        let published: Vec<&Value> = containers
+            .iter()
+            .flat_map(|c| c["Ports"].as_array().into_iter().flatten())
+            .filter(|p| p["PublicPort"].as_u64().unwrap_or(0) > 0)
+            .collect();
         assert!(published.len() >= 2, "Kafka and MinIO publish a port each: {containers:#?}");
         for p in published {
             assert_eq!(p["IP"], "127.0.0.1", "a port published beyond loopback: {p}");
@@ -128,7 +133,14 @@ fn validate_with_env_containers_rejects_what_containers_cannot_do() {
     assert_eq!(out.code, 2, "{text}");
     assert!(text.contains("latency (with --env containers): cannot be injected by the containers environment"), "{text}");
     let out = harness(
-        &["validate", "--env", "containers", "scenarios/faults/broker-kill.yaml", "scenarios/faults/partition-links.yaml", "scenarios/smoke.yaml"],
+        &[
+            "validate",
+            "--env",
+            "containers",
+            "scenarios/faults/broker-kill.yaml",
+            "scenarios/faults/partition-links.yaml",
+            "scenarios/smoke.yaml",
+        ],
         &[],
     );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);

@@ -68,10 +68,7 @@ impl Run {
 
 fn testcases(junit: &Path) -> Vec<String> {
     let xml = std::fs::read_to_string(junit).unwrap();
-    xml.split("<testcase ")
-        .skip(1)
-        .map(|tc| tc.split("name=\"").nth(1).unwrap().split('"').next().unwrap().to_string())
-        .collect()
+    xml.split("<testcase ").skip(1).map(|tc| tc.split("name=\"").nth(1).unwrap().split('"').next().unwrap().to_string()).collect()
 }
 
 #[test]

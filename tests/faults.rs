@@ -43,7 +43,13 @@ pub(crate) fn run_with(extra: &[&str], file: &str) -> Run {
 impl Run {
     pub(crate) fn explain(&self) -> String {
         let tail: Vec<&str> = self.stderr.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-        format!("exit {}\nexpectations: {:#}\nfaults: {:#}\nstderr (end):\n{}", self.code, self.results["expectations"], self.results["faults"], tail.join("\n"))
+        format!(
+            "exit {}\nexpectations: {:#}\nfaults: {:#}\nstderr (end):\n{}",
+            self.code,
+            self.results["expectations"],
+            self.results["faults"],
+            tail.join("\n")
+        )
     }
     pub(crate) fn verdict(&self, id: &str) -> (String, String) {
         let e = self.results["expectations"]
@@ -204,10 +210,7 @@ fn kill_mid_fault(file: &str, injecting: &str, healing: &str) {
     assert!(dir.join("kafka").is_dir(), "the killed run could not clean up its data");
 
     // The next run heals what the killed one left, before it starts.
-    let out = harness(
-        &["run", "--reports", reports.path().to_str().unwrap(), "scenarios/faults/wrong-listener-port.yaml"],
-        &[],
-    );
+    let out = harness(&["run", "--reports", reports.path().to_str().unwrap(), "scenarios/faults/wrong-listener-port.yaml"], &[]);
     assert!(out.stderr.contains("healed the leftovers of killed run"), "{}", out.stderr);
     assert!(!dir.join("kafka").exists() && !dir.join("minio").exists(), "data dirs of the killed run remain");
     assert!(dir.join("fault-journal.healed.jsonl").is_file() && !dir.join("fault-journal.jsonl").exists());
@@ -334,7 +337,10 @@ fn a_queue_limit_overflow_names_every_lost_key() {
 fn leader_kill_moves_leadership_and_exactly_once_holds() {
     let run = run("scenarios/faults/leader-kill.yaml");
     assert_eq!(run.code, 0, "{}", run.explain());
-    run.assert_faults_proven(&["leader_kill"], &["(leader of minio-events/0) killed by signal 9", "is led by broker", "is back in the ISR"]);
+    run.assert_faults_proven(
+        &["leader_kill"],
+        &["(leader of minio-events/0) killed by signal 9", "is led by broker", "is back in the ISR"],
+    );
     let services: Vec<String> =
         run.results["environment"]["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect();
     assert!(["kafka-1", "kafka-2", "kafka-3"].iter().all(|k| services.iter().any(|s| s == k)), "{services:?}");

@@ -71,11 +71,8 @@ pub fn spawn_until(args: &[&str], timeout: std::time::Duration, stop: impl Fn(&s
 
 /// The single run folder a `harness run --reports DIR` created.
 pub fn only_run_dir(reports: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(reports)
-        .expect("reports dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let dirs: Vec<PathBuf> =
+        std::fs::read_dir(reports).expect("reports dir").map(|e| e.expect("entry").path()).filter(|p| p.is_dir()).collect();
     assert_eq!(dirs.len(), 1, "expected one run dir in {}: {dirs:?}", reports.display());
     dirs.into_iter().next().unwrap()
 }

@@ -39,8 +39,13 @@ pub enum LinkFault {
     #[default]
     Clear,
     Partition,
-    Latency { delay: Duration, jitter: Duration },
-    Bandwidth { bytes_per_second: u64 },
+    Latency {
+        delay: Duration,
+        jitter: Duration,
+    },
+    Bandwidth {
+        bytes_per_second: u64,
+    },
     Reset,
 }
 

@@ -25,7 +25,11 @@ fn parse(xml: &[u8]) -> (Vec<String>, Option<String>) {
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
     let all_text = |n: roxmltree::Node| n.children().filter_map(|c| c.text()).collect::<String>();
-    let outs = root.descendants().filter(|n| n.has_tag_name("testcase")).flat_map(|tc| tc.children().filter(|c| c.has_tag_name("system-out")).map(all_text)).collect();
+    let outs = root
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .flat_map(|tc| tc.children().filter(|c| c.has_tag_name("system-out")).map(all_text))
+        .collect();
     let err = root.descendants().find(|n| n.has_tag_name("system-err")).map(all_text);
     (outs, err)
 }
@@ -42,7 +46,11 @@ fn corpus_and_invalid_utf8_logs_stay_well_formed() {
         let mut r = results(payload, Some(&h), None);
         r.expectations[0].detail = format!("{payload} ]]> {payload}");
         r.error = Some(payload.to_string());
-        let log = LogTail { name: "processor".into(), text: String::from_utf8_lossy(b"ok \xff\xfe ]]> \x1b[31m\x00 <x>").into_owned(), cut: true };
+        let log = LogTail {
+            name: "processor".into(),
+            text: String::from_utf8_lossy(b"ok \xff\xfe ]]> \x1b[31m\x00 <x>").into_owned(),
+            cut: true,
+        };
         let xml = junit_xml(&r, &[log]);
         let (outs, err) = parse(&xml);
         assert_eq!(outs[0], newlines(&carried(&r.expectations[0].detail)));

@@ -20,10 +20,7 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(30);
 async fn local_env_delivers_both_notification_paths_and_cleans_up() {
     let progress = |line: &str| eprintln!("{line}");
     let toolchain = provision(&progress).await.expect("provisioning");
-    eprintln!(
-        "java: {} | kafka: {} | minio: {}",
-        toolchain.java_version, toolchain.kafka_version, toolchain.minio_version
-    );
+    eprintln!("java: {} | kafka: {} | minio: {}", toolchain.java_version, toolchain.kafka_version, toolchain.minio_version);
     let dir = tempfile::tempdir().expect("temp dir");
     let run_dir = dir.path().join("run");
     let spec = EnvSpec {
@@ -43,14 +40,9 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
         minio_sync_events: false,
         ready_timeout: Duration::from_secs(90),
     };
-    let mut env = LocalEnv::start(spec, &toolchain, &progress)
-        .await
-        .expect("local env start");
+    let mut env = LocalEnv::start(spec, &toolchain, &progress).await.expect("local env start");
     let t = env.ready_timings().clone();
-    eprintln!(
-        "ready: kafka {:?}, minio {:?}, topics+buckets+canary {:?}, total {:?}",
-        t.kafka, t.minio, t.canary, t.total
-    );
+    eprintln!("ready: kafka {:?}, minio {:?}, topics+buckets+canary {:?}, total {:?}", t.kafka, t.minio, t.canary, t.total);
     assert!(env.canary_key().starts_with("_harness/canary/"));
     let ep = env.endpoints().clone();
     let s3 = s3_client(&ep.s3_endpoint, &ep.credentials);
@@ -58,23 +50,10 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
     // Source bucket → events topic (a key with a space: MinIO URL-encodes it in
     // the record, the message key carries it plain).
     let key = "cats/cat photo.png";
-    s3.put_object()
-        .bucket(&ep.source_bucket)
-        .key(key)
-        .body(ByteStream::from(canary_png()))
-        .send()
+    s3.put_object().bucket(&ep.source_bucket).key(key).body(ByteStream::from(canary_png())).send().await.expect("upload to source bucket");
+    let seen = wait_for_object_event(&ep.kafka_bootstrap, &ep.events_topic, 3, &ep.source_bucket, key, EVENT_TIMEOUT)
         .await
-        .expect("upload to source bucket");
-    let seen = wait_for_object_event(
-        &ep.kafka_bootstrap,
-        &ep.events_topic,
-        3,
-        &ep.source_bucket,
-        key,
-        EVENT_TIMEOUT,
-    )
-    .await
-    .expect("event of the upload on the events topic");
+        .expect("event of the upload on the events topic");
     assert!(seen.event_name.starts_with("s3:ObjectCreated:"), "{seen:?}");
 
     // Target bucket → outputs topic; the target bucket is versioned.
@@ -86,20 +65,10 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
         .send()
         .await
         .expect("write to target bucket");
-    assert!(
-        put.version_id().is_some_and(|v| v != "null"),
-        "target bucket is versioned"
-    );
-    wait_for_object_event(
-        &ep.kafka_bootstrap,
-        &ep.outputs_topic,
-        1,
-        &ep.target_bucket,
-        key,
-        EVENT_TIMEOUT,
-    )
-    .await
-    .expect("event of the output on the outputs topic");
+    assert!(put.version_id().is_some_and(|v| v != "null"), "target bucket is versioned");
+    wait_for_object_event(&ep.kafka_bootstrap, &ep.outputs_topic, 1, &ep.target_bucket, key, EVENT_TIMEOUT)
+        .await
+        .expect("event of the output on the outputs topic");
 
     // A processor gets the contract's environment and joins the run's group.
     let script = "test \"$KAFKA_TOPIC\" = minio-events && test \"$TARGET_BUCKET\" = thumbnails \
@@ -121,14 +90,8 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
     assert_eq!(unsafe { libc::getpgid(pid as i32) }, pgid);
     let processor_log = run_dir.join("logs/processor.log");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&processor_log)
-        .unwrap_or_default()
-        .contains("contract-ok")
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "processor did not see the contract env"
-        );
+    while !std::fs::read_to_string(&processor_log).unwrap_or_default().contains("contract-ok") {
+        assert!(tokio::time::Instant::now() < deadline, "processor did not see the contract env");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -136,19 +99,13 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
     // SAFETY: kill with signal 0 only checks for existence.
     let alive = unsafe { libc::kill(-pgid, 0) } == 0;
     let errno = std::io::Error::last_os_error().raw_os_error();
-    assert!(
-        !alive && errno == Some(libc::ESRCH),
-        "processes left in group {pgid}"
-    );
+    assert!(!alive && errno == Some(libc::ESRCH), "processes left in group {pgid}");
     assert!(!run_dir.join("kafka").exists(), "kafka data dir removed");
     assert!(!run_dir.join("minio").exists(), "minio data dir removed");
     for log in ["kafka.log", "minio.log", "processor.log"] {
         let text = std::fs::read_to_string(run_dir.join("logs").join(log)).expect(log);
         assert!(!text.is_empty(), "{log} kept and not empty");
-        assert!(
-            !text.contains(&ep.credentials.secret_key),
-            "{log} must not contain the secret"
-        );
+        assert!(!text.contains(&ep.credentials.secret_key), "{log} must not contain the secret");
     }
 }
 
@@ -174,19 +131,14 @@ async fn dropping_the_env_kills_its_process_group() {
         minio_sync_events: true,
         ready_timeout: Duration::from_secs(90),
     };
-    let env = LocalEnv::start(spec, &toolchain, &|_| {})
-        .await
-        .expect("local env start");
+    let env = LocalEnv::start(spec, &toolchain, &|_| {}).await.expect("local env start");
     let pgid = env.pgid().expect("process group");
     drop(env);
     // SIGKILL is immediate; the dropped children are reaped in the background.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     // SAFETY: kill with signal 0 only checks for existence.
     while unsafe { libc::kill(-pgid, 0) } == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "group {pgid} still has processes"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "group {pgid} still has processes");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

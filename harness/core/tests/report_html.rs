@@ -9,9 +9,9 @@ use proptest::prelude::*;
 
 /// Tags the report may contain: its own markup and plotters' SVG elements.
 const ALLOWED_TAGS: &[&str] = &[
-    "html", "head", "meta", "title", "style", "body", "main", "header", "footer", "section", "h1", "h2", "h3", "div",
-    "p", "span", "strong", "code", "table", "thead", "tbody", "tr", "th", "td", "details", "summary", "pre", "svg",
-    "rect", "text", "polyline", "line", "path", "circle", "g", "polygon",
+    "html", "head", "meta", "title", "style", "body", "main", "header", "footer", "section", "h1", "h2", "h3", "div", "p", "span",
+    "strong", "code", "table", "thead", "tbody", "tr", "th", "td", "details", "summary", "pre", "svg", "rect", "text", "polyline", "line",
+    "path", "circle", "g", "polygon",
 ];
 
 /// Every tag in `html` as (name, raw text between `<` and `>`); panics on comments,
@@ -130,7 +130,19 @@ fn page_has_every_section_and_both_charts() {
     let r = results("sections", Some(&h), None);
     let html = html_report(report_dir(&[]).path(), &r, Some(&h));
     assert_inert(&html);
-    for id in ["verdict", "expectations", "ledger", "timeline", "latency", "environment", "logs", "timeline-chart", "latency-chart", "faults", "all-uploads"] {
+    for id in [
+        "verdict",
+        "expectations",
+        "ledger",
+        "timeline",
+        "latency",
+        "environment",
+        "logs",
+        "timeline-chart",
+        "latency-chart",
+        "faults",
+        "all-uploads",
+    ] {
         assert!(html.contains(&format!("id=\"{id}\"")), "missing #{id}");
     }
     // The planted problems are named with their keys.

@@ -224,13 +224,14 @@ fn erfc(x: f64) -> f64 {
     // Numerical Recipes' erfcc: Chebyshev fit, fractional error < 1.2e-7.
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t * (-z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07 + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-        .exp();
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07 + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
     if x >= 0.0 {
         r
     } else {
@@ -240,12 +241,16 @@ fn erfc(x: f64) -> f64 {
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation, |rel. error| < 1.2e-9).
 pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
+    const A: [f64; 6] =
+        [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
     const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const C: [f64; 6] =
+        [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
     const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
     let p = p.clamp(1e-300, 1.0 - 1e-16);
-    let tail = |q: f64| (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
     if p < 0.02425 {
         tail((-2.0 * p.ln()).sqrt())
     } else if p > 1.0 - 0.02425 {
@@ -253,7 +258,8 @@ pub fn normal_quantile(p: f64) -> f64 {
     } else {
         let q = p - 0.5;
         let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     }
 }
 
@@ -473,7 +479,9 @@ mod tests {
         let slow = [90.0, 91.0, 89.0, 90.5, 89.5];
         let fast = [110.0, 111.0, 109.0, 110.5, 109.5];
         let tiny = [99.0, 100.0, 98.0, 99.5, 98.5]; // -1 %: significant, below the threshold
-        let cmp = |cur: &[f64], dir| compare(&[MetricSamples { metric: "m", direction: dir, baseline: &base, current: cur }], &gate())[0].decision;
+        let cmp = |cur: &[f64], dir| {
+            compare(&[MetricSamples { metric: "m", direction: dir, baseline: &base, current: cur }], &gate())[0].decision
+        };
         assert_eq!(cmp(&slow, Direction::HigherIsBetter), Decision::Regression);
         assert_eq!(cmp(&slow, Direction::LowerIsBetter), Decision::Improvement);
         assert_eq!(cmp(&fast, Direction::HigherIsBetter), Decision::Improvement);
@@ -481,7 +489,10 @@ mod tests {
         assert_eq!(cmp(&tiny, Direction::HigherIsBetter), Decision::NoChange);
         assert_eq!(cmp(&base, Direction::HigherIsBetter), Decision::NoChange);
         // Two runs a side can never reach p <= 0.05.
-        let two = compare(&[MetricSamples { metric: "m", direction: Direction::HigherIsBetter, baseline: &base[..2], current: &slow[..2] }], &gate());
+        let two = compare(
+            &[MetricSamples { metric: "m", direction: Direction::HigherIsBetter, baseline: &base[..2], current: &slow[..2] }],
+            &gate(),
+        );
         assert_eq!(two[0].decision, Decision::TooFewRuns);
     }
 
@@ -524,7 +535,8 @@ mod tests {
             );
             false_alarms += usize::from(aa.iter().any(|c| c.decision == Decision::Regression));
             let slow = noisy(90.0, 5);
-            let ab = compare(&[MetricSamples { metric: "t", direction: Direction::HigherIsBetter, baseline: &b1, current: &slow }], &gate());
+            let ab =
+                compare(&[MetricSamples { metric: "t", direction: Direction::HigherIsBetter, baseline: &b1, current: &slow }], &gate());
             detected += usize::from(ab[0].decision == Decision::Regression);
         }
         let fa = false_alarms as f64 / trials as f64;

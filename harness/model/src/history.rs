@@ -74,10 +74,18 @@ pub struct OutputVersion {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Inspection {
-    Image { width: u32, height: u32, format: String },
-    NotAnImage { reason: String },
+    Image {
+        width: u32,
+        height: u32,
+        format: String,
+    },
+    NotAnImage {
+        reason: String,
+    },
     /// The version could not be read back (deleted meanwhile, or a read error).
-    Unreadable { reason: String },
+    Unreadable {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

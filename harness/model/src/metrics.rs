@@ -118,10 +118,7 @@ pub fn throughput(ledger: &Ledger) -> Throughput {
 }
 
 pub fn compute(ledger: &Ledger) -> Metrics {
-    let latency = Stage::ALL
-        .iter()
-        .filter_map(|&s| summarize(&samples(ledger, s)).map(|sum| (s.key(), sum)))
-        .collect();
+    let latency = Stage::ALL.iter().filter_map(|&s| summarize(&samples(ledger, s)).map(|sum| (s.key(), sum))).collect();
     Metrics { latency, throughput: throughput(ledger) }
 }
 
@@ -156,10 +153,7 @@ mod tests {
 
     #[test]
     fn stages_from_ledger() {
-        let ledger = Ledger {
-            entries: vec![row(0, Some(10_000), Some(30_000)), row(5_000, None, None)],
-            ..Default::default()
-        };
+        let ledger = Ledger { entries: vec![row(0, Some(10_000), Some(30_000)), row(5_000, None, None)], ..Default::default() };
         assert_eq!(samples(&ledger, Stage::EndToEnd), vec![30_000]);
         assert_eq!(samples(&ledger, Stage::UploadToEvent), vec![10_000]);
         assert_eq!(samples(&ledger, Stage::EventToOutput), vec![20_000]);

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::check::{Findings, LedgerEntry};
-use crate::history::History;
 use crate::history::FaultWindow;
+use crate::history::History;
 use crate::metrics::Metrics;
 use crate::verdict::{ExpectationResult, Verdict};
 

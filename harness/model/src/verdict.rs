@@ -80,26 +80,21 @@ pub fn judge(expectations: &[Expectation], history: &History, ledger: &Ledger, m
                 },
                 Expectation::Throughput { min_per_second } => match metrics.throughput.outputs_per_second {
                     None => (Verdict::Unknown, "fewer than two thumbnails: no throughput to measure".to_string()),
-                    Some(r) if r >= *min_per_second => (
-                        Verdict::Pass,
-                        format!("{r:.1} thumbnails/s over {:.1}s", metrics.throughput.window_seconds),
-                    ),
+                    Some(r) if r >= *min_per_second => {
+                        (Verdict::Pass, format!("{r:.1} thumbnails/s over {:.1}s", metrics.throughput.window_seconds))
+                    }
                     Some(r) => (
                         Verdict::Fail,
-                        format!(
-                            "{r:.1} thumbnails/s over {:.1}s, below the minimum {min_per_second}/s",
-                            metrics.throughput.window_seconds
-                        ),
+                        format!("{r:.1} thumbnails/s over {:.1}s, below the minimum {min_per_second}/s", metrics.throughput.window_seconds),
                     ),
                 },
                 Expectation::NotificationsLost { at_least, at_most } => notifications_lost(history, ledger, *at_least, *at_most),
                 Expectation::FaultsTookEffect { planned } => faults_took_effect(history, *planned),
                 // Judged by the run from the environment's diagnosis; a history
                 // means the environment started, so nothing was diagnosed.
-                Expectation::MisconfigurationReported => (
-                    Verdict::Fail,
-                    "the environment started and notifications arrived: the misconfiguration was not detected".to_string(),
-                ),
+                Expectation::MisconfigurationReported => {
+                    (Verdict::Fail, "the environment started and notifications arrived: the misconfiguration was not detected".to_string())
+                }
             };
             ExpectationResult { id: e.id(), expected: e.describe(), verdict, detail }
         })
@@ -118,7 +113,8 @@ fn notifications_lost(history: &History, ledger: &Ledger, at_least: Option<u32>,
     let low = at_least.is_some_and(|lo| n < lo);
     let high = at_most.is_some_and(|hi| n > hi);
     if low || high {
-        let bound = if low { format!("expected at least {}", at_least.unwrap_or(0)) } else { format!("expected at most {}", at_most.unwrap_or(0)) };
+        let bound =
+            if low { format!("expected at least {}", at_least.unwrap_or(0)) } else { format!("expected at most {}", at_most.unwrap_or(0)) };
         return (Verdict::Fail, format!("{what}; {bound}"));
     }
     // Damage that the harness could not have observed (no drain) is not proof.
@@ -195,15 +191,9 @@ fn exactly_once(history: &History, ledger: &Ledger, losses_judged_apart: bool) -
         .collect();
     if !lost_outputs.is_empty() {
         let lost_at_notification = lost_outputs.iter().filter(|k| f.lost_events.contains(k)).count();
-        let mut s = format!(
-            "{} of {n} images have no thumbnail: {}",
-            lost_outputs.len(),
-            list(lost_outputs.iter().map(|k| k.as_str()))
-        );
+        let mut s = format!("{} of {n} images have no thumbnail: {}", lost_outputs.len(), list(lost_outputs.iter().map(|k| k.as_str())));
         if lost_at_notification > 0 {
-            s.push_str(&format!(
-                " ({lost_at_notification} of them never had an event on the topic: lost at the notification stage)"
-            ));
+            s.push_str(&format!(" ({lost_at_notification} of them never had an event on the topic: lost at the notification stage)"));
         }
         parts.push(s);
     }
@@ -219,11 +209,7 @@ fn exactly_once(history: &History, ledger: &Ledger, losses_judged_apart: bool) -
     let (ambiguous, phantoms): (Vec<&String>, Vec<&String>) =
         f.phantom_outputs.iter().partition(|k| history.upload_failures.iter().any(|u| &u.key == *k));
     if !phantoms.is_empty() {
-        parts.push(format!(
-            "{} thumbnails have no matching upload: {}",
-            phantoms.len(),
-            list(phantoms.iter().map(|k| k.as_str()))
-        ));
+        parts.push(format!("{} thumbnails have no matching upload: {}", phantoms.len(), list(phantoms.iter().map(|k| k.as_str()))));
     }
     if !f.invalid_outputs.is_empty() {
         parts.push(format!(
@@ -305,8 +291,7 @@ fn notification_notes(f: &Findings, history: &History) -> Vec<String> {
             list(f.duplicate_events.iter().map(|(k, c)| format!("{k} (×{c})")))
         ));
     }
-    let lost_but_output: Vec<&str> =
-        f.lost_events.iter().filter(|k| !f.lost_outputs.contains(k)).map(String::as_str).collect();
+    let lost_but_output: Vec<&str> = f.lost_events.iter().filter(|k| !f.lost_outputs.contains(k)).map(String::as_str).collect();
     if !lost_but_output.is_empty() {
         notes.push(format!(
             "note: {} images got a thumbnail although the harness saw no event for them: {}",

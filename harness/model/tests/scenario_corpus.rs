@@ -127,11 +127,7 @@ fn committed_schema_is_in_sync() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/schema.json");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     let generated = serde_json::to_string_pretty(&scenario::json_schema()).unwrap() + "\n";
-    assert!(
-        committed == generated,
-        "{} is out of date: run `cargo run -- schema > scenarios/schema.json`",
-        path.display()
-    );
+    assert!(committed == generated, "{} is out of date: run `cargo run -- schema > scenarios/schema.json`", path.display());
 }
 
 #[test]

@@ -32,12 +32,7 @@ fn source(w: u32, h: u32, seed: u32, png: bool) -> Vec<u8> {
             image::ExtendedColorType::Rgb8,
         )
     } else {
-        JpegEncoder::new_with_quality(&mut out, 85).write_image(
-            raw,
-            w,
-            h,
-            image::ExtendedColorType::Rgb8,
-        )
+        JpegEncoder::new_with_quality(&mut out, 85).write_image(raw, w, h, image::ExtendedColorType::Rgb8)
     }
     .expect("encode");
     out.into_inner()

@@ -77,18 +77,12 @@ impl OffsetTracker {
 
     /// Every known commit position, moved or not (for the final commit).
     pub fn all_commits(&self) -> Vec<(Partition, i64)> {
-        self.partitions
-            .iter()
-            .filter_map(|(tp, s)| s.commit_at.map(|at| (tp.clone(), at)))
-            .collect()
+        self.partitions.iter().filter_map(|(tp, s)| s.commit_at.map(|at| (tp.clone(), at))).collect()
     }
 
     /// Messages started and not finished.
     pub fn unfinished(&self) -> usize {
-        self.partitions
-            .values()
-            .map(|s| s.pending.values().filter(|done| !**done).count())
-            .sum()
+        self.partitions.values().map(|s| s.pending.values().filter(|done| !**done).count()).sum()
     }
 }
 
@@ -97,10 +91,7 @@ mod tests {
     use super::*;
 
     fn tp(p: i32) -> Partition {
-        Partition {
-            topic: "events".into(),
-            partition: p,
-        }
+        Partition { topic: "events".into(), partition: p }
     }
 
     #[test]

@@ -102,17 +102,10 @@ impl std::error::Error for ConfigError {}
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigProblem {
     #[error("{var} is not set (expected {expects})")]
-    Missing {
-        var: &'static str,
-        expects: &'static str,
-    },
+    Missing { var: &'static str, expects: &'static str },
     /// `value` is `None` for secrets, so it never reaches a log.
     #[error("{var}{} is invalid (expected {expects})", shown(.value))]
-    Invalid {
-        var: &'static str,
-        value: Option<String>,
-        expects: &'static str,
-    },
+    Invalid { var: &'static str, value: Option<String>, expects: &'static str },
 }
 
 impl ConfigProblem {
@@ -140,74 +133,48 @@ impl Config {
     /// Reads the contract through `lookup` (a variable name to its value), so tests
     /// need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut r = Reader {
-            lookup: &lookup,
-            problems: Vec::new(),
-        };
-        let kafka_bootstrap_servers =
-            r.required("KAFKA_BOOTSTRAP_SERVERS", "host:port[,host:port]", |v| {
-                v.split(',')
-                    .all(|s| {
-                        let s = s.trim();
-                        s.rsplit_once(':')
-                            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-                    })
-                    .then(|| v.to_string())
-            });
+        let mut r = Reader { lookup: &lookup, problems: Vec::new() };
+        let kafka_bootstrap_servers = r.required("KAFKA_BOOTSTRAP_SERVERS", "host:port[,host:port]", |v| {
+            v.split(',')
+                .all(|s| {
+                    let s = s.trim();
+                    s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                })
+                .then(|| v.to_string())
+        });
         let kafka_topic = r.text("KAFKA_TOPIC", "the Kafka topic with MinIO's events");
         let kafka_group_id = r.text("KAFKA_GROUP_ID", "a Kafka consumer group id");
         let s3_endpoint = r.required("S3_ENDPOINT", "an http:// or https:// URL", |v| {
-            let rest = v
-                .strip_prefix("http://")
-                .or_else(|| v.strip_prefix("https://"))?;
+            let rest = v.strip_prefix("http://").or_else(|| v.strip_prefix("https://"))?;
             (!rest.is_empty()).then(|| v.trim_end_matches('/').to_string())
         });
         let aws_access_key_id = r.text("AWS_ACCESS_KEY_ID", "an S3 access key");
         let aws_secret_access_key = match (r.lookup)("AWS_SECRET_ACCESS_KEY") {
             Some(v) if !v.is_empty() => Some(Secret::new(v)),
             _ => {
-                r.problems.push(ConfigProblem::Missing {
-                    var: "AWS_SECRET_ACCESS_KEY",
-                    expects: "an S3 secret key",
-                });
+                r.problems.push(ConfigProblem::Missing { var: "AWS_SECRET_ACCESS_KEY", expects: "an S3 secret key" });
                 None
             }
         };
         let aws_region = r.text("AWS_REGION", "a region name, e.g. us-east-1");
         let source_bucket = r.text("SOURCE_BUCKET", "the bucket with the images");
         let target_bucket = r.text("TARGET_BUCKET", "the bucket for the thumbnails");
-        let thumbnail_width = r.required(
-            "THUMBNAIL_WIDTH",
-            "a whole number of pixels from 1 to 16384",
-            |v| {
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|w| (1..=MAX_THUMBNAIL_WIDTH).contains(w))
-            },
-        );
+        let thumbnail_width = r.required("THUMBNAIL_WIDTH", "a whole number of pixels from 1 to 16384", |v| {
+            v.parse::<u32>().ok().filter(|w| (1..=MAX_THUMBNAIL_WIDTH).contains(w))
+        });
         let concurrency = match (r.lookup)("PROCESSOR_CONCURRENCY") {
             None => Some(DEFAULT_CONCURRENCY),
             Some(v) if v.trim().is_empty() => Some(DEFAULT_CONCURRENCY),
-            Some(v) => r.parse(
-                "PROCESSOR_CONCURRENCY",
-                "a whole number from 1 to 256",
-                &v,
-                |v| {
-                    v.parse::<usize>()
-                        .ok()
-                        .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
-                },
-            ),
+            Some(v) => r.parse("PROCESSOR_CONCURRENCY", "a whole number from 1 to 256", &v, |v| {
+                v.parse::<usize>().ok().filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+            }),
         };
         let slowdown_percent = match (r.lookup)("PROCESSOR_SLOWDOWN_PERCENT") {
             None => Some(0),
             Some(v) if v.trim().is_empty() => Some(0),
-            Some(v) => r.parse(
-                "PROCESSOR_SLOWDOWN_PERCENT",
-                "a whole number from 0 to 1000",
-                &v,
-                |v| v.parse::<u32>().ok().filter(|p| *p <= MAX_SLOWDOWN_PERCENT),
-            ),
+            Some(v) => r.parse("PROCESSOR_SLOWDOWN_PERCENT", "a whole number from 0 to 1000", &v, |v| {
+                v.parse::<u32>().ok().filter(|p| *p <= MAX_SLOWDOWN_PERCENT)
+            }),
         };
         if let (Some(s), Some(t)) = (&source_bucket, &target_bucket) {
             if s == t {
@@ -259,9 +226,7 @@ impl Config {
                 concurrency,
                 slowdown_percent,
             }),
-            _ => Err(ConfigError {
-                problems: r.problems,
-            }),
+            _ => Err(ConfigError { problems: r.problems }),
         }
     }
 }
@@ -273,12 +238,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// A required variable, trimmed, checked by `check`.
-    fn required<T>(
-        &mut self,
-        var: &'static str,
-        expects: &'static str,
-        check: impl Fn(&str) -> Option<T>,
-    ) -> Option<T> {
+    fn required<T>(&mut self, var: &'static str, expects: &'static str, check: impl Fn(&str) -> Option<T>) -> Option<T> {
         match (self.lookup)(var) {
             Some(v) if !v.trim().is_empty() => self.parse(var, expects, &v, check),
             _ => {
@@ -288,20 +248,10 @@ impl Reader<'_> {
         }
     }
 
-    fn parse<T>(
-        &mut self,
-        var: &'static str,
-        expects: &'static str,
-        value: &str,
-        check: impl Fn(&str) -> Option<T>,
-    ) -> Option<T> {
+    fn parse<T>(&mut self, var: &'static str, expects: &'static str, value: &str, check: impl Fn(&str) -> Option<T>) -> Option<T> {
         let parsed = check(value.trim());
         if parsed.is_none() {
-            self.problems.push(ConfigProblem::Invalid {
-                var,
-                value: Some(value.to_string()),
-                expects,
-            });
+            self.problems.push(ConfigProblem::Invalid { var, value: Some(value.to_string()), expects });
         }
         parsed
     }
@@ -387,20 +337,9 @@ mod tests {
         env.insert("S3_ENDPOINT", "127.0.0.1:9000".into());
         let err = parse(&env).expect_err("bad");
         let vars: Vec<_> = err.problems().iter().map(ConfigProblem::var).collect();
-        assert_eq!(
-            vars,
-            [
-                "S3_ENDPOINT",
-                "SOURCE_BUCKET",
-                "THUMBNAIL_WIDTH",
-                "PROCESSOR_CONCURRENCY"
-            ]
-        );
+        assert_eq!(vars, ["S3_ENDPOINT", "SOURCE_BUCKET", "THUMBNAIL_WIDTH", "PROCESSOR_CONCURRENCY"]);
         let text = err.to_string();
-        assert!(
-            text.contains("THUMBNAIL_WIDTH=\"wide\" is invalid"),
-            "{text}"
-        );
+        assert!(text.contains("THUMBNAIL_WIDTH=\"wide\" is invalid"), "{text}");
     }
 
     #[test]

@@ -64,47 +64,26 @@ struct Object {
 
 /// Reads one Kafka record's payload and decides, per notification record, what to do.
 /// A notification without records yields an empty list.
-pub(crate) fn parse(
-    payload: Option<&[u8]>,
-    source_bucket: &str,
-) -> Result<Vec<Disposition>, EventError> {
+pub(crate) fn parse(payload: Option<&[u8]>, source_bucket: &str) -> Result<Vec<Disposition>, EventError> {
     let payload = match payload {
         Some(p) if !p.iter().all(u8::is_ascii_whitespace) => p,
         _ => return Err(EventError::Empty),
     };
     let note: Notification = serde_json::from_slice(payload)?;
-    Ok(note
-        .records
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| classify(r, source_bucket))
-        .collect())
+    Ok(note.records.unwrap_or_default().into_iter().map(|r| classify(r, source_bucket)).collect())
 }
 
 fn classify(r: Record, source_bucket: &str) -> Disposition {
     if !r.event_name.starts_with("s3:ObjectCreated:") {
-        return Disposition::Ignore {
-            why: format!("event {:?}", r.event_name),
-        };
+        return Disposition::Ignore { why: format!("event {:?}", r.event_name) };
     }
     if r.s3.bucket.name != source_bucket {
-        return Disposition::Ignore {
-            why: format!("bucket {:?}", r.s3.bucket.name),
-        };
+        return Disposition::Ignore { why: format!("bucket {:?}", r.s3.bucket.name) };
     }
     match decode_key(&r.s3.object.key) {
-        Ok(key) if !key.is_empty() => Disposition::Process(ObjectRef {
-            key,
-            size: r.s3.object.size,
-        }),
-        Ok(_) => Disposition::BadKey {
-            raw_key: r.s3.object.key,
-            why: "empty key".to_string(),
-        },
-        Err(why) => Disposition::BadKey {
-            raw_key: r.s3.object.key,
-            why,
-        },
+        Ok(key) if !key.is_empty() => Disposition::Process(ObjectRef { key, size: r.s3.object.size }),
+        Ok(_) => Disposition::BadKey { raw_key: r.s3.object.key, why: "empty key".to_string() },
+        Err(why) => Disposition::BadKey { raw_key: r.s3.object.key, why },
     }
 }
 
@@ -142,15 +121,9 @@ mod tests {
             ("a/b/c.jpg", "a/b/c.jpg"),
             ("my+photo.jpg", "my photo.jpg"),
             ("one%2Btwo.png", "one+two.png"),
-            (
-                "2024%2F05%2Fholiday+pics%2Fa%2Bb+%281%29.jpg",
-                "2024/05/holiday pics/a+b (1).jpg",
-            ),
+            ("2024%2F05%2Fholiday+pics%2Fa%2Bb+%281%29.jpg", "2024/05/holiday pics/a+b (1).jpg"),
             ("m%C3%BCnchen%2F%C3%BCber.jpg", "münchen/über.jpg"),
-            (
-                "%E6%97%A5%E6%9C%AC%2F%E5%86%99%E7%9C%9F+1.png",
-                "日本/写真 1.png",
-            ),
+            ("%E6%97%A5%E6%9C%AC%2F%E5%86%99%E7%9C%9F+1.png", "日本/写真 1.png"),
             ("100%25.jpg", "100%.jpg"),
         ];
         for (raw, want) in cases {
@@ -167,13 +140,7 @@ mod tests {
     fn created_event_in_source_bucket_is_processed() {
         let json = minio_event("s3:ObjectCreated:Put", "images", "a%2Fb+c%2B%C3%BC.jpg");
         let got = parse(Some(json.as_bytes()), "images").expect("parses");
-        assert_eq!(
-            got,
-            [Disposition::Process(ObjectRef {
-                key: "a/b c+ü.jpg".into(),
-                size: Some(123)
-            })]
-        );
+        assert_eq!(got, [Disposition::Process(ObjectRef { key: "a/b c+ü.jpg".into(), size: Some(123) })]);
     }
 
     #[test]
@@ -182,10 +149,7 @@ mod tests {
         let removed = minio_event("s3:ObjectRemoved:Delete", "images", "x.jpg");
         for json in [other_bucket, removed] {
             let got = parse(Some(json.as_bytes()), "images").expect("parses");
-            assert!(
-                matches!(got.as_slice(), [Disposition::Ignore { .. }]),
-                "{got:?}"
-            );
+            assert!(matches!(got.as_slice(), [Disposition::Ignore { .. }]), "{got:?}");
         }
     }
 
@@ -198,13 +162,7 @@ mod tests {
         ]}"#;
         let got = parse(Some(json.as_bytes()), "images").expect("parses");
         assert_eq!(got.len(), 3);
-        assert_eq!(
-            got[0],
-            Disposition::Process(ObjectRef {
-                key: "big.png".into(),
-                size: None
-            })
-        );
+        assert_eq!(got[0], Disposition::Process(ObjectRef { key: "big.png".into(), size: None }));
         assert!(matches!(got[1], Disposition::Ignore { .. }));
         assert!(matches!(got[2], Disposition::BadKey { .. }));
     }
@@ -217,18 +175,9 @@ mod tests {
 
     #[test]
     fn non_json_and_empty_payloads_are_errors() {
-        assert!(matches!(
-            parse(Some(b"hello"), "images"),
-            Err(EventError::Json(_))
-        ));
-        assert!(matches!(
-            parse(Some(b"[1,2]"), "images"),
-            Err(EventError::Json(_))
-        ));
-        assert!(matches!(
-            parse(Some(b" \n"), "images"),
-            Err(EventError::Empty)
-        ));
+        assert!(matches!(parse(Some(b"hello"), "images"), Err(EventError::Json(_))));
+        assert!(matches!(parse(Some(b"[1,2]"), "images"), Err(EventError::Json(_))));
+        assert!(matches!(parse(Some(b" \n"), "images"), Err(EventError::Empty)));
         assert!(matches!(parse(None, "images"), Err(EventError::Empty)));
     }
 }

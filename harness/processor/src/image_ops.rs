@@ -60,59 +60,37 @@ pub(crate) fn scaled_height(width: u32, height: u32, target_width: u32) -> u32 {
 
 /// Makes the thumbnail of `source`: exactly `target_width` wide (scaling up if the
 /// source is narrower), same aspect ratio, same format.
-pub(crate) fn make_thumbnail(
-    source: &[u8],
-    target_width: u32,
-) -> Result<Thumbnail, ThumbnailError> {
+pub(crate) fn make_thumbnail(source: &[u8], target_width: u32) -> Result<Thumbnail, ThumbnailError> {
     let format = image::guess_format(source).map_err(|_| ThumbnailError::UnknownFormat)?;
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
         return Err(ThumbnailError::Unsupported { format });
     }
-    let img =
-        image::load_from_memory_with_format(source, format).map_err(ThumbnailError::Decode)?;
+    let img = image::load_from_memory_with_format(source, format).map_err(ThumbnailError::Decode)?;
     let height = scaled_height(img.width(), img.height(), target_width);
     if u64::from(target_width) * u64::from(height) > MAX_OUTPUT_PIXELS {
-        return Err(ThumbnailError::TooLarge {
-            width: target_width,
-            height,
-        });
+        return Err(ThumbnailError::TooLarge { width: target_width, height });
     }
     let resized = img.resize_exact(target_width, height, FilterType::Triangle);
     let mut bytes = Vec::new();
     let content_type = match format {
         ImageFormat::Png => {
-            let encoder = PngEncoder::new_with_quality(
-                &mut bytes,
-                CompressionType::Fast,
-                PngFilter::Adaptive,
-            );
-            resized
-                .write_with_encoder(encoder)
-                .map_err(ThumbnailError::Encode)?;
+            let encoder = PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, PngFilter::Adaptive);
+            resized.write_with_encoder(encoder).map_err(ThumbnailError::Encode)?;
             "image/png"
         }
         _ => {
             // JPEG has no alpha and no 16-bit samples: keep grey as grey, else RGB.
             let jpeg_ready = match resized.color() {
                 ColorType::L8 | ColorType::Rgb8 => resized,
-                ColorType::L16 | ColorType::La8 | ColorType::La16 => {
-                    DynamicImage::ImageLuma8(resized.to_luma8())
-                }
+                ColorType::L16 | ColorType::La8 | ColorType::La16 => DynamicImage::ImageLuma8(resized.to_luma8()),
                 _ => DynamicImage::ImageRgb8(resized.to_rgb8()),
             };
             let encoder = JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY);
-            jpeg_ready
-                .write_with_encoder(encoder)
-                .map_err(ThumbnailError::Encode)?;
+            jpeg_ready.write_with_encoder(encoder).map_err(ThumbnailError::Encode)?;
             "image/jpeg"
         }
     };
-    Ok(Thumbnail {
-        bytes,
-        width: target_width,
-        height,
-        content_type,
-    })
+    Ok(Thumbnail { bytes, width: target_width, height, content_type })
 }
 
 #[cfg(test)]
@@ -127,9 +105,7 @@ mod tests {
     }
 
     fn gradient(w: u32, h: u32) -> DynamicImage {
-        DynamicImage::ImageRgb8(ImageBuffer::from_fn(w, h, |x, y| {
-            Rgb([(x % 256) as u8, (y % 256) as u8, 128])
-        }))
+        DynamicImage::ImageRgb8(ImageBuffer::from_fn(w, h, |x, y| Rgb([(x % 256) as u8, (y % 256) as u8, 128])))
     }
 
     #[test]
@@ -148,24 +124,18 @@ mod tests {
         let src = encode(&gradient(640, 480), ImageFormat::Jpeg);
         let t = make_thumbnail(&src, 128).expect("thumbnail");
         assert_eq!((t.width, t.height, t.content_type), (128, 96, "image/jpeg"));
-        assert_eq!(
-            image::guess_format(&t.bytes).expect("format"),
-            ImageFormat::Jpeg
-        );
+        assert_eq!(image::guess_format(&t.bytes).expect("format"), ImageFormat::Jpeg);
         let back = image::load_from_memory(&t.bytes).expect("decodes");
         assert_eq!(back.dimensions(), (128, 96));
     }
 
     #[test]
     fn png_with_alpha_keeps_aspect_exact_width_and_format() {
-        let img = DynamicImage::ImageRgba8(ImageBuffer::from_fn(301, 1000, |x, _| {
-            Rgba([0, 0, 0, (x % 256) as u8])
-        }));
+        let img = DynamicImage::ImageRgba8(ImageBuffer::from_fn(301, 1000, |x, _| Rgba([0, 0, 0, (x % 256) as u8])));
         let src = encode(&img, ImageFormat::Png);
         let t = make_thumbnail(&src, 128).expect("thumbnail");
         assert_eq!((t.width, t.height, t.content_type), (128, 425, "image/png"));
-        let back =
-            image::load_from_memory_with_format(&t.bytes, ImageFormat::Png).expect("decodes");
+        let back = image::load_from_memory_with_format(&t.bytes, ImageFormat::Png).expect("decodes");
         assert_eq!(back.dimensions(), (128, 425));
         assert!(back.color().has_alpha());
     }
@@ -179,9 +149,7 @@ mod tests {
 
     #[test]
     fn grey_jpeg_stays_decodable() {
-        let grey = DynamicImage::ImageLuma8(ImageBuffer::from_fn(200, 100, |x, _| {
-            image::Luma([(x % 256) as u8])
-        }));
+        let grey = DynamicImage::ImageLuma8(ImageBuffer::from_fn(200, 100, |x, _| image::Luma([(x % 256) as u8])));
         let t = make_thumbnail(&encode(&grey, ImageFormat::Jpeg), 50).expect("thumbnail");
         let back = image::load_from_memory(&t.bytes).expect("decodes");
         assert_eq!(back.dimensions(), (50, 25));
@@ -200,11 +168,7 @@ mod tests {
             let src = encode(&gradient(320, 240), format);
             for cut in [8, 40] {
                 let err = make_thumbnail(&src[..cut], 64).expect_err("truncated header");
-                assert_eq!(
-                    err.reason(),
-                    "corrupt-image",
-                    "{format:?} cut at {cut}: {err}"
-                );
+                assert_eq!(err.reason(), "corrupt-image", "{format:?} cut at {cut}: {err}");
             }
             // Half a PNG is an error; the JPEG decoder pads missing scan data with
             // grey, so half a JPEG may decode. Neither may panic.

@@ -46,9 +46,7 @@ const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(500);
 /// Makes the thumbnail of `source` exactly as the processor does (decode, resize to
 /// `width`, encode in the source's format); for benchmarks and tools.
 pub fn thumbnail(source: &[u8], width: u32) -> Result<Vec<u8>, String> {
-    image_ops::make_thumbnail(source, width)
-        .map(|t| t.bytes)
-        .map_err(|e| e.to_string())
+    image_ops::make_thumbnail(source, width).map(|t| t.bytes).map_err(|e| e.to_string())
 }
 
 /// A failure that stops the processor.
@@ -112,11 +110,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
         slowdown_percent: cfg.slowdown_percent,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut state = Loop {
-        tasks: JoinSet::new(),
-        origins: std::collections::HashMap::new(),
-        tracker: OffsetTracker::default(),
-    };
+    let mut state = Loop { tasks: JoinSet::new(), origins: std::collections::HashMap::new(), tracker: OffsetTracker::default() };
     tokio::pin!(shutdown);
 
     loop {
@@ -160,20 +154,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<(), 
             Ok(Some(joined)) => state.finish(joined),
             Ok(None) => break,
             Err(_) => {
-                warn!(
-                    abandoned = state.tasks.len(),
-                    "in-flight work abandoned at shutdown"
-                );
+                warn!(abandoned = state.tasks.len(), "in-flight work abandoned at shutdown");
                 state.tasks.shutdown().await;
                 break;
             }
         }
     }
     close(consumer, state.tracker.all_commits()).await;
-    info!(
-        not_committed = state.tracker.unfinished(),
-        "processor stopped"
-    );
+    info!(not_committed = state.tracker.unfinished(), "processor stopped");
     Ok(())
 }
 
@@ -185,26 +173,13 @@ struct Loop {
 }
 
 impl Loop {
-    fn spawn(
-        &mut self,
-        origin: Origin,
-        payload: Option<Vec<u8>>,
-        worker: &Arc<Worker>,
-        stop: &watch::Receiver<bool>,
-    ) {
-        let tp = Partition {
-            topic: origin.topic.clone(),
-            partition: origin.partition,
-        };
+    fn spawn(&mut self, origin: Origin, payload: Option<Vec<u8>>, worker: &Arc<Worker>, stop: &watch::Receiver<bool>) {
+        let tp = Partition { topic: origin.topic.clone(), partition: origin.partition };
         self.tracker.started(&tp, origin.offset);
         let worker = Arc::clone(worker);
         let mut stop = stop.clone();
         let task_origin = origin.clone();
-        let handle = self.tasks.spawn(async move {
-            worker
-                .handle(payload.as_deref(), &task_origin, &mut stop)
-                .await
-        });
+        let handle = self.tasks.spawn(async move { worker.handle(payload.as_deref(), &task_origin, &mut stop).await });
         self.origins.insert(handle.id(), origin);
     }
 
@@ -222,10 +197,7 @@ impl Loop {
             return;
         };
         if outcome == Outcome::Done {
-            let tp = Partition {
-                topic: origin.topic,
-                partition: origin.partition,
-            };
+            let tp = Partition { topic: origin.topic, partition: origin.partition };
             self.tracker.finished(&tp, origin.offset);
         }
     }
@@ -260,16 +232,8 @@ fn create_consumer(cfg: &Config) -> Result<StreamConsumer<ProcessorContext>, Err
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "2000")
         .create_with_context(ProcessorContext)
-        .map_err(|source| Error::CreateConsumer {
-            bootstrap: cfg.kafka_bootstrap_servers.clone(),
-            source,
-        })?;
-    consumer
-        .subscribe(&[&cfg.kafka_topic])
-        .map_err(|source| Error::Subscribe {
-            topic: cfg.kafka_topic.clone(),
-            source,
-        })?;
+        .map_err(|source| Error::CreateConsumer { bootstrap: cfg.kafka_bootstrap_servers.clone(), source })?;
+    consumer.subscribe(&[&cfg.kafka_topic]).map_err(|source| Error::Subscribe { topic: cfg.kafka_topic.clone(), source })?;
     Ok(consumer)
 }
 
@@ -283,11 +247,7 @@ fn commit_list(positions: &[(Partition, i64)]) -> TopicPartitionList {
     tpl
 }
 
-fn commit<C: ConsumerContext>(
-    consumer: &StreamConsumer<C>,
-    positions: Vec<(Partition, i64)>,
-    mode: CommitMode,
-) {
+fn commit<C: ConsumerContext>(consumer: &StreamConsumer<C>, positions: Vec<(Partition, i64)>, mode: CommitMode) {
     if positions.is_empty() {
         return;
     }
@@ -300,13 +260,11 @@ fn commit<C: ConsumerContext>(
 /// `CLOSE_TIMEOUT`: with the broker gone both could block for a long time.
 async fn close(consumer: StreamConsumer<ProcessorContext>, positions: Vec<(Partition, i64)>) {
     let (done_tx, done_rx) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("processor-close".into())
-        .spawn(move || {
-            commit(&consumer, positions, CommitMode::Sync);
-            drop(consumer);
-            let _ = done_tx.send(());
-        });
+    let spawned = std::thread::Builder::new().name("processor-close".into()).spawn(move || {
+        commit(&consumer, positions, CommitMode::Sync);
+        drop(consumer);
+        let _ = done_tx.send(());
+    });
     if let Err(err) = spawned {
         warn!(error = %err, "cannot start the closing thread; offsets may not be committed");
         return;
@@ -318,8 +276,8 @@ async fn close(consumer: StreamConsumer<ProcessorContext>, positions: Vec<(Parti
 
 fn install_tracing() {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
     // Fails only if the embedding program installed a subscriber already: keep that.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -6,9 +6,7 @@ use std::time::Duration;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
@@ -59,10 +57,7 @@ pub(crate) fn client(cfg: &Config) -> Client {
 #[derive(Debug)]
 pub(crate) enum Failure {
     /// Permanent for this object: log `skip` and commit past it.
-    Skip {
-        reason: &'static str,
-        detail: String,
-    },
+    Skip { reason: &'static str, detail: String },
     /// Worth another try after a pause.
     Transient(String),
 }
@@ -88,27 +83,18 @@ pub(crate) async fn get(client: &Client, bucket: &str, key: &str) -> Result<Sour
         Ok(out) => out,
         Err(err) => {
             let (status, code) = status_and_code(&err);
-            let missing = code.as_deref() == Some("NoSuchKey")
-                || (status == Some(404) && code.as_deref() != Some("NoSuchBucket"));
+            let missing = code.as_deref() == Some("NoSuchKey") || (status == Some(404) && code.as_deref() != Some("NoSuchBucket"));
             if missing {
-                return Err(Failure::Skip {
-                    reason: "no-such-key",
-                    detail: format!("{bucket}/{key} does not exist (any more)"),
-                });
+                return Err(Failure::Skip { reason: "no-such-key", detail: format!("{bucket}/{key} does not exist (any more)") });
             }
             return Err(classify(err));
         }
     };
     let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
     match tokio::time::timeout(BODY_TIMEOUT, out.body.collect()).await {
-        Ok(Ok(body)) => Ok(Source {
-            bytes: body.into_bytes().to_vec(),
-            etag,
-        }),
+        Ok(Ok(body)) => Ok(Source { bytes: body.into_bytes().to_vec(), etag }),
         Ok(Err(err)) => Err(Failure::Transient(format!("reading body: {err}"))),
-        Err(_) => Err(Failure::Transient(format!(
-            "reading body: no progress within {BODY_TIMEOUT:?}"
-        ))),
+        Err(_) => Err(Failure::Transient(format!("reading body: no progress within {BODY_TIMEOUT:?}"))),
     }
 }
 
@@ -143,14 +129,9 @@ pub(crate) async fn put_if_absent(
     }
 }
 
-fn status_and_code<E: ProvideErrorMetadata>(
-    err: &SdkError<E, HttpResponse>,
-) -> (Option<u16>, Option<String>) {
+fn status_and_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> (Option<u16>, Option<String>) {
     let status = err.raw_response().map(|r| r.status().as_u16());
-    let code = err
-        .as_service_error()
-        .and_then(|e| e.code())
-        .map(str::to_string);
+    let code = err.as_service_error().and_then(|e| e.code()).map(str::to_string);
     (status, code)
 }
 
@@ -160,10 +141,7 @@ fn status_and_code<E: ProvideErrorMetadata>(
 /// Only a request that cannot even be built is skipped.
 fn classify<E: std::error::Error + 'static>(err: SdkError<E, HttpResponse>) -> Failure {
     match err {
-        SdkError::ConstructionFailure(_) => Failure::Skip {
-            reason: "bad-request",
-            detail: DisplayErrorContext(&err).to_string(),
-        },
+        SdkError::ConstructionFailure(_) => Failure::Skip { reason: "bad-request", detail: DisplayErrorContext(&err).to_string() },
         other => Failure::Transient(DisplayErrorContext(&other).to_string()),
     }
 }

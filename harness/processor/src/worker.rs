@@ -47,12 +47,7 @@ pub(crate) type Cancel = watch::Receiver<bool>;
 
 impl Worker {
     /// Handles one Kafka message, which may carry several records.
-    pub async fn handle(
-        &self,
-        payload: Option<&[u8]>,
-        origin: &Origin,
-        cancel: &mut Cancel,
-    ) -> Outcome {
+    pub async fn handle(&self, payload: Option<&[u8]>, origin: &Origin, cancel: &mut Cancel) -> Outcome {
         let dispositions = match event::parse(payload, &self.source_bucket) {
             Ok(d) => d,
             Err(err) => {
@@ -64,11 +59,7 @@ impl Worker {
             }
         };
         if dispositions.is_empty() {
-            debug!(
-                offset = origin.offset,
-                partition = origin.partition,
-                "message without records"
-            );
+            debug!(offset = origin.offset, partition = origin.partition, "message without records");
         }
         for d in dispositions {
             match d {
@@ -78,11 +69,7 @@ impl Worker {
                     }
                 }
                 Disposition::Ignore { why } => {
-                    debug!(
-                        partition = origin.partition,
-                        offset = origin.offset,
-                        "ignored record: {why}"
-                    );
+                    debug!(partition = origin.partition, offset = origin.offset, "ignored record: {why}");
                 }
                 Disposition::BadKey { raw_key, why } => {
                     warn!(key = ?raw_key, reason = %"bad-key", detail = ?why, "skip");
@@ -96,11 +83,7 @@ impl Worker {
     async fn process(&self, obj: &ObjectRef, cancel: &mut Cancel) -> Outcome {
         let started = Instant::now();
         let key = obj.key.as_str();
-        let source = match retry("get", key, cancel, || {
-            s3::get(&self.s3, &self.source_bucket, key)
-        })
-        .await
-        {
+        let source = match retry("get", key, cancel, || s3::get(&self.s3, &self.source_bucket, key)).await {
             Step::Ok(s) => s,
             Step::Skipped => return Outcome::Done,
             Step::Abandoned => return Outcome::Abandoned,
@@ -108,11 +91,7 @@ impl Worker {
         let source_bytes = source.bytes.len();
         let width = self.thumbnail_width;
         let bytes = source.bytes;
-        let thumb = match tokio::task::spawn_blocking(move || {
-            image_ops::make_thumbnail(&bytes, width)
-        })
-        .await
-        {
+        let thumb = match tokio::task::spawn_blocking(move || image_ops::make_thumbnail(&bytes, width)).await {
             Ok(Ok(t)) => t,
             Ok(Err(err)) => {
                 warn!(key = ?key, reason = %err.reason(), source_bytes, detail = ?err.to_string(), "skip");
@@ -125,10 +104,7 @@ impl Worker {
             }
         };
         let etag = source.etag.as_deref();
-        let put = retry("put", key, cancel, || {
-            s3::put_if_absent(&self.s3, &self.target_bucket, key, &thumb, etag)
-        })
-        .await;
+        let put = retry("put", key, cancel, || s3::put_if_absent(&self.s3, &self.target_bucket, key, &thumb, etag)).await;
         if self.slowdown_percent > 0 && matches!(put, Step::Ok(_)) {
             let extra = started.elapsed() * self.slowdown_percent / 100;
             let _ = tokio::task::spawn_blocking(move || burn_cpu(extra)).await;
@@ -184,12 +160,7 @@ enum Step<T> {
 
 /// Runs `op` until it succeeds or fails for good, pausing 100 ms, 200 ms, ... 5 s
 /// between transient failures; gives up as soon as shutdown is signalled.
-async fn retry<T, F, Fut>(
-    op_name: &'static str,
-    key: &str,
-    cancel: &mut Cancel,
-    mut op: F,
-) -> Step<T>
+async fn retry<T, F, Fut>(op_name: &'static str, key: &str, cancel: &mut Cancel, mut op: F) -> Step<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Failure>>,
@@ -252,23 +223,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retry_stops_on_skip_and_on_shutdown() {
         let (tx, mut rx) = watch::channel(false);
-        let step: Step<()> = retry("get", "k", &mut rx, || async {
-            Err(Failure::Skip {
-                reason: "no-such-key",
-                detail: String::new(),
-            })
-        })
-        .await;
+        let step: Step<()> =
+            retry("get", "k", &mut rx, || async { Err(Failure::Skip { reason: "no-such-key", detail: String::new() }) }).await;
         assert!(matches!(step, Step::Skipped));
 
         let stopper = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(30)).await;
             let _ = tx.send(true);
         });
-        let step: Step<()> = retry("put", "k", &mut rx, || async {
-            Err(Failure::Transient("refused".into()))
-        })
-        .await;
+        let step: Step<()> = retry("put", "k", &mut rx, || async { Err(Failure::Transient("refused".into())) }).await;
         assert!(matches!(step, Step::Abandoned));
         stopper.await.expect("stopper");
     }

@@ -47,14 +47,7 @@ const MIRROR_VAR: &str = "HARNESS_DEBIAN_MIRROR";
 const ROOTFS_RECIPE: u32 = 1;
 /// Left out of the root filesystem: the engine provides `/dev`, `/proc` and
 /// `/sys`; manuals and translations are dead weight in a test image.
-const ROOTFS_EXCLUDES: &[&str] = &[
-    "dev",
-    "proc",
-    "sys",
-    "usr/share/man",
-    "usr/share/locale",
-    "usr/share/info",
-];
+const ROOTFS_EXCLUDES: &[&str] = &["dev", "proc", "sys", "usr/share/man", "usr/share/locale", "usr/share/info"];
 /// Scratch images have no PATH; `sh -c "java …"` and a bare `minio` need one.
 const PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -88,18 +81,9 @@ pub enum ImageError {
     )]
     NotRoot,
     #[error("not found on PATH: `{tool}` ({purpose}); {fix}")]
-    MissingTool {
-        tool: &'static str,
-        purpose: &'static str,
-        fix: &'static str,
-    },
+    MissingTool { tool: &'static str, purpose: &'static str, fix: &'static str },
     #[error("{what} failed ({status}); last lines of its output ({log}):\n{tail}", log = log.display())]
-    Command {
-        what: String,
-        status: String,
-        log: PathBuf,
-        tail: String,
-    },
+    Command { what: String, status: String, log: PathBuf, tail: String },
     #[error("debootstrap finished but the root filesystem it made has no {missing}; see {log}", log = log.display())]
     IncompleteRootfs { missing: String, log: PathBuf },
     #[error("`ldd {binary}` failed: {message}", binary = binary.display())]
@@ -110,10 +94,7 @@ pub enum ImageError {
         binary = binary.display(),
         missing = missing.join(", ")
     )]
-    MissingLibraries {
-        binary: PathBuf,
-        missing: Vec<String>,
-    },
+    MissingLibraries { binary: PathBuf, missing: Vec<String> },
     #[error("building image {reference} failed: {message}{tail}")]
     Build {
         reference: String,
@@ -145,39 +126,20 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ImageError {
 /// runs (`std::env::current_exe()` at the call site). Cold, this takes minutes
 /// (debootstrap); warm, a few seconds (hashing the binaries and jars).
 /// `progress` hears one line per image and per build step.
-pub async fn ensure_images(
-    docker: &Docker,
-    tc: &Toolchain,
-    harness_bin: &Path,
-    progress: &dyn Fn(&str),
-) -> Result<ImageSet, ImageError> {
+pub async fn ensure_images(docker: &Docker, tc: &Toolchain, harness_bin: &Path, progress: &dyn Fn(&str)) -> Result<ImageSet, ImageError> {
     let images_dir = cache_dir_from(&|k| std::env::var_os(k))?.join("images");
     let _lock = crate::services::provision::CacheLock::acquire(&images_dir, "container images", progress).await?;
     let kafka = ensure_kafka(docker, tc, &images_dir, progress).await?;
     let minio = binary_image("minio", &tc.minio_bin, MINIO_BIN, &[MINIO_BIN]).await?;
     let minio = ensure_built(docker, minio, progress).await?;
     let processor = ensure_processor_image(docker, harness_bin, progress).await?;
-    Ok(ImageSet {
-        kafka,
-        minio,
-        processor,
-    })
+    Ok(ImageSet { kafka, minio, processor })
 }
 
 /// The processor image alone (the harness itself as `harness processor`): the one
 /// image no registry has.
-pub async fn ensure_processor_image(
-    docker: &Docker,
-    harness_bin: &Path,
-    progress: &dyn Fn(&str),
-) -> Result<String, ImageError> {
-    let processor = binary_image(
-        "processor",
-        harness_bin,
-        HARNESS_BIN,
-        &[HARNESS_BIN, "processor"],
-    )
-    .await?;
+pub async fn ensure_processor_image(docker: &Docker, harness_bin: &Path, progress: &dyn Fn(&str)) -> Result<String, ImageError> {
+    let processor = binary_image("processor", harness_bin, HARNESS_BIN, &[HARNESS_BIN, "processor"]).await?;
     ensure_built(docker, processor, progress).await
 }
 
@@ -256,35 +218,16 @@ pub async fn list_images(docker: &Docker) -> Result<Vec<ImageInfo>, ImageError> 
     let filters = std::collections::HashMap::from([("label", vec![LABEL_IMAGE])]);
     let options = ListImagesOptionsBuilder::new().filters(&filters).build();
     let summaries =
-        docker
-            .list_images(Some(options))
-            .await
-            .map_err(|source| ImageError::Engine {
-                context: "listing images".into(),
-                source,
-            })?;
+        docker.list_images(Some(options)).await.map_err(|source| ImageError::Engine { context: "listing images".into(), source })?;
     let mut out: Vec<ImageInfo> = summaries
         .into_iter()
         .flat_map(|s| {
             let kind = s.labels.get(LABEL_IMAGE).cloned().unwrap_or_default();
-            let tags = if s.repo_tags.is_empty() {
-                vec![s.id.clone()]
-            } else {
-                s.repo_tags
-            };
-            tags.into_iter().map(move |reference| ImageInfo {
-                reference,
-                kind: kind.clone(),
-                size_bytes: s.size,
-                created: s.created,
-            })
+            let tags = if s.repo_tags.is_empty() { vec![s.id.clone()] } else { s.repo_tags };
+            tags.into_iter().map(move |reference| ImageInfo { reference, kind: kind.clone(), size_bytes: s.size, created: s.created })
         })
         .collect();
-    out.sort_by(|a, b| {
-        b.created
-            .cmp(&a.created)
-            .then_with(|| a.reference.cmp(&b.reference))
-    });
+    out.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.reference.cmp(&b.reference)));
     Ok(out)
 }
 
@@ -311,25 +254,12 @@ impl ImageSpec {
 }
 
 /// The kafka image, and below it the Debian base, each built if missing.
-async fn ensure_kafka(
-    docker: &Docker,
-    tc: &Toolchain,
-    images_dir: &Path,
-    progress: &dyn Fn(&str),
-) -> Result<String, ImageError> {
+async fn ensure_kafka(docker: &Docker, tc: &Toolchain, images_dir: &Path, progress: &dyn Fn(&str)) -> Result<String, ImageError> {
     let rootfs_id = rootfs_identity();
-    let rootfs_tar = images_dir.join(format!(
-        "debian-{DEBIAN_SUITE}-{DEBIAN_VARIANT}-{rootfs_id}.tar"
-    ));
-    let base = ImageSpec {
-        kind: "debian",
-        context: debian_context(&rootfs_tar, &rootfs_id),
-    };
+    let rootfs_tar = images_dir.join(format!("debian-{DEBIAN_SUITE}-{DEBIAN_VARIANT}-{rootfs_id}.tar"));
+    let base = ImageSpec { kind: "debian", context: debian_context(&rootfs_tar, &rootfs_id) };
     let base_ref = base.reference().await?;
-    let kafka = ImageSpec {
-        kind: "kafka",
-        context: kafka_context(&base_ref, &tc.kafka_libs)?,
-    };
+    let kafka = ImageSpec { kind: "kafka", context: kafka_context(&base_ref, &tc.kafka_libs)? };
     let kafka_ref = kafka.reference().await?;
     if image_exists(docker, &kafka_ref).await? {
         progress(&format!("image kafka: {kafka_ref} (cached)"));
@@ -346,11 +276,7 @@ async fn ensure_kafka(
 }
 
 /// Builds `spec` unless an image with its content hash exists; returns its reference.
-async fn ensure_built(
-    docker: &Docker,
-    spec: ImageSpec,
-    progress: &dyn Fn(&str),
-) -> Result<String, ImageError> {
+async fn ensure_built(docker: &Docker, spec: ImageSpec, progress: &dyn Fn(&str)) -> Result<String, ImageError> {
     let reference = spec.reference().await?;
     if image_exists(docker, &reference).await? {
         progress(&format!("image {}: {reference} (cached)", spec.kind));
@@ -393,60 +319,26 @@ fn kafka_context(base_ref: &str, libs: &Path) -> Result<Context, ImageError> {
         let path = entry.path();
         if path.is_file() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            jars.push(Entry {
-                path: format!("libs/{name}"),
-                mode: 0o644,
-                source: Source::File(path),
-            });
+            jars.push(Entry { path: format!("libs/{name}"), mode: 0o644, source: Source::File(path) });
         }
     }
-    Ok(Context {
-        dockerfile: format!(
-            "FROM {base_ref}\nCOPY libs/ {KAFKA_LIBS}/\nLABEL {LABEL_IMAGE}=kafka\n"
-        ),
-        entries: jars,
-    })
+    Ok(Context { dockerfile: format!("FROM {base_ref}\nCOPY libs/ {KAFKA_LIBS}/\nLABEL {LABEL_IMAGE}=kafka\n"), entries: jars })
 }
 
 /// `FROM scratch` with `binary` at `dest`, its shared libraries at their own
 /// paths, and a `/tmp`.
-async fn binary_image(
-    kind: &'static str,
-    binary: &Path,
-    dest: &str,
-    cmd: &[&str],
-) -> Result<ImageSpec, ImageError> {
+async fn binary_image(kind: &'static str, binary: &Path, dest: &str, cmd: &[&str]) -> Result<ImageSpec, ImageError> {
     let libs = shared_libraries(binary).await?;
     let mut entries = vec![
-        Entry {
-            path: "rootfs/tmp".into(),
-            mode: 0o1777,
-            source: Source::Dir,
-        },
-        Entry {
-            path: format!("rootfs{dest}"),
-            mode: 0o755,
-            source: Source::File(binary.to_path_buf()),
-        },
+        Entry { path: "rootfs/tmp".into(), mode: 0o1777, source: Source::Dir },
+        Entry { path: format!("rootfs{dest}"), mode: 0o755, source: Source::File(binary.to_path_buf()) },
     ];
     for lib in libs {
-        entries.push(Entry {
-            path: format!("rootfs{}", lib.display()),
-            mode: 0o755,
-            source: Source::File(lib),
-        });
+        entries.push(Entry { path: format!("rootfs{}", lib.display()), mode: 0o755, source: Source::File(lib) });
     }
     let cmd = serde_json::to_string(cmd).unwrap_or_default();
-    let dockerfile = format!(
-        "FROM scratch\nCOPY rootfs/ /\nENV PATH={PATH_ENV}\nLABEL {LABEL_IMAGE}={kind}\nCMD {cmd}\n"
-    );
-    Ok(ImageSpec {
-        kind,
-        context: Context {
-            dockerfile,
-            entries,
-        },
-    })
+    let dockerfile = format!("FROM scratch\nCOPY rootfs/ /\nENV PATH={PATH_ENV}\nLABEL {LABEL_IMAGE}={kind}\nCMD {cmd}\n");
+    Ok(ImageSpec { kind, context: Context { dockerfile, entries } })
 }
 
 // ---- shared libraries ------------------------------------------------------
@@ -471,15 +363,9 @@ async fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>, ImageError> {
     }
     if !out.status.success() {
         let message = format!("{}: {}", describe_status(out.status), stderr.trim());
-        return Err(ImageError::Ldd {
-            binary: binary.to_path_buf(),
-            message,
-        });
+        return Err(ImageError::Ldd { binary: binary.to_path_buf(), message });
     }
-    parse_ldd(&stdout).map_err(|missing| ImageError::MissingLibraries {
-        binary: binary.to_path_buf(),
-        missing,
-    })
+    parse_ldd(&stdout).map_err(|missing| ImageError::MissingLibraries { binary: binary.to_path_buf(), missing })
 }
 
 /// Library paths from `ldd` output, sorted; the names of libraries it could not
@@ -495,11 +381,7 @@ fn parse_ldd(output: &str) -> Result<Vec<PathBuf>, Vec<String>> {
         };
         if target.starts_with("not found") {
             missing.push(name.to_string());
-        } else if let Some(path) = target
-            .split_whitespace()
-            .next()
-            .filter(|p| p.starts_with('/'))
-        {
+        } else if let Some(path) = target.split_whitespace().next().filter(|p| p.starts_with('/')) {
             libs.insert(PathBuf::from(path));
         }
     }
@@ -514,11 +396,7 @@ fn parse_ldd(output: &str) -> Result<Vec<PathBuf>, Vec<String>> {
 
 /// Makes the cached root filesystem tarball unless it exists: debootstrap into a
 /// temp dir next to it, pack, rename into place. A half-made one is removed.
-async fn ensure_rootfs(
-    images_dir: &Path,
-    rootfs_tar: &Path,
-    progress: &dyn Fn(&str),
-) -> Result<(), ImageError> {
+async fn ensure_rootfs(images_dir: &Path, rootfs_tar: &Path, progress: &dyn Fn(&str)) -> Result<(), ImageError> {
     if rootfs_tar.is_file() {
         return Ok(());
     }
@@ -526,23 +404,19 @@ async fn ensure_rootfs(
     if unsafe { libc::geteuid() } != 0 {
         return Err(ImageError::NotRoot);
     }
-    let debootstrap = find_on_path("debootstrap")
-        .or_else(|| Some(PathBuf::from("/usr/sbin/debootstrap")).filter(|p| p.is_file()))
-        .ok_or(ImageError::MissingTool {
+    let debootstrap = find_on_path("debootstrap").or_else(|| Some(PathBuf::from("/usr/sbin/debootstrap")).filter(|p| p.is_file())).ok_or(
+        ImageError::MissingTool {
             tool: "debootstrap",
             purpose: "to make the Kafka image's Debian root filesystem",
             fix: "run `ci/podman` (installs it), or apt-get install debootstrap",
-        })?;
+        },
+    )?;
     // Leftovers of a killed run: nobody else works here while we hold the lock.
     if let Ok(entries) = std::fs::read_dir(images_dir) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with(".tmp-rootfs-") {
-                progress(&format!(
-                    "removing {}, left by an interrupted build…",
-                    e.path().display()
-                ));
-                remove_tree(&e.path())
-                    .map_err(io_err(format!("removing {}", e.path().display())))?;
+                progress(&format!("removing {}, left by an interrupted build…", e.path().display()));
+                remove_tree(&e.path()).map_err(io_err(format!("removing {}", e.path().display())))?;
             }
         }
     }
@@ -566,10 +440,7 @@ async fn ensure_rootfs(
     run_logged("debootstrap", &mut cmd, &log, progress).await?;
     for needed in ["bin/sh", KAFKA_JAVA.trim_start_matches('/')] {
         if !exists_in_root(&root, needed) {
-            return Err(ImageError::IncompleteRootfs {
-                missing: format!("/{needed}"),
-                log,
-            });
+            return Err(ImageError::IncompleteRootfs { missing: format!("/{needed}"), log });
         }
     }
     // What debootstrap leaves for apt is not needed in an image.
@@ -591,18 +462,8 @@ async fn ensure_rootfs(
         .arg("-cf")
         .arg(&packed)
         .arg(".");
-    run_logged(
-        "tar (packing the root filesystem)",
-        &mut tar,
-        &tmp.0.join("tar.log"),
-        progress,
-    )
-    .await?;
-    std::fs::rename(&packed, rootfs_tar).map_err(io_err(format!(
-        "renaming {} to {}",
-        packed.display(),
-        rootfs_tar.display()
-    )))?;
+    run_logged("tar (packing the root filesystem)", &mut tar, &tmp.0.join("tar.log"), progress).await?;
+    std::fs::rename(&packed, rootfs_tar).map_err(io_err(format!("renaming {} to {}", packed.display(), rootfs_tar.display())))?;
     Ok(())
 }
 
@@ -662,10 +523,7 @@ fn remove_tree(dir: &Path) -> io::Result<()> {
     if !left.is_empty() {
         return Err(io::Error::other(format!(
             "still mounted below it: {}; unmount them and remove it by hand",
-            left.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            left.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         )));
     }
     std::fs::remove_dir_all(&dir)
@@ -686,65 +544,35 @@ fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
 async fn image_exists(docker: &Docker, reference: &str) -> Result<bool, ImageError> {
     match docker.inspect_image(reference).await {
         Ok(_) => Ok(true),
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => Ok(false),
-        Err(source) => Err(ImageError::Engine {
-            context: format!("inspecting image {reference}"),
-            source,
-        }),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+        Err(source) => Err(ImageError::Engine { context: format!("inspecting image {reference}"), source }),
     }
 }
 
 /// Sends `spec`'s build context (a tar streamed as it is written) to the
 /// engine's build endpoint and follows the build to its end.
-async fn build(
-    docker: &Docker,
-    spec: &ImageSpec,
-    reference: &str,
-    progress: &dyn Fn(&str),
-) -> Result<(), ImageError> {
+async fn build(docker: &Docker, spec: &ImageSpec, reference: &str, progress: &dyn Fn(&str)) -> Result<(), ImageError> {
     let size_mb = spec.context.size_bytes() / 1_000_000;
-    progress(&format!(
-        "image {}: building {reference} ({size_mb} MB context)…",
-        spec.kind
-    ));
+    progress(&format!("image {}: building {reference} ({size_mb} MB context)…", spec.kind));
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(8);
     let context = spec.context.clone();
     let packer = tokio::task::spawn_blocking(move || {
         let on_error = tx.clone();
-        let result = context
-            .write_tar(ChannelWriter {
-                tx,
-                buf: Vec::new(),
-            })
-            .and_then(|mut w| w.flush());
+        let result = context.write_tar(ChannelWriter { tx, buf: Vec::new() }).and_then(|mut w| w.flush());
         if let Err(e) = &result {
             let _ = on_error.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
         }
         result
     });
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk.map(Into::into), rx))
-    });
-    let options = BuildImageOptionsBuilder::new()
-        .dockerfile("Dockerfile")
-        .t(reference)
-        .rm(true)
-        .forcerm(true)
-        .build();
+    let body = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk.map(Into::into), rx)) });
+    let options = BuildImageOptionsBuilder::new().dockerfile("Dockerfile").t(reference).rm(true).forcerm(true).build();
     let mut stream = docker.build_image(options, None, Some(bollard::body_try_stream(body)));
     let mut tail = VecDeque::new();
     let mut failure = None;
     while let Some(item) = stream.next().await {
         match item {
             Ok(info) => {
-                for line in info
-                    .stream
-                    .iter()
-                    .flat_map(|s| s.lines())
-                    .map(str::trim_end)
-                {
+                for line in info.stream.iter().flat_map(|s| s.lines()).map(str::trim_end) {
                     if line.trim().is_empty() {
                         continue;
                     }
@@ -768,16 +596,9 @@ async fn build(
         }
     }
     drop(stream);
-    let packed = packer
-        .await
-        .map_err(|e| io::Error::other(e.to_string()))
-        .and_then(|r| r);
+    let packed = packer.await.map_err(|e| io::Error::other(e.to_string())).and_then(|r| r);
     let tail: String = tail.iter().map(|l| format!("\n  {l}")).collect();
-    let fail = |message: String| ImageError::Build {
-        reference: reference.into(),
-        message,
-        tail: tail.clone(),
-    };
+    let fail = |message: String| ImageError::Build { reference: reference.into(), message, tail: tail.clone() };
     if let Some(message) = failure {
         return Err(fail(message));
     }
@@ -785,9 +606,7 @@ async fn build(
         return Err(fail(format!("sending the build context: {e}")));
     }
     if !image_exists(docker, reference).await? {
-        return Err(fail(
-            "the engine reported no error but has no image by that name".into(),
-        ));
+        return Err(fail("the engine reported no error but has no image by that name".into()));
     }
     Ok(())
 }
@@ -814,12 +633,9 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the engine stopped reading the build context",
-            )
-        })
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading the build context"))
     }
 }
 
@@ -903,35 +719,19 @@ impl Context {
             h
         };
         let df = self.dockerfile.as_bytes();
-        tar.append_data(
-            &mut header(tar::EntryType::Regular, 0o644, df.len() as u64),
-            "Dockerfile",
-            df,
-        )?;
+        tar.append_data(&mut header(tar::EntryType::Regular, 0o644, df.len() as u64), "Dockerfile", df)?;
         let mut dirs = BTreeSet::new();
         for e in self.sorted() {
-            let parents: Vec<&str> = e
-                .path
-                .match_indices('/')
-                .map(|(i, _)| &e.path[..i])
-                .collect();
+            let parents: Vec<&str> = e.path.match_indices('/').map(|(i, _)| &e.path[..i]).collect();
             for parent in parents {
                 if dirs.insert(parent.to_string()) {
-                    tar.append_data(
-                        &mut header(tar::EntryType::Directory, 0o755, 0),
-                        parent,
-                        io::empty(),
-                    )?;
+                    tar.append_data(&mut header(tar::EntryType::Directory, 0o755, 0), parent, io::empty())?;
                 }
             }
             match &e.source {
                 Source::Dir => {
                     if dirs.insert(e.path.clone()) {
-                        tar.append_data(
-                            &mut header(tar::EntryType::Directory, e.mode, 0),
-                            &e.path,
-                            io::empty(),
-                        )?;
+                        tar.append_data(&mut header(tar::EntryType::Directory, e.mode, 0), &e.path, io::empty())?;
                     }
                 }
                 Source::File(p) | Source::FileKnownAs(p, _) => {
@@ -941,10 +741,7 @@ impl Context {
                     let mut reader = f.take(len);
                     tar.append_data(&mut h, &e.path, &mut reader)?;
                     if reader.limit() != 0 {
-                        return Err(io::Error::other(format!(
-                            "{} shrank while being read",
-                            p.display()
-                        )));
+                        return Err(io::Error::other(format!("{} shrank while being read", p.display())));
                     }
                 }
             }
@@ -1005,13 +802,8 @@ mod tests {
     fn ldd_not_found_lines_name_the_missing_libraries() {
         let out = format!("{LDD_HARNESS}\tlibssl.so.3 => not found\n\tlibfoo.so.1 => not found\n");
         assert_eq!(parse_ldd(&out).unwrap_err(), ["libssl.so.3", "libfoo.so.1"]);
-        let err = ImageError::MissingLibraries {
-            binary: "/x/minio".into(),
-            missing: parse_ldd(&out).unwrap_err(),
-        };
-        assert!(err.to_string().contains(
-            "/x/minio needs shared libraries this machine does not have (libssl.so.3, libfoo.so.1)"
-        ));
+        let err = ImageError::MissingLibraries { binary: "/x/minio".into(), missing: parse_ldd(&out).unwrap_err() };
+        assert!(err.to_string().contains("/x/minio needs shared libraries this machine does not have (libssl.so.3, libfoo.so.1)"));
     }
 
     fn context_in(dir: &Path) -> Context {
@@ -1020,21 +812,9 @@ mod tests {
         Context {
             dockerfile: "FROM scratch\nCOPY rootfs/ /\n".into(),
             entries: vec![
-                Entry {
-                    path: "rootfs/usr/local/bin/x".into(),
-                    mode: 0o755,
-                    source: Source::File(dir.join("bin")),
-                },
-                Entry {
-                    path: "rootfs/lib/libx.so".into(),
-                    mode: 0o755,
-                    source: Source::File(dir.join("lib")),
-                },
-                Entry {
-                    path: "rootfs/tmp".into(),
-                    mode: 0o1777,
-                    source: Source::Dir,
-                },
+                Entry { path: "rootfs/usr/local/bin/x".into(), mode: 0o755, source: Source::File(dir.join("bin")) },
+                Entry { path: "rootfs/lib/libx.so".into(), mode: 0o755, source: Source::File(dir.join("lib")) },
+                Entry { path: "rootfs/tmp".into(), mode: 0o1777, source: Source::Dir },
             ],
         }
     }
@@ -1049,11 +829,7 @@ mod tests {
         assert_eq!(ctx.content_hash().unwrap(), hash, "same inputs, same hash");
         let mut reordered = ctx.clone();
         reordered.entries.reverse();
-        assert_eq!(
-            reordered.content_hash().unwrap(),
-            hash,
-            "entry order does not matter"
-        );
+        assert_eq!(reordered.content_hash().unwrap(), hash, "entry order does not matter");
 
         let mut moved = ctx.clone();
         moved.entries[1].path = "rootfs/lib64/libx.so".into();
@@ -1089,12 +865,7 @@ mod tests {
         let mut seen = BTreeMap::new();
         for entry in archive.entries().unwrap() {
             let mut entry = entry.unwrap();
-            let path = entry
-                .path()
-                .unwrap()
-                .to_string_lossy()
-                .trim_end_matches('/')
-                .to_string();
+            let path = entry.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
             let mode = entry.header().mode().unwrap();
             let mut body = Vec::new();
             entry.read_to_end(&mut body).unwrap();
@@ -1123,16 +894,12 @@ mod tests {
     #[test]
     fn binary_images_have_no_entrypoint_and_a_full_command() {
         let ctx = debian_context(Path::new("/r.tar"), "id");
-        assert!(ctx
-            .dockerfile
-            .starts_with("FROM scratch\nADD rootfs.tar /\n"));
+        assert!(ctx.dockerfile.starts_with("FROM scratch\nADD rootfs.tar /\n"));
         assert!(!ctx.dockerfile.contains("ENTRYPOINT"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("kafka-clients-4.1.1.jar"), b"jar").unwrap();
         let kafka = kafka_context("localhost/harness-debian:abc", dir.path()).unwrap();
-        assert!(kafka
-            .dockerfile
-            .starts_with("FROM localhost/harness-debian:abc\nCOPY libs/ /opt/kafka/libs/\n"));
+        assert!(kafka.dockerfile.starts_with("FROM localhost/harness-debian:abc\nCOPY libs/ /opt/kafka/libs/\n"));
         assert_eq!(kafka.entries[0].path, "libs/kafka-clients-4.1.1.jar");
     }
 
@@ -1147,10 +914,7 @@ mod tests {
         std::os::unix::fs::symlink("dash", r.join("usr/bin/sh")).unwrap();
         std::os::unix::fs::symlink("/etc/alternatives/java", r.join("usr/bin/java")).unwrap();
         assert!(exists_in_root(r, "bin/sh"));
-        assert!(
-            !exists_in_root(r, "usr/bin/java"),
-            "dangling inside the root"
-        );
+        assert!(!exists_in_root(r, "usr/bin/java"), "dangling inside the root");
         std::fs::write(r.join("etc/alternatives/java"), b"").unwrap();
         assert!(exists_in_root(r, "usr/bin/java"));
     }
@@ -1159,8 +923,7 @@ mod tests {
     /// via `ci/podman`) and inspects it.
     #[tokio::test]
     async fn builds_the_minio_image_against_the_engine() {
-        if std::env::var_os("DOCKER_HOST").is_none() && !Path::new("/var/run/docker.sock").exists()
-        {
+        if std::env::var_os("DOCKER_HOST").is_none() && !Path::new("/var/run/docker.sock").exists() {
             eprintln!(
                 "skipped: needs a container engine (set DOCKER_HOST, or run Docker at \
                  /var/run/docker.sock; `ci/podman` sets up podman)"
@@ -1168,15 +931,9 @@ mod tests {
             return;
         }
         let docker = crate::containers::connect().await.expect("engine");
-        let tc = crate::services::provision::provision(&|m| eprintln!("{m}"))
-            .await
-            .expect("provision");
-        let spec = binary_image("minio", &tc.minio_bin, MINIO_BIN, &[MINIO_BIN])
-            .await
-            .unwrap();
-        let reference = ensure_built(&docker, spec, &|m| eprintln!("{m}"))
-            .await
-            .unwrap();
+        let tc = crate::services::provision::provision(&|m| eprintln!("{m}")).await.expect("provision");
+        let spec = binary_image("minio", &tc.minio_bin, MINIO_BIN, &[MINIO_BIN]).await.unwrap();
+        let reference = ensure_built(&docker, spec, &|m| eprintln!("{m}")).await.unwrap();
         assert!(reference.starts_with("localhost/harness-minio:"));
         let image = docker.inspect_image(&reference).await.unwrap();
         let config = image.config.unwrap();

@@ -24,10 +24,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use bollard::models::{EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest};
+use bollard::models::{
+    EndpointSettings, HostConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest,
+};
 use bollard::query_parameters::{
-    InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    LogsOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions, StopContainerOptions,
+    InspectContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
+    RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions, StopContainerOptions,
 };
 use bollard::Docker;
 use futures::StreamExt;
@@ -43,9 +45,9 @@ use crate::services::canary;
 use crate::services::kafka::{self, CONTAINER_EXTERNAL_PORT, CONTAINER_INTERNAL_PORT};
 use crate::services::minio::{self, MinioConfig};
 use crate::services::process::{tail_log, ProcessGroup};
-use crate::services::redact::Redactor;
 use crate::services::processor::{self, ProcessorExit, ProcessorSpec, ProcessorStatus, ProcessorSupervisor};
 use crate::services::provision::Toolchain;
+use crate::services::redact::Redactor;
 use crate::services::ServiceError;
 
 const KAFKA_GRACE_SECS: i32 = 15;
@@ -167,11 +169,14 @@ impl ContainersEnv {
             .map_err(|source| EnvError::Io { context: "finding the harness binary for the processor image".into(), source })?;
         let images = images::run_images(source, &docker, tc, &harness_bin, progress).await.map_err(|e| EnvError::Engine(e.to_string()))?;
 
-        let token = |n| crate::services::token::hex_token(n).map_err(|source| EnvError::Io { context: "reading /dev/urandom".into(), source });
-        let credentials = S3Credentials { access_key: format!("harness-{}", token(6)?), secret_key: token(20)?, region: "us-east-1".into() };
+        let token =
+            |n| crate::services::token::hex_token(n).map_err(|source| EnvError::Io { context: "reading /dev/urandom".into(), source });
+        let credentials =
+            S3Credentials { access_key: format!("harness-{}", token(6)?), secret_key: token(20)?, region: "us-east-1".into() };
         let prefix = format!("h-{}", token(4)?);
         let canary_key = canary::canary_key(&token(8)?);
-        let ports = crate::services::ports::free_ports(2).map_err(|source| EnvError::Io { context: "picking free ports".into(), source })?;
+        let ports =
+            crate::services::ports::free_ports(2).map_err(|source| EnvError::Io { context: "picking free ports".into(), source })?;
         let (kafka_port, minio_port) = (ports[0], ports[1]);
         let endpoints = Endpoints {
             kafka_bootstrap: format!("127.0.0.1:{kafka_port}"),
@@ -187,7 +192,8 @@ impl ContainersEnv {
             s3_endpoint: format!("http://{prefix}-minio:{MINIO_API_PORT}"),
             ..endpoints.clone()
         };
-        let mut labels = HashMap::from([(LABEL_RUN.to_string(), run_id.to_string()), (LABEL_PID.to_string(), std::process::id().to_string())]);
+        let mut labels =
+            HashMap::from([(LABEL_RUN.to_string(), run_id.to_string()), (LABEL_PID.to_string(), std::process::id().to_string())]);
         if let Some(start) = process_start_ticks(std::process::id()) {
             labels.insert(LABEL_PID_START.to_string(), start.to_string());
         }
@@ -305,7 +311,8 @@ impl ContainersEnv {
             minio_req = minio_req.with_env_var(k, v);
         }
         if let Some(dir) = &queue_dir {
-            minio_req = minio_req.with_mount(Mount::bind_mount(dir.display().to_string(), minio_cfg.queue_dir_path().display().to_string()));
+            minio_req =
+                minio_req.with_mount(Mount::bind_mount(dir.display().to_string(), minio_cfg.queue_dir_path().display().to_string()));
         }
 
         let t = Instant::now();
@@ -369,7 +376,8 @@ impl ContainersEnv {
     /// Polls the service's probe through the host's endpoint until it passes, the
     /// container stops running, or `timeout` passes since `since`.
     async fn wait_ready(&self, service: Service, id: &str, since: Instant, timeout: Duration) -> Result<Duration, EnvError> {
-        let nonce = crate::services::token::hex_token(8).map_err(|source| EnvError::Io { context: "reading /dev/urandom".into(), source })?;
+        let nonce =
+            crate::services::token::hex_token(8).map_err(|source| EnvError::Io { context: "reading /dev/urandom".into(), source })?;
         let s3 = crate::services::s3::s3_client(&self.endpoints.s3_endpoint, &self.endpoints.credentials);
         let key = format!("_harness/ready/{nonce}");
         let mut last: String;
@@ -563,7 +571,8 @@ impl ContainersEnv {
                 .await
                 .map_err(engine_err(format!("stopping the {} container", service.name())))?;
         }
-        let code = self.docker.inspect_container(&id, None::<InspectContainerOptions>).await.ok().and_then(|i| i.state).and_then(|s| s.exit_code);
+        let code =
+            self.docker.inspect_container(&id, None::<InspectContainerOptions>).await.ok().and_then(|i| i.state).and_then(|s| s.exit_code);
         Ok(code.map(|c| format!("container exited with code {c}{}", if c == 137 { " (SIGKILL)" } else { "" })))
     }
 
@@ -652,7 +661,9 @@ impl ContainersEnv {
             }
         }
         self.group.kill_group();
-        for (service, grace, slot) in [(Service::Minio, MINIO_GRACE_SECS, self.minio.take()), (Service::Kafka, KAFKA_GRACE_SECS, self.kafka.take())] {
+        for (service, grace, slot) in
+            [(Service::Minio, MINIO_GRACE_SECS, self.minio.take()), (Service::Kafka, KAFKA_GRACE_SECS, self.kafka.take())]
+        {
             let Some(c) = slot else { continue };
             let _ = tokio::time::timeout(ENGINE_TIMEOUT, self.docker.unpause_container(c.id())).await;
             let stop = self.docker.stop_container(c.id(), Some(StopContainerOptions { t: Some(grace), signal: None }));
@@ -702,11 +713,7 @@ impl Drop for ContainersEnv {
 /// Kafka's entrypoint: format the storage on the first start (a restart keeps it
 /// and skips the format's own JVM), then the broker.
 fn kafka_command(java: &str, libs: &str) -> String {
-    let jvm = kafka::jvm_args(Path::new(libs), Path::new(KAFKA_LOG4J))
-        .into_iter()
-        .map(|a| shell_quote(&a))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let jvm = kafka::jvm_args(Path::new(libs), Path::new(KAFKA_LOG4J)).into_iter().map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" ");
     // A fixed cluster id is fine: every run has its own container and data.
     format!(
         "{{ test -f {KAFKA_DATA}/meta.properties || {java} {jvm} kafka.tools.StorageTool format \
@@ -810,12 +817,8 @@ const LOOPBACK: &str = "127.0.0.1";
 
 /// A container's output, with the run's secrets masked (as the host's logs are).
 async fn container_logs(docker: &Docker, id: &str, tail: Option<usize>, redactor: &Redactor) -> Vec<u8> {
-    let opts = LogsOptions {
-        stdout: true,
-        stderr: true,
-        tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()),
-        ..Default::default()
-    };
+    let opts =
+        LogsOptions { stdout: true, stderr: true, tail: tail.map_or_else(|| "all".to_string(), |n| n.to_string()), ..Default::default() };
     let mut out = Vec::new();
     let mut stream = docker.logs(id, Some(opts));
     while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_secs(10), stream.next()).await {
@@ -1039,7 +1042,8 @@ pub async fn reap_leftovers(docker: &Docker) -> Reaped {
             Err(e) => tracing::warn!("removing leftover network {name}: {}", describe_engine_error(&e)),
         }
     }
-    let volumes = docker.list_volumes(Some(ListVolumesOptions { filters: filters() })).await.ok().and_then(|v| v.volumes).unwrap_or_default();
+    let volumes =
+        docker.list_volumes(Some(ListVolumesOptions { filters: filters() })).await.ok().and_then(|v| v.volumes).unwrap_or_default();
     for v in volumes {
         if !orphaned(Some(&v.labels)) {
             continue;

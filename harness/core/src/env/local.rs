@@ -17,10 +17,10 @@ use crate::services::canary;
 use crate::services::kafka::{self, ClusterNode, ExtraListener, Kafka, KafkaConfig, KafkaPorts};
 use crate::services::minio::{self, Minio, MinioConfig, MinioPorts};
 use crate::services::process::{tail_log, ProcessGroup};
-use crate::services::redact::Redactor;
-use crate::services::ServiceError;
 use crate::services::processor::{self, ProcessorSpec, ProcessorStatus, ProcessorSupervisor};
 use crate::services::provision::Toolchain;
+use crate::services::redact::Redactor;
+use crate::services::ServiceError;
 
 /// Attempts at starting Kafka + MinIO when a picked port was taken meanwhile.
 const START_ATTEMPTS: u32 = 3;
@@ -63,25 +63,14 @@ impl LocalEnv {
     ///
     /// Call from async code on the run's runtime, not from `spawn_blocking`
     /// (children die with the thread that spawned them; see `services::process`).
-    pub async fn start(
-        spec: EnvSpec,
-        tc: &Toolchain,
-        progress: &dyn Fn(&str),
-    ) -> Result<LocalEnv, EnvError> {
+    pub async fn start(spec: EnvSpec, tc: &Toolchain, progress: &dyn Fn(&str)) -> Result<LocalEnv, EnvError> {
         let started = Instant::now();
         let logs = spec.run_dir.join("logs");
-        std::fs::create_dir_all(&logs).map_err(|source| EnvError::Io {
-            context: format!("creating {}", logs.display()),
-            source,
-        })?;
-        let credentials = generate_credentials().map_err(|source| EnvError::Io {
-            context: "reading /dev/urandom for the run's credentials".into(),
-            source,
-        })?;
-        let nonce = crate::services::token::hex_token(8).map_err(|source| EnvError::Io {
-            context: "reading /dev/urandom".into(),
-            source,
-        })?;
+        std::fs::create_dir_all(&logs).map_err(|source| EnvError::Io { context: format!("creating {}", logs.display()), source })?;
+        let credentials = generate_credentials()
+            .map_err(|source| EnvError::Io { context: "reading /dev/urandom for the run's credentials".into(), source })?;
+        let nonce =
+            crate::services::token::hex_token(8).map_err(|source| EnvError::Io { context: "reading /dev/urandom".into(), source })?;
         let redactor = Redactor::new([credentials.secret_key.clone()]);
         let mut env = LocalEnv {
             endpoints: Endpoints {
@@ -172,10 +161,7 @@ impl LocalEnv {
         &self,
         tc: &Toolchain,
     ) -> Result<(Vec<Kafka>, Minio, Vec<KafkaConfig>, MinioConfig, Vec<FaultProxy>), EnvError> {
-        let io = |source| EnvError::Io {
-            context: "picking free ports".into(),
-            source,
-        };
+        let io = |source| EnvError::Io { context: "picking free ports".into(), source };
         let loopback = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let brokers = self.spec.kafka_brokers.max(1) as usize;
         let mut attempt = 1;
@@ -206,10 +192,8 @@ impl LocalEnv {
                 minio_brokers = loopback(port).to_string();
             }
             let nodes: Vec<Option<ClusterNode>> = if brokers > 1 {
-                let id = crate::services::token::kafka_cluster_id().map_err(|source| EnvError::Io {
-                    context: "reading /dev/urandom for the cluster id".into(),
-                    source,
-                })?;
+                let id = crate::services::token::kafka_cluster_id()
+                    .map_err(|source| EnvError::Io { context: "reading /dev/urandom for the cluster id".into(), source })?;
                 ClusterNode::cluster(&kafka_ports, &id).into_iter().map(Some).collect()
             } else {
                 vec![None]
@@ -271,10 +255,7 @@ impl LocalEnv {
                 None => errors.swap_remove(0),
             };
             if port_race && attempt < START_ATTEMPTS {
-                tracing::info!(
-                    attempt,
-                    "a picked port was taken meanwhile; starting again on fresh ports"
-                );
+                tracing::info!(attempt, "a picked port was taken meanwhile; starting again on fresh ports");
                 attempt += 1;
                 continue;
             }
@@ -305,8 +286,7 @@ impl LocalEnv {
     /// The proxies' controls of a link, or of every link to a service.
     pub fn link_controls(&self, target: &str) -> Result<Vec<LinkControl>, EnvError> {
         let wanted = harness_model::scenario::links_of(target);
-        let controls: Vec<LinkControl> =
-            self.links.iter().filter(|p| wanted.contains(&p.link())).map(FaultProxy::control).collect();
+        let controls: Vec<LinkControl> = self.links.iter().filter(|p| wanted.contains(&p.link())).map(FaultProxy::control).collect();
         if controls.is_empty() {
             return Err(not_running(&format!("a fault proxy for {target}")));
         }
@@ -335,14 +315,12 @@ impl LocalEnv {
                 pid: Some(k.process().pid()),
             })
             .collect();
-        out.extend([
-            ServiceInfo {
-                name: minio::SERVICE.into(),
-                version: self.minio_version.clone(),
-                log_path: self.group.log_path(minio::SERVICE),
-                pid: self.minio.as_ref().map(|m| m.process().pid()),
-            },
-        ]);
+        out.extend([ServiceInfo {
+            name: minio::SERVICE.into(),
+            version: self.minio_version.clone(),
+            log_path: self.group.log_path(minio::SERVICE),
+            pid: self.minio.as_ref().map(|m| m.process().pid()),
+        }]);
         for p in self.processor.iter().chain(&self.replicas) {
             out.push(ServiceInfo {
                 name: p.name().to_string(),
@@ -578,18 +556,12 @@ fn not_running(service: &str) -> EnvError {
 }
 
 /// Sends `signal`; for SIGTERM and SIGKILL waits for (and reaps) the exit.
-async fn signal_and_wait(
-    p: &mut crate::services::process::ChildProcess,
-    signal: i32,
-    grace: Duration,
-) -> Result<Option<String>, EnvError> {
+async fn signal_and_wait(p: &mut crate::services::process::ChildProcess, signal: i32, grace: Duration) -> Result<Option<String>, EnvError> {
     let context = format!("signalling {} (pid {})", p.name(), p.pid());
     let status = match signal {
         libc::SIGTERM => p.stop(grace).await,
         libc::SIGKILL => p.kill().await,
-        other => {
-            return p.signal(other).map(|()| None).map_err(|source| EnvError::Io { context, source })
-        }
+        other => return p.signal(other).map(|()| None).map_err(|source| EnvError::Io { context, source }),
     };
     match status {
         Ok(s) => Ok(Some(crate::services::process::describe_status(s))),
@@ -599,10 +571,9 @@ async fn signal_and_wait(
 
 fn remove_dir(dir: &PathBuf) -> Result<(), EnvError> {
     match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(EnvError::Io {
-            context: format!("removing {}", dir.display()),
-            source: e,
-        }),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(EnvError::Io { context: format!("removing {}", dir.display()), source: e })
+        }
         _ => Ok(()),
     }
 }

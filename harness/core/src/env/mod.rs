@@ -416,12 +416,7 @@ impl Unprepared {
 
 /// Topics → buckets (target versioned) → bucket notifications → canary, the same
 /// in every environment, through the endpoints the harness itself uses.
-pub(crate) async fn prepare_pipeline(
-    bootstrap: &str,
-    s3: &aws_sdk_s3::Client,
-    spec: &EnvSpec,
-    canary_key: &str,
-) -> Result<(), Unprepared> {
+pub(crate) async fn prepare_pipeline(bootstrap: &str, s3: &aws_sdk_s3::Client, spec: &EnvSpec, canary_key: &str) -> Result<(), Unprepared> {
     let topic = |name: &str, partitions: i32| {
         let name = name.to_string();
         async move {
@@ -436,16 +431,9 @@ pub(crate) async fn prepare_pipeline(
     minio::setup_bucket(s3, &spec.target_bucket, true).await.map_err(Unprepared::Service)?;
     minio::notify_on_create(s3, &spec.source_bucket, minio::EVENTS_TARGET).await.map_err(Unprepared::Service)?;
     minio::notify_on_create(s3, &spec.target_bucket, minio::OUTPUTS_TARGET).await.map_err(Unprepared::Service)?;
-    let result = canary::run_canary(
-        s3,
-        bootstrap,
-        &spec.events_topic,
-        spec.events_partitions,
-        &spec.source_bucket,
-        canary_key,
-        spec.ready_timeout,
-    )
-    .await;
+    let result =
+        canary::run_canary(s3, bootstrap, &spec.events_topic, spec.events_partitions, &spec.source_bucket, canary_key, spec.ready_timeout)
+            .await;
     match result {
         Ok(_) => Ok(()),
         Err(CanaryError::Setup(detail)) => Err(Unprepared::Service(ServiceError::setup(minio::SERVICE, "canary", detail))),
@@ -476,11 +464,7 @@ mod tests {
 
     #[test]
     fn credentials_debug_redacts_the_secret() {
-        let creds = S3Credentials {
-            access_key: "harness-abc".into(),
-            secret_key: "s3cr3t-value".into(),
-            region: "us-east-1".into(),
-        };
+        let creds = S3Credentials { access_key: "harness-abc".into(), secret_key: "s3cr3t-value".into(), region: "us-east-1".into() };
         let shown = format!("{creds:?}");
         assert!(shown.contains("harness-abc"));
         assert!(!shown.contains("s3cr3t-value"), "{shown}");

@@ -42,11 +42,7 @@ pub async fn leader_moved(bootstrap: &str, topic: &str, killed: u32, timeout: Du
                         Ok(ok) => ok,
                         Err(e) => format!("but {e}"),
                     };
-                    return Ok(format!(
-                        "partition 0 of {topic} is led by broker {} now (ISR {}); {produce}",
-                        p.leader,
-                        ids(&p.isr)
-                    ));
+                    return Ok(format!("partition 0 of {topic} is led by broker {} now (ISR {}); {produce}", p.leader, ids(&p.isr)));
                 }
                 last = describe(&parts);
             }
@@ -121,7 +117,9 @@ pub async fn rolling_restart(env: &mut Env, spec: &FaultSpec, clock: Clock, mut 
         }
         let t = Instant::now();
         match wait_isr(bootstrap, topic, node, true, timeout).await {
-            Ok(_) => steps.push(format!("broker {node}: {exit}, left the ISR, back in sync {:.1}s after its start", t.elapsed().as_secs_f64())),
+            Ok(_) => {
+                steps.push(format!("broker {node}: {exit}, left the ISR, back in sync {:.1}s after its start", t.elapsed().as_secs_f64()))
+            }
             Err(e) => {
                 w.healed_at = Some(started);
                 w.proof = format!("{}broker {node}: {exit}, left the ISR, started again, but {e}", prefix(&steps));

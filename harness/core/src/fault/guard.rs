@@ -214,13 +214,7 @@ pub fn wipe_dir_contents(dir: &PathBuf) -> std::io::Result<usize> {
 }
 
 fn count_files(dir: &PathBuf) -> usize {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 })
-                .sum()
-        })
-        .unwrap_or(0)
+    std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -245,7 +239,13 @@ mod tests {
                 assert!(std::time::Instant::now() < deadline, "did not stop");
                 std::thread::yield_now();
             }
-            Injected { index: 0, kind: FaultKind::BrokerPause, applied: Applied::Paused { service: Service::Kafka, pid: Some(pid) }, healed: false, exit_status: None }
+            Injected {
+                index: 0,
+                kind: FaultKind::BrokerPause,
+                applied: Applied::Paused { service: Service::Kafka, pid: Some(pid) },
+                healed: false,
+                exit_status: None,
+            }
         };
         let guard = pause();
         assert!(!guard.is_healed());

@@ -104,10 +104,7 @@ mod tests {
             std::fs::create_dir_all(d.join("minio")).unwrap();
         }
         // A survivor of the killed run: its command line names the run dir.
-        let mut survivor = std::process::Command::new("sh")
-            .args(["-c", "exec sleep 30", killed.to_str().unwrap()])
-            .spawn()
-            .unwrap();
+        let mut survivor = std::process::Command::new("sh").args(["-c", "exec sleep 30", killed.to_str().unwrap()]).spawn().unwrap();
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(survivor.id() as libc::pid_t, libc::SIGSTOP) };
         let dead_pid = 0x7fff_fff0; // no such process

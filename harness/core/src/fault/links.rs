@@ -27,10 +27,9 @@ pub const PROBE_BUCKET: &str = "harness-link-probe";
 /// What the link's proxy is set to for `spec`.
 pub fn link_fault(spec: &FaultSpec) -> LinkFault {
     match spec.kind {
-        FaultKind::Latency => LinkFault::Latency {
-            delay: spec.link.delay.unwrap_or(DEFAULT_DELAY),
-            jitter: spec.link.jitter.unwrap_or_default(),
-        },
+        FaultKind::Latency => {
+            LinkFault::Latency { delay: spec.link.delay.unwrap_or(DEFAULT_DELAY), jitter: spec.link.jitter.unwrap_or_default() }
+        }
         FaultKind::Bandwidth => LinkFault::Bandwidth { bytes_per_second: spec.link.bytes_per_second.unwrap_or(DEFAULT_BANDWIDTH) },
         FaultKind::ConnectionReset => LinkFault::Reset,
         _ => LinkFault::Partition,
@@ -63,12 +62,8 @@ impl LinkProbes {
             let path = env.link_path(link).ok_or_else(|| format!("no fault proxy on {link}"))?;
             paths.push((link, path));
         }
-        let mut probes = LinkProbes {
-            paths,
-            fault: link_fault(spec),
-            credentials: env.endpoints().credentials.clone(),
-            baseline: Vec::new(),
-        };
+        let mut probes =
+            LinkProbes { paths, fault: link_fault(spec), credentials: env.endpoints().credentials.clone(), baseline: Vec::new() };
         if spec.kind == FaultKind::Latency {
             let mut baseline = Vec::new();
             for (_, path) in &probes.paths {

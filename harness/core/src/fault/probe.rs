@@ -74,7 +74,9 @@ pub async fn advertised_brokers(bootstrap: &str) -> Result<Vec<String>, String> 
         s.read_exact(&mut body).await.map_err(|e| format!("reading from {addr}: {e}"))?;
         parse_metadata_brokers(&body).ok_or_else(|| format!("{addr} did not answer like a Kafka broker"))
     };
-    tokio::time::timeout(PROBE_TIMEOUT, exchange).await.map_err(|_| format!("no metadata from {addr} within {}ms", PROBE_TIMEOUT.as_millis()))?
+    tokio::time::timeout(PROBE_TIMEOUT, exchange)
+        .await
+        .map_err(|_| format!("no metadata from {addr} within {}ms", PROBE_TIMEOUT.as_millis()))?
 }
 
 /// Metadata request v4 (the oldest Kafka 4 still serves) for no topic: only the
@@ -139,10 +141,8 @@ pub struct PartitionInfo {
 /// any reachable broker of `bootstrap` serves (what a client would be told).
 pub async fn topic_partitions(bootstrap: &str, topic: &str) -> Result<Vec<PartitionInfo>, String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = helper_client_config(bootstrap)
-        .set("socket.connection.setup.timeout.ms", "1000")
-        .create()
-        .map_err(|e| format!("consumer: {e}"))?;
+    let consumer: BaseConsumer =
+        helper_client_config(bootstrap).set("socket.connection.setup.timeout.ms", "1000").create().map_err(|e| format!("consumer: {e}"))?;
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
         let md = consumer.fetch_metadata(Some(&topic), PROBE_TIMEOUT).map_err(|e| format!("metadata request: {e}"))?;

@@ -218,7 +218,8 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
             match group_probe(&ep.kafka_bootstrap, group).await {
                 Ok((n, state)) if n > members_before => {
                     w.effect_seen_at = Some(clock.now());
-                    w.proof = format!("replica pid {pid} started; consumer group {group} has {n} members, {members_before} before ({state})");
+                    w.proof =
+                        format!("replica pid {pid} started; consumer group {group} has {n} members, {members_before} before ({state})");
                     break;
                 }
                 other if Instant::now() >= deadline => {
@@ -247,7 +248,12 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
                         let exit = st.exits.last().map(|x| x.status.clone()).unwrap_or_default();
                         w.proof = format!("processor pid {pid} gone ({exit}), seen by its supervisor");
                     }
-                    _ => w.proof = format!("processor pid {pid} was sent SIGKILL but its supervisor saw no exit within {}s", EFFECT_TIMEOUT.as_secs()),
+                    _ => {
+                        w.proof = format!(
+                            "processor pid {pid} was sent SIGKILL but its supervisor saw no exit within {}s",
+                            EFFECT_TIMEOUT.as_secs()
+                        )
+                    }
                 }
             }
             None => w.proof = "no processor status to observe".into(),

@@ -40,7 +40,12 @@ macro_rules! latency {
 
 /// Every comparable metric.
 pub const METRICS: &[MetricDef] = &[
-    MetricDef { id: "throughput", unit: "thumbnails/s", direction: Direction::HigherIsBetter, pointer: "/metrics/throughput/outputs_per_second" },
+    MetricDef {
+        id: "throughput",
+        unit: "thumbnails/s",
+        direction: Direction::HigherIsBetter,
+        pointer: "/metrics/throughput/outputs_per_second",
+    },
     latency!("end_to_end", "p50"),
     latency!("end_to_end", "p90"),
     latency!("end_to_end", "p95"),
@@ -150,10 +155,7 @@ pub struct RunsSummary {
 }
 
 pub fn summarize(runs: &[RunSample], ci_level: f64) -> RunsSummary {
-    let metrics = METRICS
-        .iter()
-        .filter_map(|m| compare::summarize(&values(runs, m.id), ci_level).map(|s| (m.id.to_string(), s)))
-        .collect();
+    let metrics = METRICS.iter().filter_map(|m| compare::summarize(&values(runs, m.id), ci_level).map(|s| (m.id.to_string(), s))).collect();
     RunsSummary {
         scenario: scenario_names(runs),
         runs: runs.len(),

@@ -57,7 +57,14 @@ pub fn comparison_table(r: &ComparisonReport) -> String {
     let head = ["metric", "baseline median [CI]", "current median [CI]", "change", "p(worse)", "level", "decision"];
     write_rows(&mut s, &head, &rows);
     if let (Some(b), Some(c)) = (r.metrics.first().map(|m| &m.baseline), r.metrics.first().map(|m| &m.current)) {
-        let _ = writeln!(s, "\nCI: distribution-free interval of the median; coverage {:.1} % (baseline, n={}) and {:.1} % (current, n={}).", b.ci_level * 100.0, b.n, c.ci_level * 100.0, c.n);
+        let _ = writeln!(
+            s,
+            "\nCI: distribution-free interval of the median; coverage {:.1} % (baseline, n={}) and {:.1} % (current, n={}).",
+            b.ci_level * 100.0,
+            b.n,
+            c.ci_level * 100.0,
+            c.n
+        );
     }
     if !r.min_detectable.is_empty() {
         let parts: Vec<String> = r.min_detectable.iter().map(|(id, e)| format!("{id} {:.1} %", e * 100.0)).collect();

@@ -63,7 +63,14 @@ fn slower_current_is_a_regression_and_same_is_not() {
     let r = compare_runs(&b, &s, DEFAULT_METRICS, &Gate::default());
     assert!(r.regressed);
     let d: Vec<(&str, Decision)> = r.metrics.iter().map(|m| (m.metric.as_str(), m.decision)).collect();
-    assert_eq!(d, [("throughput", Decision::Regression), ("latency.end_to_end.p50", Decision::Regression), ("latency.end_to_end.p95", Decision::Regression)]);
+    assert_eq!(
+        d,
+        [
+            ("throughput", Decision::Regression),
+            ("latency.end_to_end.p50", Decision::Regression),
+            ("latency.end_to_end.p95", Decision::Regression)
+        ]
+    );
     let table = comparison_table(&r);
     assert!(table.contains("REGRESSION: at least one metric"), "{table}");
     assert!(table.contains("-10.4 %"), "{table}");

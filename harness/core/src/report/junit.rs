@@ -80,8 +80,11 @@ pub fn junit_xml(r: &RunResults, logs: &[LogTail]) -> Vec<u8> {
     report.add_test_suite(suite);
     let mut buf = Vec::new();
     if let Err(e) = report.serialize(&mut buf) {
-        return format!("<?xml version=\"1.0\"?><testsuites><!-- could not write: {} --></testsuites>\n", xml_safe(&e.to_string()).replace("--", "- -"))
-            .into_bytes();
+        return format!(
+            "<?xml version=\"1.0\"?><testsuites><!-- could not write: {} --></testsuites>\n",
+            xml_safe(&e.to_string()).replace("--", "- -")
+        )
+        .into_bytes();
     }
     buf.push(b'\n');
     buf

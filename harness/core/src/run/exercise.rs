@@ -43,9 +43,8 @@ pub(super) async fn exercise(
 
     // Observers first, proven live before anything is uploaded: the canary's event
     // must be visible, and a probe written to the target bucket must be announced.
-    let observers = Observers::start(&ep.kafka_bootstrap, &ep.events_topic, &ep.outputs_topic, run_id, clock)
-        .await
-        .map_err(|e| e.to_string())?;
+    let observers =
+        Observers::start(&ep.kafka_bootstrap, &ep.events_topic, &ep.outputs_topic, run_id, clock).await.map_err(|e| e.to_string())?;
     let canary = env.canary_key().to_string();
     let probe = format!("{}probe/{run_id}.txt", harness_model::HARNESS_KEY_PREFIX);
     s3.put_object()
@@ -55,9 +54,7 @@ pub(super) async fn exercise(
         .send()
         .await
         .map_err(|e| format!("writing a probe to bucket {}: {}", ep.target_bucket, crate::services::s3::describe_sdk_error(&e)))?;
-    let live = observers
-        .wait_for(OBSERVER_LIVE_TIMEOUT, |o| o.saw_event(&canary) && o.saw_output(&probe))
-        .await;
+    let live = observers.wait_for(OBSERVER_LIVE_TIMEOUT, |o| o.saw_event(&canary) && o.saw_output(&probe)).await;
     if !live {
         let what = if observers.observed.saw_event(&canary) { "probe's event on the outputs topic" } else { "canary's event" };
         return Err(format!(
@@ -79,7 +76,8 @@ pub(super) async fn exercise(
     let counters = Arc::new(UploadProgress::default());
     let mut history = History { workload_started: clock.now(), ..Default::default() };
     let t_workload = Instant::now();
-    let uploads = run_uploads(s3.clone(), ep.source_bucket.clone(), plan(w, scenario.seed), w.concurrency, clock, counters.clone(), stop.clone());
+    let uploads =
+        run_uploads(s3.clone(), ep.source_bucket.clone(), plan(w, scenario.seed), w.concurrency, clock, counters.clone(), stop.clone());
     let ticker = AbortOnDrop(tokio::spawn(ticker(progress.clone(), counters.clone(), observers.observed.clone(), w.images)));
     // The fault schedule runs alongside the uploads; it borrows the environment
     // (to stop, pause and restart services) while the uploads only need S3.
@@ -123,7 +121,10 @@ pub(super) async fn exercise(
     let t_drain = Instant::now();
     let expected: HashSet<String> = history.uploads.iter().map(|u| u.key.clone()).collect();
     let all_seen = |o: &crate::observe::Observed| {
-        o.outputs.lock().map(|v| v.iter().filter(|x| expected.contains(&x.key)).map(|x| &x.key).collect::<HashSet<_>>().len() == expected.len()).unwrap_or(false)
+        o.outputs
+            .lock()
+            .map(|v| v.iter().filter(|x| expected.contains(&x.key)).map(|x| &x.key).collect::<HashSet<_>>().len() == expected.len())
+            .unwrap_or(false)
     };
     let drain_ticker = AbortOnDrop(tokio::spawn(ticker_outputs(progress.clone(), observers.observed.clone(), expected.len())));
     let mut stop_drain = stop.clone();
@@ -163,10 +164,8 @@ pub(super) async fn exercise(
 }
 
 fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, String> {
-    let mut env: Vec<(String, String)> = vec![
-        ("THUMBNAIL_WIDTH".into(), s.pipeline.thumbnail_width.to_string()),
-        ("KAFKA_GROUP_ID".into(), s.processor.group_id.clone()),
-    ];
+    let mut env: Vec<(String, String)> =
+        vec![("THUMBNAIL_WIDTH".into(), s.pipeline.thumbnail_width.to_string()), ("KAFKA_GROUP_ID".into(), s.processor.group_id.clone())];
     env.extend(s.processor.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let builtin = matches!(s.processor.kind, ProcessorKind::Builtin(_));
     let (program, args) = match &s.processor.kind {

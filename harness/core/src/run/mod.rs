@@ -60,7 +60,16 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     let clock = clock::Clock::start();
     progress.say(&format!("run {run_id}: reports in {}", report_dir.display()));
 
-    let mut ctx = Context { scenario, started_wall, started, run_id, report_dir, progress, timings: Timings::default(), env_info: env_info(scenario) };
+    let mut ctx = Context {
+        scenario,
+        started_wall,
+        started,
+        run_id,
+        report_dir,
+        progress,
+        timings: Timings::default(),
+        env_info: env_info(scenario),
+    };
 
     let say = {
         let p = ctx.progress.clone();
@@ -123,7 +132,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     };
     let start = async {
         match scenario.environment.kind {
-            EnvKind::Containers => ContainersEnv::start(spec, &toolchain, &ctx.run_id, opts.images, &say).await.map(|e| Env::Containers(Box::new(e))),
+            EnvKind::Containers => {
+                ContainersEnv::start(spec, &toolchain, &ctx.run_id, opts.images, &say).await.map(|e| Env::Containers(Box::new(e)))
+            }
             _ => LocalEnv::start(spec, &toolchain, &say).await.map(Env::Local),
         }
     };
@@ -336,8 +347,8 @@ impl Context<'_> {
         };
         // The scenario copy comes first: report.html embeds the copy, not the original
         // file, which may have changed since the run started.
-        if let Err(e) = std::fs::create_dir_all(&self.report_dir)
-            .and_then(|()| std::fs::write(self.report_dir.join("scenario.yaml"), &s.source_text))
+        if let Err(e) =
+            std::fs::create_dir_all(&self.report_dir).and_then(|()| std::fs::write(self.report_dir.join("scenario.yaml"), &s.source_text))
         {
             eprintln!("error: could not copy the scenario into the reports: {e}");
         }

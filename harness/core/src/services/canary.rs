@@ -24,9 +24,7 @@ pub fn canary_key(nonce: &str) -> String {
 /// A valid 32×24 PNG (a gradient), so a processor that meets the canary event
 /// later can resize it like any other upload.
 pub fn canary_png() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(32, 24, |x, y| {
-        image::Rgb([(x * 8) as u8, (y * 10) as u8, 128])
-    });
+    let img = image::RgbImage::from_fn(32, 24, |x, y| image::Rgb([(x * 8) as u8, (y * 10) as u8, 128]));
     let mut out = Cursor::new(Vec::new());
     // Encoding a small in-memory image into a Vec cannot fail.
     let _ = img.write_to(&mut out, image::ImageFormat::Png);
@@ -71,12 +69,7 @@ pub async fn run_canary(
         .body(ByteStream::from(canary_png()))
         .send()
         .await
-        .map_err(|e| {
-            CanaryError::Setup(format!(
-                "uploading {bucket}/{key}: {}",
-                describe_sdk_error(&e)
-            ))
-        })?;
+        .map_err(|e| CanaryError::Setup(format!("uploading {bucket}/{key}: {}", describe_sdk_error(&e))))?;
     match tokio::time::timeout(timeout, next_event_for(&consumer, bucket, key)).await {
         Ok(Ok(seen)) => Ok(seen),
         Ok(Err(e)) => Err(CanaryError::Setup(e)),
@@ -97,18 +90,10 @@ pub async fn wait_for_object_event(
     let consumer = assigned_consumer(bootstrap, topic, partitions)?;
     tokio::time::timeout(timeout, next_event_for(&consumer, bucket, key))
         .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "no event for {bucket}/{key} on {topic} within {timeout:?}"
-            ))
-        })
+        .unwrap_or_else(|_| Err(format!("no event for {bucket}/{key} on {topic} within {timeout:?}")))
 }
 
-fn assigned_consumer(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-) -> Result<StreamConsumer, String> {
+fn assigned_consumer(bootstrap: &str, topic: &str, partitions: i32) -> Result<StreamConsumer, String> {
     let consumer: StreamConsumer = helper_client_config(bootstrap)
         .set("group.id", "_harness_canary")
         .set("enable.auto.commit", "false")
@@ -116,36 +101,21 @@ fn assigned_consumer(
         .map_err(|e| format!("consumer for {topic}: {e}"))?;
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions.max(1) {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .map_err(|e| format!("assigning {topic}/{p}: {e}"))?;
+        assignment.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| format!("assigning {topic}/{p}: {e}"))?;
     }
-    consumer
-        .assign(&assignment)
-        .map_err(|e| format!("assigning {topic}: {e}"))?;
+    consumer.assign(&assignment).map_err(|e| format!("assigning {topic}: {e}"))?;
     Ok(consumer)
 }
 
-async fn next_event_for(
-    consumer: &StreamConsumer,
-    bucket: &str,
-    key: &str,
-) -> Result<SeenEvent, String> {
+async fn next_event_for(consumer: &StreamConsumer, bucket: &str, key: &str) -> Result<SeenEvent, String> {
     let wanted = format!("{bucket}/{key}");
     loop {
-        let msg = consumer
-            .recv()
-            .await
-            .map_err(|e| format!("consuming: {e}"))?;
+        let msg = consumer.recv().await.map_err(|e| format!("consuming: {e}"))?;
         let Some(payload) = msg.payload() else {
             continue;
         };
         if let Some(event_name) = event_about(payload, &wanted) {
-            return Ok(SeenEvent {
-                event_name,
-                partition: msg.partition(),
-                offset: msg.offset(),
-            });
+            return Ok(SeenEvent { event_name, partition: msg.partition(), offset: msg.offset() });
         }
     }
 }
@@ -176,10 +146,7 @@ mod tests {
     #[test]
     fn events_are_matched_on_bucket_and_key() {
         let payload = br#"{"EventName":"s3:ObjectCreated:Put","Key":"images/_harness/canary/x.png","Records":[]}"#;
-        assert_eq!(
-            event_about(payload, "images/_harness/canary/x.png").as_deref(),
-            Some("s3:ObjectCreated:Put")
-        );
+        assert_eq!(event_about(payload, "images/_harness/canary/x.png").as_deref(), Some("s3:ObjectCreated:Put"));
         assert_eq!(event_about(payload, "images/other.png"), None);
         assert_eq!(event_about(b"not json", "images/x"), None);
     }

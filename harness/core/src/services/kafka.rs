@@ -37,10 +37,7 @@ impl KafkaPorts {
     /// Two free ports from the OS.
     pub fn pick() -> std::io::Result<Self> {
         let ports = super::ports::free_ports(2)?;
-        Ok(KafkaPorts {
-            broker: ports[0],
-            controller: ports[1],
-        })
+        Ok(KafkaPorts { broker: ports[0], controller: ports[1] })
     }
 
     /// `127.0.0.1:<broker>`, which is also what the broker advertises.
@@ -97,7 +94,12 @@ impl ClusterNode {
     pub fn cluster(ports: &[KafkaPorts], cluster_id: &str) -> Vec<ClusterNode> {
         let voters = ports.iter().enumerate().map(|(i, p)| format!("{}@127.0.0.1:{}", i + 1, p.controller)).collect::<Vec<_>>().join(",");
         (1..=ports.len() as u32)
-            .map(|node_id| ClusterNode { node_id, voters: voters.clone(), replication: ports.len() as u32, cluster_id: cluster_id.to_string() })
+            .map(|node_id| ClusterNode {
+                node_id,
+                voters: voters.clone(),
+                replication: ports.len() as u32,
+                cluster_id: cluster_id.to_string(),
+            })
             .collect()
     }
 }
@@ -229,11 +231,7 @@ pub struct Kafka {
 impl Kafka {
     /// Formats a fresh data dir, starts the broker and waits until a message
     /// makes the round trip. On failure nothing of this start is left running.
-    pub async fn start(
-        group: &ProcessGroup,
-        cfg: &KafkaConfig,
-        ports: KafkaPorts,
-    ) -> Result<Kafka, ServiceError> {
+    pub async fn start(group: &ProcessGroup, cfg: &KafkaConfig, ports: KafkaPorts) -> Result<Kafka, ServiceError> {
         let started = Instant::now();
         let name = cfg.name();
         let service = name.as_str();
@@ -242,9 +240,7 @@ impl Kafka {
             move |e| ServiceError::io(service, context, e)
         };
         match std::fs::remove_dir_all(&cfg.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io("removing", &cfg.dir)(e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io("removing", &cfg.dir)(e)),
             _ => {}
         }
         let config_dir = cfg.dir.join("config");
@@ -266,24 +262,11 @@ impl Kafka {
             let mut args = jvm_args(&cfg.libs, &log4j);
             args.push(main.into());
             args.extend(rest.iter().map(|s| s.to_string()));
-            ChildSpec {
-                name: name.clone(),
-                program: cfg.java.clone(),
-                args,
-                ..ChildSpec::default()
-            }
+            ChildSpec { name: name.clone(), program: cfg.java.clone(), args, ..ChildSpec::default() }
         };
         let props_arg = props.display().to_string();
-        let mut format = group.spawn(&java_with(
-            "kafka.tools.StorageTool",
-            &[
-                "format",
-                "--cluster-id",
-                &cluster_id,
-                "--config",
-                &props_arg,
-            ],
-        ))?;
+        let mut format =
+            group.spawn(&java_with("kafka.tools.StorageTool", &["format", "--cluster-id", &cluster_id, "--config", &props_arg]))?;
         let status = match tokio::time::timeout(cfg.ready_timeout, format.wait()).await {
             Ok(Ok(status)) => status,
             other => {
@@ -311,63 +294,36 @@ impl Kafka {
 
         let mut process = group.spawn(&java_with("kafka.Kafka", &[&props_arg]))?;
         let bootstrap = ports.bootstrap();
-        let nonce = super::token::hex_token(8)
-            .map_err(|e| ServiceError::io(service, "reading /dev/urandom", e))?;
+        let nonce = super::token::hex_token(8).map_err(|e| ServiceError::io(service, "reading /dev/urandom", e))?;
         let remaining = cfg.ready_timeout.saturating_sub(started.elapsed());
         let replication = cfg.replication();
-        let ready = ready_or_exit(
-            &mut process,
-            service,
-            remaining,
-            Duration::from_millis(200),
-            || round_trip(&bootstrap, &nonce, replication),
-        )
-        .await;
+        let ready =
+            ready_or_exit(&mut process, service, remaining, Duration::from_millis(200), || round_trip(&bootstrap, &nonce, replication))
+                .await;
         if let Err(e) = ready {
             let _ = process.kill().await;
             return Err(e);
         }
-        Ok(Kafka {
-            process,
-            ports,
-            ready_in: started.elapsed(),
-            node_id: cfg.cluster.as_ref().map_or(1, |c| c.node_id),
-            name,
-            replication,
-        })
+        Ok(Kafka { process, ports, ready_in: started.elapsed(), node_id: cfg.cluster.as_ref().map_or(1, |c| c.node_id), name, replication })
     }
 
     /// Starts the broker again on the same ports, config and data (no format),
     /// after its process exited (a fault stopped or killed it), and waits for the
     /// same produce/consume round trip as [`Kafka::start`]. Returns how long it took.
-    pub async fn restart(
-        &mut self,
-        group: &ProcessGroup,
-        cfg: &KafkaConfig,
-    ) -> Result<Duration, ServiceError> {
+    pub async fn restart(&mut self, group: &ProcessGroup, cfg: &KafkaConfig) -> Result<Duration, ServiceError> {
         let started = Instant::now();
         let config_dir = cfg.dir.join("config");
         let mut args = jvm_args(&cfg.libs, &config_dir.join("log4j2.properties"));
         args.push("kafka.Kafka".into());
         args.push(config_dir.join("server.properties").display().to_string());
-        let spec = ChildSpec {
-            name: self.name.clone(),
-            program: cfg.java.clone(),
-            args,
-            ..ChildSpec::default()
-        };
+        let spec = ChildSpec { name: self.name.clone(), program: cfg.java.clone(), args, ..ChildSpec::default() };
         let mut process = group.spawn(&spec)?;
         let bootstrap = self.ports.bootstrap();
-        let nonce = super::token::hex_token(8)
-            .map_err(|e| ServiceError::io(&self.name, "reading /dev/urandom", e))?;
+        let nonce = super::token::hex_token(8).map_err(|e| ServiceError::io(&self.name, "reading /dev/urandom", e))?;
         let replication = self.replication;
-        let ready = ready_or_exit(
-            &mut process,
-            &self.name,
-            cfg.ready_timeout,
-            Duration::from_millis(200),
-            || round_trip(&bootstrap, &nonce, replication),
-        )
+        let ready = ready_or_exit(&mut process, &self.name, cfg.ready_timeout, Duration::from_millis(200), || {
+            round_trip(&bootstrap, &nonce, replication)
+        })
         .await;
         if let Err(e) = ready {
             let _ = process.kill().await;
@@ -428,24 +384,11 @@ pub fn helper_client_config(bootstrap: &str) -> ClientConfig {
 }
 
 /// Creates `name`; an existing topic counts as created (idempotent retries).
-pub async fn create_topic(
-    bootstrap: &str,
-    name: &str,
-    partitions: i32,
-    replication: u32,
-    timeout: Duration,
-) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = helper_client_config(bootstrap)
-        .create()
-        .map_err(|e| format!("admin client: {e}"))?;
-    let opts = AdminOptions::new()
-        .request_timeout(Some(timeout))
-        .operation_timeout(Some(timeout));
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32, replication: u32, timeout: Duration) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = helper_client_config(bootstrap).create().map_err(|e| format!("admin client: {e}"))?;
+    let opts = AdminOptions::new().request_timeout(Some(timeout)).operation_timeout(Some(timeout));
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication as i32));
-    let results = admin
-        .create_topics([&topic], &opts)
-        .await
-        .map_err(|e| format!("create topics request: {e}"))?;
+    let results = admin.create_topics([&topic], &opts).await.map_err(|e| format!("create topics request: {e}"))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -467,10 +410,7 @@ pub(crate) async fn round_trip(bootstrap: &str, nonce: &str, replication: u32) -
         .create()
         .map_err(|e| format!("producer: {e}"))?;
     producer
-        .send(
-            FutureRecord::to(READY_TOPIC).key("ready").payload(nonce),
-            STEP,
-        )
+        .send(FutureRecord::to(READY_TOPIC).key("ready").payload(nonce), STEP)
         .await
         .map_err(|(e, _)| format!("produce to {READY_TOPIC}: {e}"))?;
     let consumer: StreamConsumer = helper_client_config(bootstrap)
@@ -479,18 +419,11 @@ pub(crate) async fn round_trip(bootstrap: &str, nonce: &str, replication: u32) -
         .create()
         .map_err(|e| format!("consumer: {e}"))?;
     let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(READY_TOPIC, 0, Offset::Beginning)
-        .map_err(|e| format!("assign: {e}"))?;
-    consumer
-        .assign(&assignment)
-        .map_err(|e| format!("assign: {e}"))?;
+    assignment.add_partition_offset(READY_TOPIC, 0, Offset::Beginning).map_err(|e| format!("assign: {e}"))?;
+    consumer.assign(&assignment).map_err(|e| format!("assign: {e}"))?;
     let consumed = tokio::time::timeout(STEP, async {
         loop {
-            let msg = consumer
-                .recv()
-                .await
-                .map_err(|e| format!("consume from {READY_TOPIC}: {e}"))?;
+            let msg = consumer.recv().await.map_err(|e| format!("consume from {READY_TOPIC}: {e}"))?;
             if msg.payload() == Some(nonce.as_bytes()) {
                 return Ok::<(), String>(());
             }
@@ -499,9 +432,7 @@ pub(crate) async fn round_trip(bootstrap: &str, nonce: &str, replication: u32) -
     .await;
     match consumed {
         Ok(result) => result,
-        Err(_) => Err(format!(
-            "produced to {READY_TOPIC} but did not consume it back within {STEP:?}"
-        )),
+        Err(_) => Err(format!("produced to {READY_TOPIC} but did not consume it back within {STEP:?}")),
     }
 }
 
@@ -511,10 +442,7 @@ mod tests {
 
     #[test]
     fn properties_describe_one_loopback_kraft_node() {
-        let ports = KafkaPorts {
-            broker: 4001,
-            controller: 4002,
-        };
+        let ports = KafkaPorts { broker: 4001, controller: 4002 };
         let text = server_properties(ports, Path::new("/run/kafka/data"), &[], None);
         for line in [
             "process.roles=broker,controller",
@@ -529,10 +457,7 @@ mod tests {
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
         ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in\n{text}"
-            );
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
         assert_eq!(ports.bootstrap(), "127.0.0.1:4001");
     }
@@ -600,12 +525,7 @@ mod tests {
     #[test]
     fn jvm_args_carry_heap_gc_log4j_and_classpath() {
         let args = jvm_args(Path::new("/k/libs"), Path::new("/r/log4j2.properties"));
-        for want in [
-            "-Xms256m",
-            "-Xmx768m",
-            "-XX:+UseG1GC",
-            "-Djava.awt.headless=true",
-        ] {
+        for want in ["-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true"] {
             assert!(args.iter().any(|a| a == want), "{want} in {args:?}");
         }
         assert!(args.contains(&"-Dlog4j2.configurationFile=/r/log4j2.properties".to_string()));
@@ -625,14 +545,9 @@ mod tests {
             extra_listeners: Vec::new(),
             cluster: None,
         };
-        let err = Kafka::start(&group, &cfg, KafkaPorts::pick().unwrap())
-            .await
-            .unwrap_err();
+        let err = Kafka::start(&group, &cfg, KafkaPorts::pick().unwrap()).await.unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.starts_with("kafka (storage format) exited during startup (exit code 1)"),
-            "{text}"
-        );
+        assert!(text.starts_with("kafka (storage format) exited during startup (exit code 1)"), "{text}");
         assert!(text.contains("harness: starting /bin/false"), "{text}");
         assert!(dir.path().join("kafka/config/server.properties").is_file());
     }

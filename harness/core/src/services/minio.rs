@@ -23,10 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, Event, NotificationConfiguration, QueueConfiguration,
-    VersioningConfiguration,
-};
+use aws_sdk_s3::types::{BucketVersioningStatus, Event, NotificationConfiguration, QueueConfiguration, VersioningConfiguration};
 
 use super::process::{ChildProcess, ChildSpec, ProcessGroup};
 use super::ready::ready_or_exit;
@@ -62,10 +59,7 @@ pub struct MinioPorts {
 impl MinioPorts {
     pub fn pick() -> std::io::Result<Self> {
         let ports = super::ports::free_ports(2)?;
-        Ok(MinioPorts {
-            api: ports[0],
-            console: ports[1],
-        })
+        Ok(MinioPorts { api: ports[0], console: ports[1] })
     }
 
     /// `http://127.0.0.1:<api>`.
@@ -106,23 +100,13 @@ impl MinioConfig {
 /// MinIO's environment. Holds the root credentials: never log it.
 pub fn minio_env(cfg: &MinioConfig) -> Vec<(String, String)> {
     let mut env = vec![
-        (
-            "MINIO_ROOT_USER".to_string(),
-            cfg.credentials.access_key.clone(),
-        ),
-        (
-            "MINIO_ROOT_PASSWORD".to_string(),
-            cfg.credentials.secret_key.clone(),
-        ),
+        ("MINIO_ROOT_USER".to_string(), cfg.credentials.access_key.clone()),
+        ("MINIO_ROOT_PASSWORD".to_string(), cfg.credentials.secret_key.clone()),
         ("MINIO_BROWSER".to_string(), "off".to_string()),
         ("MINIO_UPDATE".to_string(), "off".to_string()),
     ];
-    for (id, topic) in [
-        (EVENTS_TARGET, &cfg.events_topic),
-        (OUTPUTS_TARGET, &cfg.outputs_topic),
-    ] {
-        let mut set =
-            |key: &str, value: String| env.push((format!("MINIO_NOTIFY_KAFKA_{key}_{id}"), value));
+    for (id, topic) in [(EVENTS_TARGET, &cfg.events_topic), (OUTPUTS_TARGET, &cfg.outputs_topic)] {
+        let mut set = |key: &str, value: String| env.push((format!("MINIO_NOTIFY_KAFKA_{key}_{id}"), value));
         set("ENABLE", "on".into());
         set("BROKERS", cfg.kafka_bootstrap.clone());
         set("TOPIC", topic.clone());
@@ -165,19 +149,11 @@ pub struct Minio {
 impl Minio {
     /// Starts MinIO on a fresh data dir and waits until an object can be put,
     /// read back and deleted. On failure nothing of this start is left running.
-    pub async fn start(
-        group: &ProcessGroup,
-        cfg: &MinioConfig,
-        ports: MinioPorts,
-    ) -> Result<Minio, ServiceError> {
+    pub async fn start(group: &ProcessGroup, cfg: &MinioConfig, ports: MinioPorts) -> Result<Minio, ServiceError> {
         let started = Instant::now();
         match std::fs::remove_dir_all(&cfg.dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(ServiceError::io(
-                    SERVICE,
-                    format!("removing {}", cfg.dir.display()),
-                    e,
-                ))
+                return Err(ServiceError::io(SERVICE, format!("removing {}", cfg.dir.display()), e))
             }
             _ => {}
         }
@@ -186,8 +162,7 @@ impl Minio {
             dirs.push(cfg.queue_dir_path());
         }
         for dir in &dirs {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| ServiceError::io(SERVICE, format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(dir).map_err(|e| ServiceError::io(SERVICE, format!("creating {}", dir.display()), e))?;
         }
         let spec = ChildSpec {
             name: SERVICE.into(),
@@ -199,44 +174,22 @@ impl Minio {
         };
         let mut process = group.spawn(&spec)?;
         let client = s3_client(&ports.endpoint(), &cfg.credentials);
-        let key = format!(
-            "_harness/ready/{}",
-            super::token::hex_token(8).map_err(|e| ServiceError::io(
-                SERVICE,
-                "reading /dev/urandom",
-                e
-            ))?
-        );
-        let ready = ready_or_exit(
-            &mut process,
-            SERVICE,
-            cfg.ready_timeout,
-            Duration::from_millis(100),
-            || probe(&client, &key),
-        )
-        .await;
+        let key =
+            format!("_harness/ready/{}", super::token::hex_token(8).map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?);
+        let ready = ready_or_exit(&mut process, SERVICE, cfg.ready_timeout, Duration::from_millis(100), || probe(&client, &key)).await;
         if let Err(e) = ready {
             let _ = process.kill().await;
             return Err(e);
         }
         // The probe bucket is empty again; a leftover would only show in listings.
         let _ = client.delete_bucket().bucket(READY_BUCKET).send().await;
-        Ok(Minio {
-            process,
-            ports,
-            client,
-            ready_in: started.elapsed(),
-        })
+        Ok(Minio { process, ports, client, ready_in: started.elapsed() })
     }
 
     /// Starts MinIO again on the same ports and data (nothing is wiped) after its
     /// process exited (a fault stopped or killed it), and waits for the same
     /// put/get/delete as [`Minio::start`]. Returns how long it took.
-    pub async fn restart(
-        &mut self,
-        group: &ProcessGroup,
-        cfg: &MinioConfig,
-    ) -> Result<Duration, ServiceError> {
+    pub async fn restart(&mut self, group: &ProcessGroup, cfg: &MinioConfig) -> Result<Duration, ServiceError> {
         let started = Instant::now();
         let spec = ChildSpec {
             name: SERVICE.into(),
@@ -247,20 +200,10 @@ impl Minio {
             cwd: Some(cfg.dir.clone()),
         };
         let mut process = group.spawn(&spec)?;
-        let key = format!(
-            "_harness/ready/{}",
-            super::token::hex_token(8)
-                .map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?
-        );
+        let key =
+            format!("_harness/ready/{}", super::token::hex_token(8).map_err(|e| ServiceError::io(SERVICE, "reading /dev/urandom", e))?);
         let client = self.client.clone();
-        let ready = ready_or_exit(
-            &mut process,
-            SERVICE,
-            cfg.ready_timeout,
-            Duration::from_millis(100),
-            || probe(&client, &key),
-        )
-        .await;
+        let ready = ready_or_exit(&mut process, SERVICE, cfg.ready_timeout, Duration::from_millis(100), || probe(&client, &key)).await;
         if let Err(e) = ready {
             let _ = process.kill().await;
             return Err(e);
@@ -310,9 +253,7 @@ impl Minio {
 
 /// Creates `bucket` (an existing one of ours is fine), optionally versioned.
 pub async fn setup_bucket(client: &aws_sdk_s3::Client, bucket: &str, versioned: bool) -> Result<(), ServiceError> {
-    create_bucket(client, bucket)
-        .await
-        .map_err(|e| ServiceError::setup(SERVICE, format!("creating bucket {bucket}"), e))?;
+    create_bucket(client, bucket).await.map_err(|e| ServiceError::setup(SERVICE, format!("creating bucket {bucket}"), e))?;
     if versioned {
         let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
         client
@@ -348,12 +289,7 @@ pub async fn notify_on_create(client: &aws_sdk_s3::Client, bucket: &str, target_
 async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), String> {
     match client.create_bucket().bucket(bucket).send().await {
         Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_bucket_already_owned_by_you()) =>
-        {
-            Ok(())
-        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => Ok(()),
         Err(e) => Err(describe_sdk_error(&e)),
     }
 }
@@ -385,29 +321,12 @@ pub(crate) async fn probe(client: &aws_sdk_s3::Client, key: &str) -> Result<(), 
             .map_err(|e| format!("get body: {e}"))?
             .into_bytes();
         if got.as_ref() != body.as_slice() {
-            return Err(format!(
-                "get returned {} bytes, not the {} put",
-                got.len(),
-                body.len()
-            ));
+            return Err(format!("get returned {} bytes, not the {} put", got.len(), body.len()));
         }
-        client
-            .delete_object()
-            .bucket(READY_BUCKET)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| format!("delete: {}", describe_sdk_error(&e)))?;
+        client.delete_object().bucket(READY_BUCKET).key(key).send().await.map_err(|e| format!("delete: {}", describe_sdk_error(&e)))?;
         Ok(())
     };
-    tokio::time::timeout(STEP * 3, steps)
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "put/get/delete did not finish within {:?}",
-                STEP * 3
-            ))
-        })
+    tokio::time::timeout(STEP * 3, steps).await.unwrap_or_else(|_| Err(format!("put/get/delete did not finish within {:?}", STEP * 3)))
 }
 
 #[cfg(test)]
@@ -424,11 +343,7 @@ mod tests {
             queue_dir,
             queue_limit: None,
             sync_events,
-            credentials: S3Credentials {
-                access_key: "harness-ak".into(),
-                secret_key: "secret-sk".into(),
-                region: "us-east-1".into(),
-            },
+            credentials: S3Credentials { access_key: "harness-ak".into(), secret_key: "secret-sk".into(), region: "us-east-1".into() },
             ready_timeout: Duration::from_secs(60),
         }
     }
@@ -445,19 +360,10 @@ mod tests {
         assert_eq!(get(&env, "MINIO_BROWSER"), Some("off"));
         assert_eq!(get(&env, "MINIO_UPDATE"), Some("off"));
         assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_ENABLE_1"), Some("on"));
-        assert_eq!(
-            get(&env, "MINIO_NOTIFY_KAFKA_BROKERS_1"),
-            Some("127.0.0.1:9092")
-        );
-        assert_eq!(
-            get(&env, "MINIO_NOTIFY_KAFKA_TOPIC_1"),
-            Some("minio-events")
-        );
+        assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_BROKERS_1"), Some("127.0.0.1:9092"));
+        assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_TOPIC_1"), Some("minio-events"));
         assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_ENABLE_2"), Some("on"));
-        assert_eq!(
-            get(&env, "MINIO_NOTIFY_KAFKA_TOPIC_2"),
-            Some("harness-outputs")
-        );
+        assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_TOPIC_2"), Some("harness-outputs"));
         assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_QUEUE_DIR_1"), None);
         assert_eq!(get(&env, "MINIO_API_SYNC_EVENTS"), None);
     }
@@ -466,36 +372,17 @@ mod tests {
     fn env_adds_queue_dir_and_sync_events_when_asked() {
         let env = minio_env(&config(true, true));
         for id in ["1", "2"] {
-            assert_eq!(
-                get(&env, &format!("MINIO_NOTIFY_KAFKA_QUEUE_DIR_{id}")),
-                Some("/run/minio/queue")
-            );
-            assert_eq!(
-                get(&env, &format!("MINIO_NOTIFY_KAFKA_QUEUE_LIMIT_{id}")),
-                Some("100000")
-            );
+            assert_eq!(get(&env, &format!("MINIO_NOTIFY_KAFKA_QUEUE_DIR_{id}")), Some("/run/minio/queue"));
+            assert_eq!(get(&env, &format!("MINIO_NOTIFY_KAFKA_QUEUE_LIMIT_{id}")), Some("100000"));
         }
         assert_eq!(get(&env, "MINIO_API_SYNC_EVENTS"), Some("on"));
     }
 
     #[test]
     fn args_bind_loopback() {
-        let ports = MinioPorts {
-            api: 9100,
-            console: 9101,
-        };
+        let ports = MinioPorts { api: 9100, console: 9101 };
         let args = minio_args(ports, Path::new("/run/minio/data"));
-        assert_eq!(
-            args,
-            [
-                "server",
-                "--address",
-                "127.0.0.1:9100",
-                "--console-address",
-                "127.0.0.1:9101",
-                "/run/minio/data"
-            ]
-        );
+        assert_eq!(args, ["server", "--address", "127.0.0.1:9100", "--console-address", "127.0.0.1:9101", "/run/minio/data"]);
         assert_eq!(ports.endpoint(), "http://127.0.0.1:9100");
         assert_eq!(target_arn(EVENTS_TARGET), "arn:minio:sqs::1:kafka");
         assert_eq!(target_arn(OUTPUTS_TARGET), "arn:minio:sqs::2:kafka");

@@ -52,35 +52,16 @@ pub enum ServiceError {
     },
     /// The process exited while it should have been starting or running.
     #[error("{service} exited during startup ({status}); last lines of {log}:\n{tail}", log = log.display())]
-    Exited {
-        service: String,
-        status: String,
-        log: PathBuf,
-        tail: String,
-    },
+    Exited { service: String, status: String, log: PathBuf, tail: String },
     /// A port picked for the service was taken by someone else before it bound it.
     #[error("{service} could not bind its port (address already in use); last lines of {log}:\n{tail}", log = log.display())]
-    PortInUse {
-        service: String,
-        log: PathBuf,
-        tail: String,
-    },
+    PortInUse { service: String, log: PathBuf, tail: String },
     /// The readiness probe did not pass in time.
     #[error("{service} was not ready within {}: {detail}; last lines of {log}:\n{tail}", secs(*timeout), log = log.display())]
-    NotReady {
-        service: String,
-        timeout: Duration,
-        detail: String,
-        log: PathBuf,
-        tail: String,
-    },
+    NotReady { service: String, timeout: Duration, detail: String, log: PathBuf, tail: String },
     /// A setup request through a client (create a topic, a bucket...) failed.
     #[error("{service}: {stage}: {detail}")]
-    Setup {
-        service: String,
-        stage: String,
-        detail: String,
-    },
+    Setup { service: String, stage: String, detail: String },
 }
 
 /// "60s", "0.3s": durations in messages for people.
@@ -99,18 +80,10 @@ impl ServiceError {
     }
 
     pub(crate) fn io(service: &str, context: impl Into<String>, source: std::io::Error) -> Self {
-        ServiceError::Io {
-            service: service.to_string(),
-            context: context.into(),
-            source,
-        }
+        ServiceError::Io { service: service.to_string(), context: context.into(), source }
     }
 
     pub(crate) fn setup(service: &str, stage: impl Into<String>, detail: impl ToString) -> Self {
-        ServiceError::Setup {
-            service: service.to_string(),
-            stage: stage.into(),
-            detail: detail.to_string(),
-        }
+        ServiceError::Setup { service: service.to_string(), stage: stage.into(), detail: detail.to_string() }
     }
 }

@@ -10,13 +10,8 @@ use std::net::{Ipv4Addr, TcpListener};
 /// `n` distinct free ports. All listeners are held until every port is picked,
 /// so the OS cannot hand out the same port twice.
 pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
-        .collect()
+    let listeners = (0..n).map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0))).collect::<std::io::Result<Vec<_>>>()?;
+    listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect()
 }
 
 /// True when a log excerpt says a bind failed because the port was taken.
@@ -49,12 +44,8 @@ mod tests {
         assert!(says_port_in_use(
             "org.apache.kafka.common.KafkaException: Socket server failed to bind to 127.0.0.1:4242: Address already in use."
         ));
-        assert!(says_port_in_use(
-            "ERROR Unable to start the server: Port is already in use"
-        ));
-        assert!(says_port_in_use(
-            "listen tcp 127.0.0.1:9000: bind: address already in use"
-        ));
+        assert!(says_port_in_use("ERROR Unable to start the server: Port is already in use"));
+        assert!(says_port_in_use("listen tcp 127.0.0.1:9000: bind: address already in use"));
         assert!(!says_port_in_use("Kafka Server started"));
     }
 }

@@ -21,7 +21,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::redact::{Redactor, RedactingStream};
+use super::redact::{RedactingStream, Redactor};
 use super::ServiceError;
 
 /// What to run. Arguments and environment may hold secrets: neither is logged,
@@ -67,11 +67,7 @@ pub struct ProcessGroup {
 impl ProcessGroup {
     /// A group whose children log into `log_dir` (created on first spawn).
     pub fn new(log_dir: impl Into<PathBuf>) -> Self {
-        ProcessGroup {
-            pgid: Arc::new(Mutex::new(None)),
-            log_dir: log_dir.into(),
-            redactor: Redactor::default(),
-        }
+        ProcessGroup { pgid: Arc::new(Mutex::new(None)), log_dir: log_dir.into(), redactor: Redactor::default() }
     }
 
     /// The same group, with children's output written through `redactor`.
@@ -100,18 +96,14 @@ impl ProcessGroup {
     /// Must be called from a long-lived thread (see the module docs).
     pub fn spawn(&self, spec: &ChildSpec) -> Result<ChildProcess, ServiceError> {
         let name = spec.name.as_str();
-        std::fs::create_dir_all(&self.log_dir).map_err(|e| {
-            ServiceError::io(name, format!("creating {}", self.log_dir.display()), e)
-        })?;
+        std::fs::create_dir_all(&self.log_dir).map_err(|e| ServiceError::io(name, format!("creating {}", self.log_dir.display()), e))?;
         let log_path = self.log_path(name);
         let mut stdout = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(|e| ServiceError::io(name, format!("opening {}", log_path.display()), e))?;
-        let unix_now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         // Only the program: arguments of a user's processor might hold secrets.
         let _ = writeln!(
             stdout,
@@ -120,28 +112,18 @@ impl ProcessGroup {
             unix_now.as_secs(),
             unix_now.subsec_millis()
         );
-        let stderr = stdout
-            .try_clone()
-            .map_err(|e| ServiceError::io(name, format!("opening {}", log_path.display()), e))?;
+        let stderr = stdout.try_clone().map_err(|e| ServiceError::io(name, format!("opening {}", log_path.display()), e))?;
 
         // With secrets to mask, output goes through the harness on its way to the
         // log; otherwise straight into the file.
         let masked = !self.redactor.is_empty();
         let (out, err) = if masked { (Stdio::piped(), Stdio::piped()) } else { (stdout.into(), stderr.into()) };
         let mut cmd = tokio::process::Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .kill_on_drop(false);
+        cmd.args(&spec.args).stdin(Stdio::null()).stdout(out).stderr(err).kill_on_drop(false);
         if !spec.env_remove_prefixes.is_empty() {
             for (key, _) in std::env::vars_os() {
                 let k = key.to_string_lossy();
-                if spec
-                    .env_remove_prefixes
-                    .iter()
-                    .any(|p| k.starts_with(p.as_str()))
-                {
+                if spec.env_remove_prefixes.iter().any(|p| k.starts_with(p.as_str())) {
                     cmd.env_remove(&key);
                 }
             }
@@ -164,14 +146,7 @@ impl ProcessGroup {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 // The harness died between fork and prctl: follow it now.
@@ -181,11 +156,8 @@ impl ProcessGroup {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|source| ServiceError::Spawn {
-            service: name.to_string(),
-            program: spec.program.clone(),
-            source,
-        })?;
+        let mut child =
+            cmd.spawn().map_err(|source| ServiceError::Spawn { service: name.to_string(), program: spec.program.clone(), source })?;
         if masked {
             let open = || OpenOptions::new().append(true).open(&log_path);
             if let (Some(o), Ok(f)) = (child.stdout.take(), open()) {
@@ -203,14 +175,7 @@ impl ProcessGroup {
         }
         drop(pgid);
         tracing::debug!(service = name, pid, log = %log_path.display(), "spawned");
-        Ok(ChildProcess {
-            name: name.to_string(),
-            child,
-            pid,
-            log_path,
-            started: Instant::now(),
-            status: None,
-        })
+        Ok(ChildProcess { name: name.to_string(), child, pid, log_path, started: Instant::now(), status: None })
     }
 
     /// Sends `signal` to every process of the group. Returns false when the
@@ -395,16 +360,9 @@ mod tests {
 
     #[test]
     fn child_spec_debug_hides_values() {
-        let spec = ChildSpec {
-            name: "minio".into(),
-            env: vec![("MINIO_ROOT_PASSWORD".into(), "hunter22".into())],
-            ..ChildSpec::default()
-        };
+        let spec = ChildSpec { name: "minio".into(), env: vec![("MINIO_ROOT_PASSWORD".into(), "hunter22".into())], ..ChildSpec::default() };
         let shown = format!("{spec:?}");
-        assert!(
-            shown.contains("MINIO_ROOT_PASSWORD") && !shown.contains("hunter22"),
-            "{shown}"
-        );
+        assert!(shown.contains("MINIO_ROOT_PASSWORD") && !shown.contains("hunter22"), "{shown}");
     }
 
     #[test]
@@ -427,10 +385,7 @@ mod tests {
     #[test]
     fn statuses_are_described_for_humans() {
         assert_eq!(describe_status(ExitStatus::from_raw(1 << 8)), "exit code 1");
-        assert_eq!(
-            describe_status(ExitStatus::from_raw(libc::SIGKILL)),
-            "killed by signal 9 (SIGKILL)"
-        );
+        assert_eq!(describe_status(ExitStatus::from_raw(libc::SIGKILL)), "killed by signal 9 (SIGKILL)");
     }
 
     #[tokio::test]
@@ -443,12 +398,8 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             ..ChildSpec::default()
         };
-        let mut a = group
-            .spawn(&sh("a", "echo hello-a; exec sleep 60"))
-            .unwrap();
-        let mut b = group
-            .spawn(&sh("b", "echo oops >&2; exec sleep 60"))
-            .unwrap();
+        let mut a = group.spawn(&sh("a", "echo hello-a; exec sleep 60")).unwrap();
+        let mut b = group.spawn(&sh("b", "echo oops >&2; exec sleep 60")).unwrap();
         let pgid = group.pgid().unwrap();
         assert_eq!(pgid, a.pid() as i32, "the first child leads the group");
         // SAFETY: getpgid has no memory-safety preconditions.
@@ -478,11 +429,7 @@ mod tests {
     async fn a_new_group_is_made_when_the_old_one_is_empty() {
         let dir = tempfile::tempdir().unwrap();
         let group = ProcessGroup::new(dir.path());
-        let spec = |name: &str| ChildSpec {
-            name: name.into(),
-            program: "/bin/true".into(),
-            ..ChildSpec::default()
-        };
+        let spec = |name: &str| ChildSpec { name: name.into(), program: "/bin/true".into(), ..ChildSpec::default() };
         let mut first = group.spawn(&spec("first")).unwrap();
         first.wait().await.unwrap();
         let mut second = group.spawn(&spec("second")).unwrap();

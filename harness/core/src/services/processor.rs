@@ -128,27 +128,11 @@ impl ProcessorSupervisor {
     /// spawns the replacements from a worker thread (see `process` docs).
     pub fn start(group: &ProcessGroup, spec: ChildSpec) -> Result<Self, ServiceError> {
         let first = group.spawn(&spec)?;
-        let (status_tx, status) = watch::channel(ProcessorStatus {
-            starts: 1,
-            pid: Some(first.pid()),
-            ..ProcessorStatus::default()
-        });
+        let (status_tx, status) = watch::channel(ProcessorStatus { starts: 1, pid: Some(first.pid()), ..ProcessorStatus::default() });
         let (stop_tx, stop_rx) = oneshot::channel();
         let log_path = first.log_path().to_path_buf();
-        let task = tokio::spawn(supervise(
-            group.clone(),
-            spec.clone(),
-            first,
-            status_tx,
-            stop_rx,
-        ));
-        Ok(ProcessorSupervisor {
-            name: spec.name,
-            stop_tx: Some(stop_tx),
-            task: Some(task),
-            status,
-            log_path,
-        })
+        let task = tokio::spawn(supervise(group.clone(), spec.clone(), first, status_tx, stop_rx));
+        Ok(ProcessorSupervisor { name: spec.name, stop_tx: Some(stop_tx), task: Some(task), status, log_path })
     }
 
     pub fn name(&self) -> &str {
@@ -178,25 +162,13 @@ impl ProcessorSupervisor {
     }
 }
 
-fn exit_record(
-    status: std::io::Result<std::process::ExitStatus>,
-    uptime: Duration,
-    expected: bool,
-) -> ProcessorExit {
+fn exit_record(status: std::io::Result<std::process::ExitStatus>, uptime: Duration, expected: bool) -> ProcessorExit {
     use std::os::unix::process::ExitStatusExt;
     let (text, code, signal) = match status {
         Ok(s) => (describe_status(s), s.code(), s.signal()),
         Err(e) => (format!("wait failed: {e}"), None, None),
     };
-    ProcessorExit {
-        at: Instant::now(),
-        wall_time: SystemTime::now(),
-        uptime,
-        status: text,
-        code,
-        signal,
-        expected,
-    }
+    ProcessorExit { at: Instant::now(), wall_time: SystemTime::now(), uptime, status: text, code, signal, expected }
 }
 
 async fn supervise(
@@ -268,11 +240,7 @@ mod tests {
         Endpoints {
             kafka_bootstrap: "127.0.0.1:9092".into(),
             s3_endpoint: "http://127.0.0.1:9000".into(),
-            credentials: S3Credentials {
-                access_key: "ak".into(),
-                secret_key: "sk".into(),
-                region: "us-east-1".into(),
-            },
+            credentials: S3Credentials { access_key: "ak".into(), secret_key: "sk".into(), region: "us-east-1".into() },
             events_topic: "minio-events".into(),
             outputs_topic: "outputs".into(),
             source_bucket: "images".into(),
@@ -285,22 +253,13 @@ mod tests {
         let spec = ProcessorSpec {
             program: "/usr/bin/python3".into(),
             args: vec!["consumer.py".into()],
-            env: vec![
-                ("THUMBNAIL_WIDTH".into(), "200".into()),
-                ("EXTRA".into(), "1".into()),
-            ],
+            env: vec![("THUMBNAIL_WIDTH".into(), "200".into()), ("EXTRA".into(), "1".into())],
             cwd: "/work".into(),
             name: "processor".into(),
             builtin: false,
         };
         let child = child_spec(&spec, &endpoints());
-        let get = |k: &str| {
-            child
-                .env
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |k: &str| child.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("KAFKA_BOOTSTRAP_SERVERS"), Some("127.0.0.1:9092"));
         assert_eq!(get("KAFKA_TOPIC"), Some("minio-events"));
         assert_eq!(get("KAFKA_GROUP_ID"), Some(DEFAULT_GROUP_ID));
@@ -312,14 +271,7 @@ mod tests {
         assert_eq!(get("TARGET_BUCKET"), Some("thumbnails"));
         assert_eq!(get("THUMBNAIL_WIDTH"), Some("200"));
         assert_eq!(get("EXTRA"), Some("1"));
-        assert_eq!(
-            child
-                .env
-                .iter()
-                .filter(|(k, _)| k == "THUMBNAIL_WIDTH")
-                .count(),
-            1
-        );
+        assert_eq!(child.env.iter().filter(|(k, _)| k == "THUMBNAIL_WIDTH").count(), 1);
         assert!(child.env_remove_prefixes.contains(&"AWS_".to_string()));
         assert_eq!(child.cwd, Some(PathBuf::from("/work")));
     }
@@ -334,23 +286,17 @@ mod tests {
             // Crashes on the first start, then stays up.
             args: vec![
                 "-c".into(),
-                format!(
-                    "if [ -e {0} ]; then exec sleep 60; else touch {0}; exit 3; fi",
-                    dir.path().join("seen").display()
-                ),
+                format!("if [ -e {0} ]; then exec sleep 60; else touch {0}; exit 3; fi", dir.path().join("seen").display()),
             ],
             ..ChildSpec::default()
         };
         let mut sup = ProcessorSupervisor::start(&group, spec).unwrap();
         let mut rx = sup.status();
-        let restarted = tokio::time::timeout(
-            Duration::from_secs(10),
-            rx.wait_for(|s| s.restarts == 1 && s.pid.is_some()),
-        )
-        .await
-        .unwrap()
-        .unwrap()
-        .clone();
+        let restarted = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| s.restarts == 1 && s.pid.is_some()))
+            .await
+            .unwrap()
+            .unwrap()
+            .clone();
         assert_eq!(restarted.exits.len(), 1);
         assert_eq!(restarted.exits[0].code, Some(3));
         assert!(!restarted.exits[0].expected);

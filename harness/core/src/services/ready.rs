@@ -44,26 +44,11 @@ where
     let log = process.log_path().to_path_buf();
     let tail = process.log_tail(20);
     if super::ports::says_port_in_use(&tail) {
-        return Err(ServiceError::PortInUse {
-            service: service.to_string(),
-            log,
-            tail,
-        });
+        return Err(ServiceError::PortInUse { service: service.to_string(), log, tail });
     }
     Err(match exited {
-        Some(status) => ServiceError::Exited {
-            service: service.to_string(),
-            status,
-            log,
-            tail,
-        },
-        None => ServiceError::NotReady {
-            service: service.to_string(),
-            timeout,
-            detail: last_err,
-            log,
-            tail,
-        },
+        Some(status) => ServiceError::Exited { service: service.to_string(), status, log, tail },
+        None => ServiceError::NotReady { service: service.to_string(), timeout, detail: last_err, log, tail },
     })
 }
 
@@ -86,34 +71,17 @@ mod tests {
         let poll = Duration::from_millis(20);
 
         let mut p = group.spawn(&sh("crash", "echo boom; exit 7")).unwrap();
-        let err = ready_or_exit(&mut p, "svc", Duration::from_secs(10), poll, never)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&err, ServiceError::Exited { status, tail, .. } if status == "exit code 7" && tail.ends_with("boom")),
-            "{err}"
-        );
+        let err = ready_or_exit(&mut p, "svc", Duration::from_secs(10), poll, never).await.unwrap_err();
+        assert!(matches!(&err, ServiceError::Exited { status, tail, .. } if status == "exit code 7" && tail.ends_with("boom")), "{err}");
 
-        let mut p = group
-            .spawn(&sh("race", "echo 'bind: Address already in use'; exit 1"))
-            .unwrap();
-        let err = ready_or_exit(&mut p, "svc", Duration::from_secs(10), poll, never)
-            .await
-            .unwrap_err();
+        let mut p = group.spawn(&sh("race", "echo 'bind: Address already in use'; exit 1")).unwrap();
+        let err = ready_or_exit(&mut p, "svc", Duration::from_secs(10), poll, never).await.unwrap_err();
         assert!(err.is_port_in_use(), "{err}");
 
-        let mut p = group
-            .spawn(&sh("slow", "echo waiting; exec sleep 60"))
-            .unwrap();
-        let err = ready_or_exit(&mut p, "svc", Duration::from_millis(300), poll, never)
-            .await
-            .unwrap_err();
+        let mut p = group.spawn(&sh("slow", "echo waiting; exec sleep 60")).unwrap();
+        let err = ready_or_exit(&mut p, "svc", Duration::from_millis(300), poll, never).await.unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.starts_with("svc was not ready within 0.3s: not yet;")
-                && text.ends_with("waiting"),
-            "{text}"
-        );
+        assert!(text.starts_with("svc was not ready within 0.3s: not yet;") && text.ends_with("waiting"), "{text}");
         p.kill().await.unwrap();
 
         let mut p = group.spawn(&sh("fine", "exec sleep 60")).unwrap();

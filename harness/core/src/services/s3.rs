@@ -13,16 +13,8 @@ use crate::env::S3Credentials;
 /// A short connect timeout: MinIO is local, and a refused or hanging connect
 /// should surface quickly instead of stalling a probe or an upload.
 pub fn s3_client(endpoint: &str, creds: &S3Credentials) -> aws_sdk_s3::Client {
-    let credentials = Credentials::new(
-        creds.access_key.clone(),
-        creds.secret_key.clone(),
-        None,
-        None,
-        "harness",
-    );
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .build();
+    let credentials = Credentials::new(creds.access_key.clone(), creds.secret_key.clone(), None, None, "harness");
+    let timeouts = TimeoutConfig::builder().connect_timeout(Duration::from_secs(3)).build();
     let config = aws_sdk_s3::config::Builder::new()
         .behavior_version_latest()
         .endpoint_url(endpoint)

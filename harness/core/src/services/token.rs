@@ -14,10 +14,7 @@ pub(crate) fn random_bytes(n: usize) -> std::io::Result<Vec<u8>> {
 
 /// A lowercase hex token of `n_bytes` random bytes (`2 * n_bytes` characters).
 pub(crate) fn hex_token(n_bytes: usize) -> std::io::Result<String> {
-    Ok(random_bytes(n_bytes)?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(random_bytes(n_bytes)?.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A Kafka cluster id: 16 random bytes in unpadded URL-safe base64 (22
@@ -36,11 +33,7 @@ fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..chars {
@@ -67,9 +60,7 @@ mod tests {
     fn cluster_id_is_22_url_safe_chars() {
         let id = kafka_cluster_id().unwrap();
         assert_eq!(id.len(), 22);
-        assert!(id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
     }
 
     #[test]

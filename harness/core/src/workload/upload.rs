@@ -113,13 +113,8 @@ pub async fn run_uploads(
 async fn put(client: &Client, bucket: &str, img: GeneratedImage, scheduled_at: u64, clock: &Clock) -> Result<Upload, UploadFailure> {
     let bytes = img.bytes.len() as u64;
     let p = img.plan;
-    let request = client
-        .put_object()
-        .bucket(bucket)
-        .key(&p.key)
-        .content_type(p.format.content_type())
-        .body(ByteStream::from(img.bytes))
-        .send();
+    let request =
+        client.put_object().bucket(bucket).key(&p.key).content_type(p.format.content_type()).body(ByteStream::from(img.bytes)).send();
     let fail = |error: String| UploadFailure { key: p.key.clone(), error, at: clock.now() };
     match tokio::time::timeout(PUT_TIMEOUT, request).await {
         Err(_) => Err(fail(format!("no answer within {}s", PUT_TIMEOUT.as_secs()))),

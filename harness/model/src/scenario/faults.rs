@@ -221,10 +221,7 @@ fn containers_capability(kind: FaultKind, target: &str, env: &Environment) -> Re
              partitions a whole service (`target: kafka` or `target: minio`)"
         )),
         k if CONTAINERS.contains(&k) => Ok(()),
-        _ => Err(format!(
-            "cannot be injected by the containers environment of this version; injectable there: {}",
-            list(CONTAINERS)
-        )),
+        _ => Err(format!("cannot be injected by the containers environment of this version; injectable there: {}", list(CONTAINERS))),
     }
 }
 
@@ -290,9 +287,7 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
         (Some(at), None) => FaultStart::At(at.0),
         (None, Some(n)) => FaultStart::AfterUploads(n.0),
         (Some(_), Some(_)) => return Err(("at", "give either `at` or `after_uploads`, not both".into())),
-        (None, None) => {
-            return Err(("at", "say when the fault starts: `at: 4s` (since the workload began) or `after_uploads: 50`".into()))
-        }
+        (None, None) => return Err(("at", "say when the fault starts: `at: 4s` (since the workload began) or `after_uploads: 50`".into())),
     };
     let heal_after_uploads = match (raw.heal_after_uploads, start) {
         (None, _) => None,
@@ -300,7 +295,10 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
             return Err(("heal_after_uploads", format!("does not apply to {}: it has no outage to heal; remove it", kind.key())))
         }
         (Some(h), FaultStart::AfterUploads(n)) if h.0 <= n => {
-            return Err(("heal_after_uploads", format!("({}) must be greater than after_uploads ({n}): the heal comes after the start", h.0)))
+            return Err((
+                "heal_after_uploads",
+                format!("({}) must be greater than after_uploads ({n}): the heal comes after the start", h.0),
+            ))
         }
         (Some(h), _) => Some(h.0),
     };
@@ -312,7 +310,9 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
             return Err((
                 "down_for",
                 match kind {
-                    FaultKind::ProcessorJoin => "does not apply to processor_join: the replica stays until the run ends; remove it".to_string(),
+                    FaultKind::ProcessorJoin => {
+                        "does not apply to processor_join: the replica stays until the run ends; remove it".to_string()
+                    }
                     _ => format!("does not apply to {}: its supervisor restarts the processor; remove it", kind.key()),
                 },
             ))
@@ -354,7 +354,10 @@ fn resolve_link(
     if let Some(j) = jitter {
         let delay = p.delay.unwrap_or(DEFAULT_DELAY);
         if j.0 > delay {
-            return Err(("jitter", format!("({j}) must not exceed delay ({}): a byte cannot arrive before it was sent", super::units::format_duration(delay))));
+            return Err((
+                "jitter",
+                format!("({j}) must not exceed delay ({}): a byte cannot arrive before it was sent", super::units::format_duration(delay)),
+            ));
         }
         p.jitter = Some(j.0);
     }

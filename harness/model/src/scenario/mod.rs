@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use error::{Problem, ScenarioError};
-pub use names::{BucketName, TopicName};
 pub use faults::{links_of, FaultSpec, FaultStart, LinkParams, DEFAULT_BANDWIDTH, DEFAULT_DELAY, LINKS};
+pub use names::{BucketName, TopicName};
 pub use raw::{BuiltinName, EnvKind, FaultKind, KeyStyle, Misconfiguration, RawScenario};
 pub use units::{ByteRate, Format, ImageSize, Rate};
 
@@ -56,7 +56,10 @@ impl Scenario {
             EnvKind::Local => "local",
             EnvKind::Containers => "containers",
             EnvKind::Kubernetes => {
-                return Err(problem("environment.kind".into(), "`kubernetes` is not available in this version of the harness; available: local, containers".into()))
+                return Err(problem(
+                    "environment.kind".into(),
+                    "`kubernetes` is not available in this version of the harness; available: local, containers".into(),
+                ))
             }
         };
         if kind == EnvKind::Containers && self.environment.kafka_brokers > 1 {
@@ -73,8 +76,9 @@ impl Scenario {
         }
         self.environment.kind = kind;
         for spec in &self.faults {
-            faults::capability(spec.kind, &spec.target, &self.environment)
-                .map_err(|why| problem(format!("faults[{}].kind", spec.index), format!("{} (with --env {name}): {why}", spec.kind.key())))?;
+            faults::capability(spec.kind, &spec.target, &self.environment).map_err(|why| {
+                problem(format!("faults[{}].kind", spec.index), format!("{} (with --env {name}): {why}", spec.kind.key()))
+            })?;
         }
         Ok(self)
     }
@@ -274,10 +278,7 @@ impl Expectation {
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        file: path.display().to_string(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { file: path.display().to_string(), source })?;
     parse(&text, path)
 }
 

@@ -17,8 +17,8 @@ impl FromStr for BucketName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let ok_chars = s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-        let ok_ends = s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-            && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
+        let ok_ends =
+            s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric()) && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
         if (3..=63).contains(&s.len()) && ok_chars && ok_ends && !s.contains("..") {
             Ok(BucketName(s.to_string()))
         } else {
@@ -36,10 +36,8 @@ pub struct TopicName(pub String);
 impl FromStr for TopicName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let ok = (1..=249).contains(&s.len())
-            && s != "."
-            && s != ".."
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        let ok =
+            (1..=249).contains(&s.len()) && s != "." && s != ".." && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if ok && !s.starts_with("__") {
             Ok(TopicName(s.to_string()))
         } else {

@@ -8,10 +8,7 @@ use serde_saphyr::{Location, Spanned};
 use super::faults::{capability, random_schedule, resolve_fault, resolve_random};
 use super::raw::{BuiltinName, EnvKind, KeyStyle, RawPercentiles, RawScenario};
 use super::units::{Format, ImageSize};
-use super::{
-    Environment, Expectation, Pipeline, Problem, Processor, ProcessorKind, Quantile, Scenario, ScenarioError, Stage,
-    Workload,
-};
+use super::{Environment, Expectation, Pipeline, Problem, Processor, ProcessorKind, Quantile, Scenario, ScenarioError, Stage, Workload};
 
 /// Environment variables the harness sets for every processor (DESIGN §5); a
 /// scenario may not override them, or the processor would talk to something else.
@@ -175,11 +172,9 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         expectations.push(Expectation::ExactlyOnce);
     }
     if let Some(lat) = e.latency {
-        for (stage, pct) in [
-            (Stage::EndToEnd, lat.end_to_end),
-            (Stage::UploadToEvent, lat.upload_to_event),
-            (Stage::EventToOutput, lat.event_to_output),
-        ] {
+        for (stage, pct) in
+            [(Stage::EndToEnd, lat.end_to_end), (Stage::UploadToEvent, lat.upload_to_event), (Stage::EventToOutput, lat.event_to_output)]
+        {
             push_latency(&mut expectations, stage, pct);
         }
     }
@@ -189,11 +184,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
     if let Some(n) = e.notifications_lost {
         if let (Some(lo), Some(hi)) = (n.at_least, n.at_most) {
             if lo > hi {
-                return Err(problem(
-                    expect_loc,
-                    "expect.notifications_lost",
-                    format!("at_least ({lo}) is greater than at_most ({hi})"),
-                ));
+                return Err(problem(expect_loc, "expect.notifications_lost", format!("at_least ({lo}) is greater than at_most ({hi})")));
             }
         }
         if n.at_least.is_none() && n.at_most.is_none() {

@@ -150,9 +150,7 @@ impl FromStr for Bound {
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
         let t = t.strip_prefix("<=").or_else(|| t.strip_prefix('<')).unwrap_or(t);
-        t.parse::<Span>()
-            .map(|d| Bound(d.0))
-            .map_err(|_| format!("expected a bound such as \"3s\" or \"< 500ms\", got {s:?}"))
+        t.parse::<Span>().map(|d| Bound(d.0)).map_err(|_| format!("expected a bound such as \"3s\" or \"< 500ms\", got {s:?}"))
     }
 }
 

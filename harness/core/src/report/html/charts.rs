@@ -85,7 +85,11 @@ pub fn timeline(h: &History) -> Option<Svg> {
         .collect();
     let peak = rates.iter().flat_map(|r| r.points.iter().map(|p| p.1)).fold(1.0f64, f64::max);
     let y_top = nice_ceiling(peak * 1.18);
-    let x_desc = if bin > 1.0 { format!("seconds since the workload started ({bin:.0} s bins)") } else { "seconds since the workload started".to_string() };
+    let x_desc = if bin > 1.0 {
+        format!("seconds since the workload started ({bin:.0} s bins)")
+    } else {
+        "seconds since the workload started".to_string()
+    };
     render("timeline", |root| draw_timeline(root, &rates, &bands, (start, end), y_top, &x_desc))
 }
 

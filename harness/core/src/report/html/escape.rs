@@ -44,11 +44,7 @@ fn is_unwanted(c: char) -> bool {
 /// anything else replaced by `?`, at most `max` characters. Chart labels are short
 /// names (`broker_kill`, `minio->kafka`); this keeps them inert whatever they hold.
 pub fn chart_label(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_alphanumeric() || " _-.:#>+()%".contains(c) { c } else { '?' })
-        .take(max)
-        .collect();
+    let mut out: String = s.chars().map(|c| if c.is_alphanumeric() || " _-.:#>+()%".contains(c) { c } else { '?' }).take(max).collect();
     if s.chars().count() > max {
         out.push('…');
     }

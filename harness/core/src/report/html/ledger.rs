@@ -26,8 +26,24 @@ pub fn section(p: &mut Page, r: &RunResults, history: Option<&History>) {
     p.raw("<table class=\"stages\">")
         .raw("<thead><tr><th>Stage</th><th class=\"num\">Recorded</th><th class=\"num\">Lost</th><th class=\"num\">Duplicated</th><th class=\"num\">Phantom</th><th class=\"num\">Invalid</th></tr></thead><tbody>\n");
     stage_row(p, "Uploads (acknowledged by MinIO; lost = upload failed)", c.uploads, Some(c.upload_failures), None, None, None);
-    stage_row(p, "Notification (events on the topic; phantom = event for no upload)", c.events, Some(c.lost_events), Some(c.duplicate_events), Some(f.stray_events.len() as u64), None);
-    stage_row(p, "Output (thumbnail versions in the target bucket)", c.output_versions, Some(c.lost_outputs), Some(c.duplicate_outputs), Some(c.phantom_outputs), Some(c.invalid_outputs));
+    stage_row(
+        p,
+        "Notification (events on the topic; phantom = event for no upload)",
+        c.events,
+        Some(c.lost_events),
+        Some(c.duplicate_events),
+        Some(f.stray_events.len() as u64),
+        None,
+    );
+    stage_row(
+        p,
+        "Output (thumbnail versions in the target bucket)",
+        c.output_versions,
+        Some(c.lost_outputs),
+        Some(c.duplicate_outputs),
+        Some(c.phantom_outputs),
+        Some(c.invalid_outputs),
+    );
     p.raw("</tbody></table>\n");
     if c.processor_restarts > 0 {
         p.el("p", "note", &format!("The processor exited unexpectedly and was restarted {}×.", c.processor_restarts));

@@ -116,7 +116,12 @@ mod tests {
             outcome: Verdict::Fail,
             exit_code: 1,
             error: None,
-            expectations: vec![ExpectationResult { id: "exactly_once".into(), expected: "e".into(), verdict: Verdict::Fail, detail: "<img>".into() }],
+            expectations: vec![ExpectationResult {
+                id: "exactly_once".into(),
+                expected: "e".into(),
+                verdict: Verdict::Fail,
+                detail: "<img>".into(),
+            }],
             counts: Default::default(),
             metrics: Default::default(),
             timings: Default::default(),

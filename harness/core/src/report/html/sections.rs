@@ -8,8 +8,8 @@ use harness_model::scenario::Stage;
 use harness_model::verdict::Verdict;
 
 use super::charts::{self, fmt_ms};
-use crate::report::logs::{self, LogTail};
 use super::page::Page;
+use crate::report::logs::{self, LogTail};
 
 pub fn timeline(p: &mut Page, history: Option<&History>) {
     p.raw("<section id=\"timeline\"><h2>Timeline</h2>\n");
@@ -80,7 +80,14 @@ pub fn latency(p: &mut Page, r: &RunResults) {
     p.raw("</tbody></table>\n");
     let t = &r.metrics.throughput;
     if let Some(rate) = t.outputs_per_second {
-        p.el("p", "note", &format!("Throughput: {rate:.1} thumbnails/s over {:.1} s (the middle 90 % of outputs, {} thumbnails).", t.window_seconds, t.outputs_in_window));
+        p.el(
+            "p",
+            "note",
+            &format!(
+                "Throughput: {rate:.1} thumbnails/s over {:.1} s (the middle 90 % of outputs, {} thumbnails).",
+                t.window_seconds, t.outputs_in_window
+            ),
+        );
     }
     let ledger = Ledger { entries: r.ledger.clone(), ..Default::default() };
     let stages: Vec<(usize, Vec<u64>)> = Stage::ALL.iter().enumerate().map(|(i, s)| (i, metrics::samples(&ledger, *s))).collect();

@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use super::{
-    find_on_path, io_err, is_executable, kafka_cache_dir, kafka_libs_complete, kafka_pom,
-    minio_cache_bin, missing_tools_error, ProvisionError, KAFKA_VERSION, MINIO_COMMIT,
-    MINIO_MODULE_VERSION,
+    find_on_path, io_err, is_executable, kafka_cache_dir, kafka_libs_complete, kafka_pom, minio_cache_bin, missing_tools_error,
+    ProvisionError, KAFKA_VERSION, MINIO_COMMIT, MINIO_MODULE_VERSION,
 };
 use crate::services::process::{describe_status, tail_log};
 
@@ -20,11 +19,7 @@ pub(crate) struct CacheLock {
 }
 
 impl CacheLock {
-    pub(crate) async fn acquire(
-        dir: &Path,
-        what: &str,
-        progress: &dyn Fn(&str),
-    ) -> Result<Self, ProvisionError> {
+    pub(crate) async fn acquire(dir: &Path, what: &str, progress: &dyn Fn(&str)) -> Result<Self, ProvisionError> {
         std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let path = dir.join(".lock");
         let file = std::fs::OpenOptions::new()
@@ -37,9 +32,7 @@ impl CacheLock {
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
             return Ok(CacheLock { _file: file });
         }
-        progress(&format!(
-            "waiting for another harness process that is provisioning {what}…"
-        ));
+        progress(&format!("waiting for another harness process that is provisioning {what}…"));
         // A blocking wait on a blocking-pool thread: nothing is spawned from it.
         tokio::task::spawn_blocking(move || {
             // SAFETY: flock on an fd we own.
@@ -78,19 +71,13 @@ pub(crate) async fn run_logged(
     use tokio::io::{AsyncBufReadExt, BufReader};
 
     let out = std::fs::File::create(log).map_err(io_err(format!("creating {}", log.display())))?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(io_err(format!("starting {what}")))?;
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(io_err(format!("starting {what}")))?;
     // Both streams go line by line into the log and into what the watch shows.
     let seen = Arc::new(Mutex::new((0u64, String::new(), out)));
     let mut readers = Vec::new();
-    let streams: [Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>; 2] = [
-        child.stdout.take().map(|o| Box::new(o) as _),
-        child.stderr.take().map(|e| Box::new(e) as _),
-    ];
+    let streams: [Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>; 2] =
+        [child.stdout.take().map(|o| Box::new(o) as _), child.stderr.take().map(|e| Box::new(e) as _)];
     for stream in streams.into_iter().flatten() {
         let seen = seen.clone();
         readers.push(tokio::spawn(async move {
@@ -133,10 +120,7 @@ pub(crate) async fn run_logged(
     })
 }
 
-pub(super) async fn ensure_kafka_jars(
-    cache: &Path,
-    progress: &dyn Fn(&str),
-) -> Result<PathBuf, ProvisionError> {
+pub(super) async fn ensure_kafka_jars(cache: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf, ProvisionError> {
     let final_dir = kafka_cache_dir(cache);
     let libs = final_dir.join("libs");
     if kafka_libs_complete(&libs) {
@@ -162,12 +146,7 @@ pub(super) async fn ensure_kafka_jars(
     let result = run_logged(
         "mvn dependency:copy-dependencies",
         tokio::process::Command::new(&mvn)
-            .args([
-                "-B",
-                "dependency:copy-dependencies",
-                "-DoutputDirectory=libs",
-                "-DincludeScope=runtime",
-            ])
+            .args(["-B", "dependency:copy-dependencies", "-DoutputDirectory=libs", "-DincludeScope=runtime"])
             .current_dir(&tmp),
         &log,
         progress,
@@ -190,18 +169,13 @@ pub(super) async fn ensure_kafka_jars(
     // started from it may still load classes from those jars.
     if final_dir.exists() {
         let old = parent.join(format!(".old-{KAFKA_VERSION}-{}", std::process::id()));
-        std::fs::rename(&final_dir, &old)
-            .map_err(io_err(format!("moving {} aside", final_dir.display())))?;
+        std::fs::rename(&final_dir, &old).map_err(io_err(format!("moving {} aside", final_dir.display())))?;
     }
-    std::fs::rename(&tmp, &final_dir)
-        .map_err(io_err(format!("moving jars into {}", final_dir.display())))?;
+    std::fs::rename(&tmp, &final_dir).map_err(io_err(format!("moving jars into {}", final_dir.display())))?;
     Ok(libs)
 }
 
-pub(super) async fn ensure_minio(
-    cache: &Path,
-    progress: &dyn Fn(&str),
-) -> Result<PathBuf, ProvisionError> {
+pub(super) async fn ensure_minio(cache: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf, ProvisionError> {
     let bin = minio_cache_bin(cache);
     if is_executable(&bin) {
         return Ok(bin);
@@ -217,10 +191,7 @@ pub(super) async fn ensure_minio(
     }
     let tmp = temp_dir_in(&parent, MINIO_COMMIT)?;
     let log = parent.join("build.log");
-    progress(&format!(
-        "building MinIO with go install (one time, 3-8 minutes; log: {})…",
-        log.display()
-    ));
+    progress(&format!("building MinIO with go install (one time, 3-8 minutes; log: {})…", log.display()));
     let result = run_logged(
         "go install github.com/minio/minio",
         tokio::process::Command::new(&go)
@@ -241,8 +212,7 @@ pub(super) async fn ensure_minio(
     let moved = result.and_then(|()| {
         let dir = bin.parent().unwrap_or(&parent);
         std::fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        std::fs::rename(tmp.join("bin").join("minio"), &bin)
-            .map_err(io_err(format!("moving minio into {}", bin.display())))
+        std::fs::rename(tmp.join("bin").join("minio"), &bin).map_err(io_err(format!("moving minio into {}", bin.display())))
     });
     let _ = std::fs::remove_dir_all(&tmp);
     moved.map(|()| bin)

@@ -35,8 +35,7 @@ pub const MINIO_MODULE_VERSION: &str = "v0.0.0-20260212201848-7aac2a2c5b7c";
 /// The commit in [`MINIO_MODULE_VERSION`]; names the cache dir.
 pub const MINIO_COMMIT: &str = "7aac2a2c5b7c";
 
-const INSTALL_HINT: &str =
-    "install what is missing (Debian: apt-get install openjdk-17-jre-headless maven golang)";
+const INSTALL_HINT: &str = "install what is missing (Debian: apt-get install openjdk-17-jre-headless maven golang)";
 
 /// The binaries a local run needs.
 #[derive(Clone, Debug)]
@@ -59,20 +58,11 @@ pub enum ProvisionError {
     #[error("not found on PATH: {tools}; {hint}")]
     MissingTools { tools: String, hint: String },
     #[error("{var}={value} is not usable: {reason}")]
-    BadVariable {
-        var: &'static str,
-        value: String,
-        reason: String,
-    },
+    BadVariable { var: &'static str, value: String, reason: String },
     #[error("no cache directory: set HARNESS_CACHE_DIR (or HOME)")]
     NoCacheDir,
     #[error("{what} failed ({status}); last lines of its output ({log}):\n{tail}", log = log.display())]
-    Command {
-        what: String,
-        status: String,
-        log: PathBuf,
-        tail: String,
-    },
+    Command { what: String, status: String, log: PathBuf, tail: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -98,15 +88,9 @@ pub async fn provision(progress: &dyn Fn(&str)) -> Result<Toolchain, ProvisionEr
     }
     let kafka_home = env("KAFKA_HOME");
     let minio_var = env("MINIO_BIN");
-    let cache = if kafka_home.is_none() || minio_var.is_none() {
-        Some(cache_dir_from(&env)?)
-    } else {
-        None
-    };
+    let cache = if kafka_home.is_none() || minio_var.is_none() { Some(cache_dir_from(&env)?) } else { None };
     if let (None, Some(cache)) = (&kafka_home, &cache) {
-        if !kafka_libs_complete(&kafka_cache_dir(cache).join("libs"))
-            && find_on_path("mvn").is_none()
-        {
+        if !kafka_libs_complete(&kafka_cache_dir(cache).join("libs")) && find_on_path("mvn").is_none() {
             let alt = format!("set KAFKA_HOME to an extracted Kafka {KAFKA_VERSION} release");
             missing.push(("mvn", "to fetch Kafka's jars from Maven Central", Some(alt)));
         }
@@ -140,24 +124,13 @@ pub async fn provision(progress: &dyn Fn(&str)) -> Result<Toolchain, ProvisionEr
     } else {
         reported
     };
-    Ok(Toolchain {
-        kafka_libs,
-        kafka_version,
-        minio_bin,
-        minio_version,
-        java,
-        java_version,
-    })
+    Ok(Toolchain { kafka_libs, kafka_version, minio_bin, minio_version, java, java_version })
 }
 
 /// One error for every missing tool: what each is for, what to install, and
 /// which variable would make it unnecessary.
 fn missing_tools_error(missing: &[(&'static str, &'static str, Option<String>)]) -> ProvisionError {
-    let tools = missing
-        .iter()
-        .map(|(tool, purpose, _)| format!("`{tool}` ({purpose})"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let tools = missing.iter().map(|(tool, purpose, _)| format!("`{tool}` ({purpose})")).collect::<Vec<_>>().join(", ");
     let mut hint = INSTALL_HINT.to_string();
     for (_, _, alt) in missing {
         if let Some(alt) = alt {
@@ -170,9 +143,7 @@ fn missing_tools_error(missing: &[(&'static str, &'static str, Option<String>)])
 
 /// The cache dir from an environment lookup (a function so tests need not touch
 /// the process environment).
-pub fn cache_dir_from(
-    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
-) -> Result<PathBuf, ProvisionError> {
+pub fn cache_dir_from(env: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Result<PathBuf, ProvisionError> {
     if let Some(dir) = env("HARNESS_CACHE_DIR") {
         return Ok(PathBuf::from(dir));
     }
@@ -192,11 +163,7 @@ pub fn kafka_cache_dir(cache: &Path) -> PathBuf {
 
 /// `<cache>/minio/<commit>/bin/minio`.
 pub fn minio_cache_bin(cache: &Path) -> PathBuf {
-    cache
-        .join("minio")
-        .join(MINIO_COMMIT)
-        .join("bin")
-        .join("minio")
+    cache.join("minio").join(MINIO_COMMIT).join("bin").join("minio")
 }
 
 /// The pom whose runtime dependencies are exactly the jars Kafka needs.
@@ -215,11 +182,7 @@ pub fn kafka_pom() -> String {
          \x20 <dependencies>\n{}{}{}\x20 </dependencies>\n\
          </project>\n",
         dep("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
-        dep(
-            "org.apache.logging.log4j",
-            LOG4J_SLF4J_BINDING,
-            LOG4J_VERSION
-        ),
+        dep("org.apache.logging.log4j", LOG4J_SLF4J_BINDING, LOG4J_VERSION),
         dep("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
     )
 }
@@ -253,8 +216,7 @@ fn kafka_home_libs(home: &Path) -> Result<PathBuf, ProvisionError> {
         return Err(ProvisionError::BadVariable {
             var: "KAFKA_HOME",
             value: home.display().to_string(),
-            reason: "no libs/kafka-clients-*.jar inside; point it at an extracted Kafka release"
-                .into(),
+            reason: "no libs/kafka-clients-*.jar inside; point it at an extracted Kafka release".into(),
         });
     }
     Ok(libs)
@@ -284,28 +246,20 @@ fn find_java(java_home: Option<&OsStr>) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    path.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// The first executable called `name` in `$PATH`.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| is_executable(candidate))
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| is_executable(candidate))
 }
 
 /// First non-empty line a program prints (stdout, then stderr: `java -version`
 /// writes to stderr). A failure becomes a note, not an error: versions are for
 /// the report only.
 async fn first_line_of(program: &Path, args: &[&str]) -> String {
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await;
+    let out = tokio::process::Command::new(program).args(args).stdin(Stdio::null()).output().await;
     match out {
         Ok(out) => String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -324,44 +278,23 @@ mod tests {
     use std::ffi::OsString;
 
     fn env_of<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| OsString::from(v))
-        }
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v))
     }
 
     #[test]
     fn cache_dir_prefers_harness_then_xdg_then_home() {
-        let all = [
-            ("HARNESS_CACHE_DIR", "/h"),
-            ("XDG_CACHE_HOME", "/x"),
-            ("HOME", "/home/u"),
-        ];
+        let all = [("HARNESS_CACHE_DIR", "/h"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/home/u")];
         assert_eq!(cache_dir_from(&env_of(&all)).unwrap(), PathBuf::from("/h"));
-        assert_eq!(
-            cache_dir_from(&env_of(&all[1..])).unwrap(),
-            PathBuf::from("/x/harness")
-        );
-        assert_eq!(
-            cache_dir_from(&env_of(&all[2..])).unwrap(),
-            PathBuf::from("/home/u/.cache/harness")
-        );
-        assert!(matches!(
-            cache_dir_from(&env_of(&[])),
-            Err(ProvisionError::NoCacheDir)
-        ));
+        assert_eq!(cache_dir_from(&env_of(&all[1..])).unwrap(), PathBuf::from("/x/harness"));
+        assert_eq!(cache_dir_from(&env_of(&all[2..])).unwrap(), PathBuf::from("/home/u/.cache/harness"));
+        assert!(matches!(cache_dir_from(&env_of(&[])), Err(ProvisionError::NoCacheDir)));
     }
 
     #[test]
     fn cache_layout_is_versioned() {
         let c = Path::new("/c");
         assert_eq!(kafka_cache_dir(c), PathBuf::from("/c/kafka/4.1.1"));
-        assert_eq!(
-            minio_cache_bin(c),
-            PathBuf::from("/c/minio/7aac2a2c5b7c/bin/minio")
-        );
+        assert_eq!(minio_cache_bin(c), PathBuf::from("/c/minio/7aac2a2c5b7c/bin/minio"));
         assert!(MINIO_MODULE_VERSION.ends_with(MINIO_COMMIT));
     }
 
@@ -383,10 +316,7 @@ mod tests {
         assert!(!kafka_libs_complete(libs));
         std::fs::write(libs.join("log4j-core-2.24.3.jar"), b"").unwrap();
         std::fs::write(libs.join("log4j-slf4j2-impl-2.24.3.jar"), b"").unwrap();
-        assert!(
-            !kafka_libs_complete(libs),
-            "the SLF4J 2 binding does not bind slf4j-api 1.7"
-        );
+        assert!(!kafka_libs_complete(libs), "the SLF4J 2 binding does not bind slf4j-api 1.7");
         std::fs::write(libs.join("log4j-slf4j-impl-2.24.3.jar"), b"").unwrap();
         assert!(kafka_libs_complete(libs));
         assert_eq!(kafka_version_in(libs), None);
@@ -398,11 +328,7 @@ mod tests {
     fn missing_tools_make_one_error_naming_installs_and_variables() {
         let err = missing_tools_error(&[
             ("java", "to run Kafka", None),
-            (
-                "go",
-                "to build MinIO (Go >= 1.21)",
-                Some("set MINIO_BIN to a minio binary".into()),
-            ),
+            ("go", "to build MinIO (Go >= 1.21)", Some("set MINIO_BIN to a minio binary".into())),
         ])
         .to_string();
         assert_eq!(
@@ -418,12 +344,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = kafka_home_libs(dir.path()).unwrap_err().to_string();
         assert!(err.starts_with("KAFKA_HOME="), "{err}");
-        let err = minio_bin_from_var(&dir.path().join("nope"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("MINIO_BIN=") && err.contains("not an executable"),
-            "{err}"
-        );
+        let err = minio_bin_from_var(&dir.path().join("nope")).unwrap_err().to_string();
+        assert!(err.contains("MINIO_BIN=") && err.contains("not an executable"), "{err}");
     }
 }
