@@ -38,7 +38,7 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::{oneshot, watch};
 
-use super::{Endpoints, EnvError, EnvSpec, ReadyTimings, S3Credentials, ServiceInfo, Unprepared};
+use super::{CanaryLost, Endpoints, EnvError, EnvSpec, ReadyTimings, S3Credentials, ServiceInfo, Unprepared};
 use crate::containers::images::{self, ImageSource, RunImages};
 use crate::containers::{self as engine, LABEL_PID, LABEL_PID_START, LABEL_RUN};
 use crate::services::canary;
@@ -358,14 +358,14 @@ impl ContainersEnv {
         match super::prepare_pipeline(&self.endpoints.kafka_bootstrap, &s3, &self.spec, &self.canary_key).await {
             Ok(()) => {}
             Err(Unprepared::NoEvent) => {
-                return Err(EnvError::Canary {
+                return Err(EnvError::Canary(Box::new(CanaryLost {
                     bucket: self.spec.source_bucket.clone(),
                     key: self.canary_key.clone(),
                     topic: self.spec.events_topic.clone(),
                     timeout: self.spec.ready_timeout,
                     diagnosis: None,
                     minio_log_tail: self.log_tail(minio::SERVICE, 20).await,
-                })
+                })))
             }
             Err(e) => return Err(e.into_env_error()),
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::{Endpoints, EnvError, EnvSpec, LinkPath, ReadyTimings, S3Credentials, ServiceInfo};
+use super::{CanaryLost, Endpoints, EnvError, EnvSpec, LinkPath, ReadyTimings, S3Credentials, ServiceInfo};
 use crate::netfault::{FaultProxy, LinkControl};
 use crate::services::canary;
 use crate::services::kafka::{self, ClusterNode, ExtraListener, Kafka, KafkaConfig, KafkaPorts};
@@ -137,14 +137,14 @@ impl LocalEnv {
             let spec = &self.spec;
             let minio_brokers = self.minio_cfg.as_ref().map(|c| c.kafka_bootstrap.clone()).unwrap_or_default();
             let diagnosis = diagnose_no_event(&minio_brokers, &bootstrap, minio::EVENTS_TARGET).await;
-            return Err(EnvError::Canary {
+            return Err(EnvError::Canary(Box::new(CanaryLost {
                 bucket: spec.source_bucket.clone(),
                 key: self.canary_key.clone(),
                 topic: spec.events_topic.clone(),
                 timeout: spec.ready_timeout,
                 diagnosis,
                 minio_log_tail: minio.process().log_tail(20),
-            });
+            })));
         }
         prepared.map_err(super::Unprepared::into_env_error)?;
         self.timings.canary = setup_started.elapsed();

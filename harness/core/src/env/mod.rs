@@ -124,20 +124,16 @@ pub enum EnvError {
     /// carries its log tail).
     #[error(transparent)]
     Service(#[from] ServiceError),
-    /// Everything started, but the canary's notification never arrived.
-    #[error("MinIO accepted the canary upload {bucket}/{key} but no notification arrived on topic {topic} within {}{}; MinIO's log says:\n{minio_log_tail}", crate::services::secs(*timeout), diagnosis.as_ref().map(|d| format!("; {d}")).unwrap_or_default())]
-    Canary {
-        bucket: String,
-        key: String,
-        topic: String,
-        timeout: Duration,
-        /// The likely cause, when the harness could find it (names the address).
-        diagnosis: Option<String>,
-        minio_log_tail: String,
-    },
+    /// Everything started, but the canary's notification never arrived (boxed:
+    /// the largest variant, and errors travel by value).
+    #[error(transparent)]
+    Canary(Box<CanaryLost>),
     /// The container engine or one of its operations failed (message names it).
     #[error("{0}")]
     Engine(String),
+    /// The environment cannot do this (validation should have rejected the scenario).
+    #[error("{operation} is not supported by the {environment} environment")]
+    Unsupported { environment: &'static str, operation: String },
     /// The run dir could not be prepared or cleaned.
     #[error("{context}: {source}")]
     Io {
@@ -145,6 +141,19 @@ pub enum EnvError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// MinIO accepted the canary upload, but its notification never reached the topic.
+#[derive(Debug, thiserror::Error)]
+#[error("MinIO accepted the canary upload {bucket}/{key} but no notification arrived on topic {topic} within {}{}; MinIO's log says:\n{minio_log_tail}", crate::services::secs(*timeout), diagnosis.as_ref().map(|d| format!("; {d}")).unwrap_or_default())]
+pub struct CanaryLost {
+    pub bucket: String,
+    pub key: String,
+    pub topic: String,
+    pub timeout: Duration,
+    /// The likely cause, when the harness could find it (names the address).
+    pub diagnosis: Option<String>,
+    pub minio_log_tail: String,
 }
 
 /// The environment of a run, whichever kind the scenario asked for.
@@ -251,7 +260,7 @@ impl Env {
         match (self, service) {
             (Env::Local(e), Service::Kafka) => e.signal_kafka(signal).await,
             (Env::Local(e), Service::Minio) => e.signal_minio(signal).await,
-            (Env::Local(_), Service::Processor) => Err(unsupported("stopping the processor as a fault")),
+            (Env::Local(_), Service::Processor) => Err(unsupported("local", "stopping the processor as a fault")),
             (Env::Containers(e), s) => e.stop_service(s, hard).await,
         }
     }
@@ -261,7 +270,7 @@ impl Env {
         match (self, service) {
             (Env::Local(e), Service::Kafka) => e.restart_kafka().await,
             (Env::Local(e), Service::Minio) => e.restart_minio().await,
-            (Env::Local(_), Service::Processor) => Err(unsupported("starting the processor as a heal")),
+            (Env::Local(_), Service::Processor) => Err(unsupported("local", "starting the processor as a heal")),
             (Env::Containers(e), s) => e.start_service(s).await,
         }
     }
@@ -271,11 +280,11 @@ impl Env {
     pub async fn pause_service(&mut self, service: Service) -> Result<Option<u32>, EnvError> {
         match (self, service) {
             (Env::Local(e), Service::Kafka) => {
-                let pid = e.kafka_pid().ok_or_else(|| unsupported("pausing a broker that is not running"))?;
+                let pid = e.kafka_pid().ok_or_else(|| unsupported("local", "pausing a broker that is not running"))?;
                 e.signal_kafka(libc::SIGSTOP).await?;
                 Ok(Some(pid))
             }
-            (Env::Local(_), _) => Err(unsupported("pausing anything but the broker locally")),
+            (Env::Local(_), _) => Err(unsupported("local", "pausing anything but the broker locally")),
             (Env::Containers(e), s) => e.pause_service(s).await.map(|()| None),
         }
     }
@@ -283,7 +292,7 @@ impl Env {
     pub async fn resume_service(&mut self, service: Service) -> Result<(), EnvError> {
         match (self, service) {
             (Env::Local(e), Service::Kafka) => e.signal_kafka(libc::SIGCONT).await.map(|_| ()),
-            (Env::Local(_), _) => Err(unsupported("resuming anything but the broker locally")),
+            (Env::Local(_), _) => Err(unsupported("local", "resuming anything but the broker locally")),
             (Env::Containers(e), s) => e.resume_service(s).await,
         }
     }
@@ -292,14 +301,14 @@ impl Env {
     /// partitions links through its fault proxies instead).
     pub async fn disconnect(&mut self, service: Service) -> Result<(), EnvError> {
         match self {
-            Env::Local(_) => Err(unsupported("disconnecting a service (partition its links instead)")),
+            Env::Local(_) => Err(unsupported("local", "disconnecting a service (partition its links instead)")),
             Env::Containers(e) => e.disconnect(service).await,
         }
     }
 
     pub async fn reconnect(&mut self, service: Service) -> Result<(), EnvError> {
         match self {
-            Env::Local(_) => Err(unsupported("reconnecting a service")),
+            Env::Local(_) => Err(unsupported("local", "reconnecting a service")),
             Env::Containers(e) => e.reconnect(service).await,
         }
     }
@@ -318,7 +327,7 @@ impl Env {
         let signal = if hard { libc::SIGKILL } else { libc::SIGTERM };
         match self {
             Env::Local(e) => e.signal_kafka_node(node_id, signal).await,
-            Env::Containers(_) => Err(unsupported("stopping one broker of a cluster")),
+            Env::Containers(_) => Err(unsupported("containers", "stopping one broker of a cluster")),
         }
     }
 
@@ -327,7 +336,7 @@ impl Env {
     pub async fn start_broker(&mut self, node_id: u32) -> Result<Duration, EnvError> {
         match self {
             Env::Local(e) => e.restart_kafka_node(node_id).await,
-            Env::Containers(_) => Err(unsupported("starting one broker of a cluster")),
+            Env::Containers(_) => Err(unsupported("containers", "starting one broker of a cluster")),
         }
     }
 
@@ -341,7 +350,7 @@ impl Env {
     pub fn link_controls(&self, target: &str) -> Result<Vec<crate::netfault::LinkControl>, EnvError> {
         match self {
             Env::Local(e) => e.link_controls(target),
-            Env::Containers(_) => Err(unsupported("faults on a link (they need the local environment's fault proxies)")),
+            Env::Containers(_) => Err(unsupported("containers", "faults on a link (they need the local environment's fault proxies)")),
         }
     }
 
@@ -365,8 +374,8 @@ impl Env {
     pub async fn kill_processor(&mut self) -> Result<u32, EnvError> {
         match self {
             Env::Local(e) => {
-                let status = e.processor_events().ok_or_else(|| unsupported("killing a processor when none runs"))?;
-                let pid = status.borrow().pid.ok_or_else(|| unsupported("killing the processor between restarts"))?;
+                let status = e.processor_events().ok_or_else(|| unsupported("local", "killing a processor when none runs"))?;
+                let pid = status.borrow().pid.ok_or_else(|| unsupported("local", "killing the processor between restarts"))?;
                 kill_pid(pid)?;
                 Ok(pid)
             }
@@ -384,8 +393,8 @@ pub enum LinkPath {
     S3(String),
 }
 
-fn unsupported(what: &str) -> EnvError {
-    EnvError::Engine(format!("{what} is not supported by this environment"))
+fn unsupported(environment: &'static str, operation: &str) -> EnvError {
+    EnvError::Unsupported { environment, operation: operation.to_string() }
 }
 
 /// SIGKILL to one process.
@@ -447,14 +456,14 @@ mod tests {
 
     #[test]
     fn canary_error_names_the_stage_topic_and_minio_log() {
-        let err = EnvError::Canary {
+        let err = EnvError::Canary(Box::new(CanaryLost {
             bucket: "images".into(),
             key: "_harness/canary/ab.png".into(),
             topic: "minio-events".into(),
             timeout: Duration::from_secs(60),
             diagnosis: None,
             minio_log_tail: "API: http://127.0.0.1:9000".into(),
-        };
+        }));
         assert_eq!(
             err.to_string(),
             "MinIO accepted the canary upload images/_harness/canary/ab.png but no notification \

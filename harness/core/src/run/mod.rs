@@ -146,7 +146,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         Ok(env) => env,
         Err(e) if scenario.expectations.contains(&Expectation::MisconfigurationReported) => {
             let address = misconfigured_address.unwrap_or_default();
-            let named = matches!(&e, EnvError::Canary { diagnosis: Some(d), .. } if !address.is_empty() && d.contains(&address));
+            let named =
+                matches!(&e, EnvError::Canary(c) if !address.is_empty() && c.diagnosis.as_ref().is_some_and(|d| d.contains(&address)));
             return ctx.diagnosed(e.to_string(), named);
         }
         Err(e) => return ctx.aborted(Abort::Environment(e.to_string())),
