@@ -188,7 +188,7 @@ impl FromStr for ByteRate {
             _ => return Err(bad()),
         };
         let bytes = n * factor;
-        if !bytes.is_finite() || bytes < 1024.0 || bytes > 1e10 {
+        if !bytes.is_finite() || !(1024.0..=1e10).contains(&bytes) {
             return Err(format!("bandwidth out of range (1KiB/s to 10GB/s), got {s:?}"));
         }
         Ok(ByteRate { bytes_per_second: bytes as u64 })
