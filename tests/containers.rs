@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::faults::run_with;
+use crate::faults::{run_holding_the_lock, run_with};
 use crate::util::{harness, only_run_dir, serial, spawn_until};
 
 /// The engine's unix socket: `DOCKER_HOST=unix://…`, else Docker's default.
@@ -79,11 +79,12 @@ fn partition_cuts_kafka_off_the_network_and_exactly_once_holds() {
 
 /// SIGKILL the harness mid-workload: its containers, network and volume stay (no
 /// code of it runs any more). The next run removes them before it starts, and the
-/// smoke scenario passes on containers as it does locally.
+/// smoke scenario passes on containers as it does locally. The lock is held across
+/// both runs: any other test's run would reap the leftovers first.
 #[test]
 fn a_killed_runs_containers_are_removed_by_the_next_run_and_smoke_passes() {
+    let _one_at_a_time = serial();
     let killed_id = {
-        let _one_at_a_time = serial();
         let reports = tempfile::tempdir().unwrap();
         let args = ["run", "--env", "containers", "--reports", reports.path().to_str().unwrap(), "scenarios/smoke.yaml"];
         let (mut child, seen) = spawn_until(&args, Duration::from_secs(600), |l| l.contains("uploading "));
@@ -109,7 +110,7 @@ fn a_killed_runs_containers_are_removed_by_the_next_run_and_smoke_passes() {
         id
     };
 
-    let run = run_with(&["--env", "containers"], "scenarios/smoke.yaml");
+    let run = run_holding_the_lock(&["--env", "containers"], "scenarios/smoke.yaml");
     assert!(run.stderr.contains("removed leftovers of killed runs"), "{}", run.explain());
     assert_nothing_left(&killed_id);
     assert_eq!(run.code, 0, "{}", run.explain());

@@ -28,6 +28,11 @@ fn run(file: &str) -> Run {
 /// the run is left.
 pub(crate) fn run_with(extra: &[&str], file: &str) -> Run {
     let _one_at_a_time = serial();
+    run_holding_the_lock(extra, file)
+}
+
+/// [`run_with`] for a caller that already holds [`serial`]'s lock.
+pub(crate) fn run_holding_the_lock(extra: &[&str], file: &str) -> Run {
     let reports = tempfile::tempdir().unwrap();
     let mut args = vec!["run"];
     args.extend_from_slice(extra);
