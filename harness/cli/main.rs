@@ -38,8 +38,8 @@ enum Command {
   harness run --repeat 5 a.yaml b.yaml           # a b a b …, then medians with CIs
   harness run --env containers scenarios/smoke.yaml   # the same scenario on containers
 
-Each run writes reports/<run-id>/: junit.xml, results.json, history.json, scenario.yaml
-and logs/ (Kafka, MinIO, processor).
+Each run writes reports/<run-id>/: report.html, junit.xml, results.json, history.json,
+scenario.yaml and logs/ (Kafka, MinIO, processor; the run's secret masked).
 
 Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario · 3 environment did not start")]
     Run {
