@@ -135,7 +135,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
             EnvKind::Containers => {
                 ContainersEnv::start(spec, &toolchain, &ctx.run_id, opts.images, &say).await.map(|e| Env::Containers(Box::new(e)))
             }
-            _ => LocalEnv::start(spec, &toolchain, &say).await.map(Env::Local),
+            EnvKind::Local => LocalEnv::start(spec, &toolchain, &say).await.map(Env::Local),
+            // Validation rejects it (planned); never start something else in its place.
+            EnvKind::Kubernetes => Err(EnvError::Unsupported { environment: "kubernetes", operation: "starting a run".into() }),
         }
     };
     let started_env = tokio::select! {
@@ -363,7 +365,8 @@ impl Context<'_> {
 fn env_info(s: &Scenario) -> EnvironmentInfo {
     let kind = match s.environment.kind {
         EnvKind::Containers => "containers",
-        _ => "local",
+        EnvKind::Local => "local",
+        EnvKind::Kubernetes => "kubernetes",
     };
     EnvironmentInfo { kind: kind.into(), processor: s.processor.label(), services: Vec::new() }
 }
