@@ -81,13 +81,17 @@ pub(crate) async fn run_logged(
     for stream in streams.into_iter().flatten() {
         let seen = seen.clone();
         readers.push(tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
+            // Bytes, not `lines()`: a line that is not UTF-8 (a file name in tar's
+            // output) would end `lines()`, and the command would meet a closed pipe.
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while matches!(reader.read_until(b'\n', &mut line).await, Ok(1..)) {
                 use std::io::Write;
                 let mut s = seen.lock().unwrap_or_else(|e| e.into_inner());
-                let _ = writeln!(s.2, "{line}");
+                let _ = s.2.write_all(&line);
                 s.0 += 1;
-                s.1 = line;
+                s.1 = String::from_utf8_lossy(&line).trim_end().to_string();
+                line.clear();
             }
         }));
     }
@@ -216,4 +220,23 @@ pub(super) async fn ensure_minio(cache: &Path, progress: &dyn Fn(&str)) -> Resul
     });
     let _ = std::fs::remove_dir_all(&tmp);
     moved.map(|()| bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Output that is not UTF-8 is kept byte for byte, and the command still runs
+    /// to its end: its pipes stay read.
+    #[tokio::test]
+    async fn a_step_with_non_utf8_output_runs_to_the_end_and_logs_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("step.log");
+        let mut cmd = tokio::process::Command::new("sh");
+        cmd.args(["-c", "printf 'a\\377b\\n'; i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done; printf 'end'"]);
+        run_logged("sh", &mut cmd, &log, &|_| {}).await.expect("the step succeeds");
+        let bytes = std::fs::read(&log).unwrap();
+        assert!(bytes.starts_with(b"a\xffb\nline 0\n"), "{:?}", &bytes[..20]);
+        assert!(bytes.ends_with(b"line 19999\nend"));
+    }
 }
