@@ -20,18 +20,9 @@ use super::logs::LogTail;
 /// drops tabs and carriage returns, so a tab becomes four spaces (Java's stack traces
 /// indent with tabs) and a line ends in `\n` alone, as XML parsers read it anyway.
 fn xml_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\t' => out.push_str("    "),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\r' | '\n' => out.push('\n'),
-            c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
+    let kept: String =
+        s.chars().filter(|&c| matches!(c, '\t' | '\n' | '\r') || !(c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')).collect();
+    kept.replace("\r\n", "\n").replace('\r', "\n").replace('\t', "    ")
 }
 
 /// The JUnit report; `logs` (service log tails) go into the suite's `system-err`
