@@ -6,11 +6,14 @@
 //!   the Python packages `ci/setup` installs for the student processor.
 //! - `faults`: fault injection against real Kafka and MinIO: each fault proven to
 //!   take effect and heal, verdicts as the scenario expects; `ci/faults` runs all.
+//! - `conformance`: every fault kind against each environment, held to its
+//!   description in the catalog (injected where validation accepts it, refused elsewhere).
 //! - `containers`: the same scenarios on the containers environment (a Docker-API
 //!   engine: `ci/podman` starts podman's here and `ci/test` sets `DOCKER_HOST`).
 //! - `registry`: runs on official images; ignored here (no registry), the reason says so.
 
 mod cli;
+mod conformance;
 mod containers;
 mod e2e;
 mod faults;

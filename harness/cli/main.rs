@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode as ProcessExit;
 
 use clap::{Parser, Subcommand};
-use harness_core::containers::images::ImageSource;
+use harness_core::engine::images::ImageSource;
 use harness_core::run::{run, RunOptions};
 use harness_model::exit::ExitCode;
 use harness_model::scenario::{self, Scenario};
@@ -202,7 +202,7 @@ fn main() -> ProcessExit {
 
 /// `harness images build|list`; any error is the environment's (exit 3).
 async fn images(command: ImagesCommand) -> Result<ProcessExit, Box<dyn std::error::Error>> {
-    use harness_core::containers::{connect, images};
+    use harness_core::engine::{connect, images};
     let progress = |m: &str| eprintln!("{m}");
     match command {
         ImagesCommand::Build => {

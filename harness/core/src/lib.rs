@@ -1,9 +1,11 @@
-//! The engine: environments, services, workload, observers, checks and reports.
+//! The harness engine: environments, services, workload, observers, faults, checks
+//! and reports (`engine` is the container engine connection and its images).
 //!
 //! A run goes provision → start → ready → workload → drain → check → report →
 //! teardown; `run` drives that lifecycle, the other modules are its parts.
 
-pub mod containers;
+pub mod clock;
+pub mod engine;
 pub mod env;
 pub mod fault;
 pub mod netfault;

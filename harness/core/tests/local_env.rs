@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use harness_core::env::{EnvSpec, LocalEnv};
+use harness_core::env::{EnvSpec, Environment, LocalEnv};
 use harness_core::services::canary::{canary_png, wait_for_object_event};
 use harness_core::services::processor::ProcessorSpec;
 use harness_core::services::provision::provision;
@@ -95,7 +95,7 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    env.shutdown(false).await.expect("shutdown");
+    Box::new(env).shutdown(false).await.expect("shutdown");
     // SAFETY: kill with signal 0 only checks for existence.
     let alive = unsafe { libc::kill(-pgid, 0) } == 0;
     let errno = std::io::Error::last_os_error().raw_os_error();

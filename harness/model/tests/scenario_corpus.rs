@@ -156,15 +156,15 @@ fn fault_schedule_resolves_explicit_then_random_and_adds_the_proof_expectation()
 
 #[test]
 fn network_faults_resolve_links_parameters_and_explicit_heals() {
-    use harness_model::scenario::{links_of, FaultKind, LinkParams, DEFAULT_DELAY};
+    use harness_model::scenario::{FaultKind, Link, LinkParams, DEFAULT_DELAY};
     use std::time::Duration;
     let f = Path::new("tests/corpus/valid/network.yaml");
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).unwrap();
     let s = scenario::parse(&text, f).unwrap();
     assert_eq!(s.environment.minio_queue_limit, Some(50));
-    let targets: Vec<&str> = s.faults.iter().map(|f| f.target.as_str()).collect();
+    let targets: Vec<&str> = s.faults.iter().map(|f| f.target.name()).collect();
     assert_eq!(&targets[..6], ["kafka", "processor->minio", "processor->kafka", "minio", "minio->kafka", "kafka"]);
-    assert_eq!(links_of(targets[0]), ["minio->kafka", "processor->kafka"]);
+    assert_eq!(s.faults[0].target.links(), [Link::MinioKafka, Link::ProcessorKafka]);
     assert!(s.faults[0].link.is_empty() && s.faults[1].link.is_empty());
     assert_eq!(
         s.faults[2].link,

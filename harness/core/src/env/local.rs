@@ -9,9 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use harness_model::scenario::{EnvKind, Link, Service, Target};
 use tokio::sync::watch;
 
-use super::{CanaryLost, Endpoints, EnvError, EnvSpec, LinkPath, ReadyTimings, S3Credentials, ServiceInfo};
+use super::{CanaryLost, Endpoints, EnvError, EnvSpec, Environment, LinkPath, ReadyTimings, S3Credentials, ServiceInfo};
 use crate::netfault::{FaultProxy, LinkControl};
 use crate::services::canary;
 use crate::services::kafka::{self, ClusterNode, ExtraListener, Kafka, KafkaConfig, KafkaPorts};
@@ -263,138 +265,21 @@ impl LocalEnv {
         }
     }
 
-    pub fn endpoints(&self) -> &Endpoints {
-        &self.endpoints
-    }
-
     /// What the processor is given: the links' proxies where there are some.
     fn processor_endpoints(&self) -> Endpoints {
         let mut ep = self.endpoints.clone();
-        if let Some(LinkPath::Kafka(bootstrap)) = self.link_path("processor->kafka") {
+        if let Some(LinkPath::Kafka(bootstrap)) = self.link_path(Link::ProcessorKafka) {
             ep.kafka_bootstrap = bootstrap;
         }
-        if let Some(LinkPath::S3(endpoint)) = self.link_path("processor->minio") {
+        if let Some(LinkPath::S3(endpoint)) = self.link_path(Link::ProcessorMinio) {
             ep.s3_endpoint = endpoint;
         }
         ep
     }
 
-    pub fn has_fault_links(&self) -> bool {
-        !self.links.is_empty()
-    }
-
-    /// The proxies' controls of a link, or of every link to a service.
-    pub fn link_controls(&self, target: &str) -> Result<Vec<LinkControl>, EnvError> {
-        let wanted = harness_model::scenario::links_of(target);
-        let controls: Vec<LinkControl> = self.links.iter().filter(|p| wanted.contains(&p.link())).map(FaultProxy::control).collect();
-        if controls.is_empty() {
-            return Err(not_running(&format!("a fault proxy for {target}")));
-        }
-        Ok(controls)
-    }
-
-    /// The proxy a probe connects to, to cross `link` as its client does.
-    pub fn link_path(&self, link: &str) -> Option<LinkPath> {
-        let p = self.links.iter().find(|p| p.link() == link)?;
-        Some(if link.ends_with("->minio") {
-            LinkPath::S3(format!("http://{}", p.address()))
-        } else {
-            LinkPath::Kafka(p.address().to_string())
-        })
-    }
-
-    /// Kafka, MinIO and (once started) the processor, with versions and logs.
-    pub fn services(&self) -> Vec<ServiceInfo> {
-        let mut out: Vec<ServiceInfo> = self
-            .kafka
-            .iter()
-            .map(|k| ServiceInfo {
-                name: k.name().to_string(),
-                version: format!("Apache Kafka {}", self.kafka_version),
-                log_path: self.group.log_path(k.name()),
-                pid: Some(k.process().pid()),
-            })
-            .collect();
-        out.extend([ServiceInfo {
-            name: minio::SERVICE.into(),
-            version: self.minio_version.clone(),
-            log_path: self.group.log_path(minio::SERVICE),
-            pid: self.minio.as_ref().map(|m| m.process().pid()),
-        }]);
-        for p in self.processor.iter().chain(&self.replicas) {
-            out.push(ServiceInfo {
-                name: p.name().to_string(),
-                version: String::new(),
-                log_path: p.log_path().to_path_buf(),
-                pid: p.status().borrow().pid,
-            });
-        }
-        out
-    }
-
-    pub fn ready_timings(&self) -> &ReadyTimings {
-        &self.timings
-    }
-
-    /// Key of the canary object in the source bucket (its event is on the
-    /// events topic, so observers and checkers must skip it).
-    pub fn canary_key(&self) -> &str {
-        &self.canary_key
-    }
-
     /// The run's process group id, for fault injectors and tests.
     pub fn pgid(&self) -> Option<i32> {
         self.group.pgid()
-    }
-
-    /// Starts the processor with the contract's environment and supervises it.
-    pub async fn start_processor(&mut self, spec: ProcessorSpec) -> Result<(), EnvError> {
-        if let Some(mut old) = self.processor.take() {
-            old.stop(PROCESSOR_GRACE).await;
-        }
-        let child = processor::child_spec(&spec, &self.processor_endpoints());
-        self.processor = Some(ProcessorSupervisor::start(&self.group, child)?);
-        self.processor_spec = Some(spec);
-        Ok(())
-    }
-
-    /// Starts one more replica of the processor (same command, same group; log
-    /// `processor-<n>.log`), as a scale-up of a Deployment would. Returns its pid.
-    pub async fn add_processor_replica(&mut self) -> Result<u32, EnvError> {
-        let mut spec = self.processor_spec.clone().ok_or_else(|| not_running("processor"))?;
-        spec.name = format!("{}-{}", spec.name, self.replicas.len() + 2);
-        let child = processor::child_spec(&spec, &self.processor_endpoints());
-        let replica = ProcessorSupervisor::start(&self.group, child)?;
-        let pid = replica.status().borrow().pid.unwrap_or(0);
-        self.replicas.push(replica);
-        Ok(pid)
-    }
-
-    /// Stops the processor (SIGTERM, 10 s grace, SIGKILL) and returns its final
-    /// status; `None` if none runs. The watch receivers keep the final status.
-    pub async fn stop_processor(&mut self) -> Option<ProcessorStatus> {
-        for r in &mut self.replicas {
-            r.stop(PROCESSOR_GRACE).await;
-        }
-        let mut p = self.processor.take()?;
-        let status = p.stop(PROCESSOR_GRACE).await;
-        self.processor = Some(p);
-        Some(status)
-    }
-
-    /// The processor's starts, exits and restarts; `None` before
-    /// [`LocalEnv::start_processor`].
-    pub fn processor_events(&self) -> Option<watch::Receiver<ProcessorStatus>> {
-        self.processor.as_ref().map(ProcessorSupervisor::status)
-    }
-
-    /// Stops the processor, then MinIO and Kafka gracefully, then kills
-    /// whatever is left in the group; removes the data dirs unless `keep`.
-    /// `<run_dir>/logs` is always kept.
-    pub async fn shutdown(mut self, keep: bool) -> Result<(), EnvError> {
-        let result = self.teardown(keep).await;
-        self.shut_down = true;
-        result
     }
 
     async fn teardown(&mut self, keep: bool) -> Result<(), EnvError> {
@@ -432,38 +317,23 @@ impl LocalEnv {
     }
 
     /// Pid of the running broker (the first node of a cluster); `None` once it exited.
-    pub fn kafka_pid(&mut self) -> Option<u32> {
+    fn kafka_pid(&mut self) -> Option<u32> {
         let k = self.kafka.first_mut()?;
         k.process_mut().try_status().is_none().then(|| k.process().pid())
     }
 
-    /// Sends `signal` to the broker (the first node of a cluster). For SIGTERM
-    /// (controlled shutdown, SIGKILL after 15 s) and SIGKILL it waits for the exit
-    /// and returns it described; other signals (SIGSTOP, SIGCONT) return at once
-    /// with `None`.
-    pub async fn signal_kafka(&mut self, signal: i32) -> Result<Option<String>, EnvError> {
-        self.signal_kafka_node(1, signal).await
-    }
-
-    /// Starts the broker (the first node) again on its ports and data after
-    /// [`LocalEnv::signal_kafka`] ended it; returns once a produce/consume round trip passed.
-    pub async fn restart_kafka(&mut self) -> Result<Duration, EnvError> {
-        self.restart_kafka_node(1).await
-    }
-
-    /// KRaft node ids of the running cluster (`[1]` for the single broker).
-    pub fn kafka_node_ids(&self) -> Vec<u32> {
-        self.kafka.iter().map(Kafka::node_id).collect()
-    }
-
-    /// Like [`LocalEnv::signal_kafka`], for node `node_id` of the cluster.
-    pub async fn signal_kafka_node(&mut self, node_id: u32, signal: i32) -> Result<Option<String>, EnvError> {
+    /// Sends `signal` to node `node_id` of the cluster (1: the single broker). For
+    /// SIGTERM (controlled shutdown, SIGKILL after 15 s) and SIGKILL it waits for
+    /// the exit and returns it described; other signals (SIGSTOP, SIGCONT) return
+    /// at once with `None`.
+    async fn signal_kafka_node(&mut self, node_id: u32, signal: i32) -> Result<Option<String>, EnvError> {
         let k = self.kafka.iter_mut().find(|k| k.node_id() == node_id).ok_or_else(|| not_running(&format!("kafka node {node_id}")))?;
         signal_and_wait(k.process_mut(), signal, KAFKA_GRACE).await
     }
 
-    /// Like [`LocalEnv::restart_kafka`], for node `node_id` of the cluster.
-    pub async fn restart_kafka_node(&mut self, node_id: u32) -> Result<Duration, EnvError> {
+    /// Starts node `node_id` again on its ports and data after
+    /// [`LocalEnv::signal_kafka_node`] ended it; returns once its produce/consume round trip passed.
+    async fn restart_kafka_node(&mut self, node_id: u32) -> Result<Duration, EnvError> {
         let i = self.kafka.iter().position(|k| k.node_id() == node_id).ok_or_else(|| not_running(&format!("kafka node {node_id}")))?;
         let (Some(k), Some(cfg)) = (self.kafka.get_mut(i), self.kafka_cfgs.get(i)) else {
             return Err(not_running(kafka::SERVICE));
@@ -471,32 +341,205 @@ impl LocalEnv {
         Ok(k.restart(&self.group, cfg).await?)
     }
 
-    /// Like [`LocalEnv::signal_kafka`], for MinIO (SIGTERM grace 5 s).
-    pub async fn signal_minio(&mut self, signal: i32) -> Result<Option<String>, EnvError> {
+    /// Like [`LocalEnv::signal_kafka_node`], for MinIO (SIGTERM grace 5 s).
+    async fn signal_minio(&mut self, signal: i32) -> Result<Option<String>, EnvError> {
         let m = self.minio.as_mut().ok_or_else(|| not_running(minio::SERVICE))?;
         signal_and_wait(m.process_mut(), signal, MINIO_GRACE).await
     }
 
     /// Starts MinIO again on its port and data; returns once put/get/delete passed.
-    pub async fn restart_minio(&mut self) -> Result<Duration, EnvError> {
+    async fn restart_minio(&mut self) -> Result<Duration, EnvError> {
         let (Some(m), Some(cfg)) = (self.minio.as_mut(), self.minio_cfg.as_ref()) else {
             return Err(not_running(minio::SERVICE));
         };
         Ok(m.restart(&self.group, cfg).await?)
     }
+}
+
+#[async_trait]
+impl Environment for LocalEnv {
+    fn kind(&self) -> EnvKind {
+        EnvKind::Local
+    }
+
+    fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// Kafka, MinIO and (once started) the processor, with versions and logs.
+    fn services(&self) -> Vec<ServiceInfo> {
+        let mut out: Vec<ServiceInfo> = self
+            .kafka
+            .iter()
+            .map(|k| ServiceInfo {
+                name: k.name().to_string(),
+                version: format!("Apache Kafka {}", self.kafka_version),
+                log_path: self.group.log_path(k.name()),
+                pid: Some(k.process().pid()),
+            })
+            .collect();
+        out.extend([ServiceInfo {
+            name: minio::SERVICE.into(),
+            version: self.minio_version.clone(),
+            log_path: self.group.log_path(minio::SERVICE),
+            pid: self.minio.as_ref().map(|m| m.process().pid()),
+        }]);
+        for p in self.processor.iter().chain(&self.replicas) {
+            out.push(ServiceInfo {
+                name: p.name().to_string(),
+                version: String::new(),
+                log_path: p.log_path().to_path_buf(),
+                pid: p.status().borrow().pid,
+            });
+        }
+        out
+    }
+
+    fn ready_timings(&self) -> &ReadyTimings {
+        &self.timings
+    }
+
+    /// Key of the canary object in the source bucket (its event is on the
+    /// events topic, so observers and checkers must skip it).
+    fn canary_key(&self) -> &str {
+        &self.canary_key
+    }
+
+    fn run_dir(&self) -> &Path {
+        &self.spec.run_dir
+    }
 
     /// MinIO's notification queue dir, when the run has one.
-    pub fn minio_queue_dir(&self) -> Option<PathBuf> {
+    fn minio_queue_dir(&self) -> Option<PathBuf> {
         self.minio_cfg.as_ref().filter(|c| c.queue_dir).map(MinioConfig::queue_dir_path)
     }
 
     /// Tail of a service's log (for error messages of later stages).
-    pub fn log_tail(&self, service: &str, n_lines: usize) -> String {
+    async fn log_tail(&self, service: &str, n_lines: usize) -> String {
         tail_log(&self.group.log_path(service), n_lines)
     }
 
-    pub fn run_dir(&self) -> &Path {
-        &self.spec.run_dir
+    /// Starts the processor with the contract's environment and supervises it.
+    async fn start_processor(&mut self, spec: ProcessorSpec) -> Result<(), EnvError> {
+        if let Some(mut old) = self.processor.take() {
+            old.stop(PROCESSOR_GRACE).await;
+        }
+        let child = processor::child_spec(&spec, &self.processor_endpoints());
+        self.processor = Some(ProcessorSupervisor::start(&self.group, child)?);
+        self.processor_spec = Some(spec);
+        Ok(())
+    }
+
+    /// Stops the processor (SIGTERM, 10 s grace, SIGKILL) and returns its final
+    /// status; `None` if none runs. The watch receivers keep the final status.
+    async fn stop_processor(&mut self) -> Option<ProcessorStatus> {
+        for r in &mut self.replicas {
+            r.stop(PROCESSOR_GRACE).await;
+        }
+        let mut p = self.processor.take()?;
+        let status = p.stop(PROCESSOR_GRACE).await;
+        self.processor = Some(p);
+        Some(status)
+    }
+
+    /// The processor's starts, exits and restarts; `None` before `start_processor`.
+    fn processor_events(&self) -> Option<watch::Receiver<ProcessorStatus>> {
+        self.processor.as_ref().map(ProcessorSupervisor::status)
+    }
+
+    /// Stops the processor, then MinIO and Kafka gracefully, then kills
+    /// whatever is left in the group; removes the data dirs unless `keep`.
+    /// `<run_dir>/logs` is always kept.
+    async fn shutdown(mut self: Box<Self>, keep: bool) -> Result<(), EnvError> {
+        let result = self.teardown(keep).await;
+        self.shut_down = true;
+        result
+    }
+
+    async fn stop_service(&mut self, service: Service, hard: bool) -> Result<Option<String>, EnvError> {
+        let signal = if hard { libc::SIGKILL } else { libc::SIGTERM };
+        match service {
+            Service::Kafka => self.signal_kafka_node(1, signal).await,
+            Service::Minio => self.signal_minio(signal).await,
+            Service::Processor => Err(super::unsupported(EnvKind::Local, "stopping the processor as a fault")),
+        }
+    }
+
+    async fn start_service(&mut self, service: Service) -> Result<Duration, EnvError> {
+        match service {
+            Service::Kafka => self.restart_kafka_node(1).await,
+            Service::Minio => self.restart_minio().await,
+            Service::Processor => Err(super::unsupported(EnvKind::Local, "starting the processor as a heal")),
+        }
+    }
+
+    /// SIGSTOP to the broker; returns its pid, so a dropped guard can SIGCONT it.
+    async fn pause_service(&mut self, service: Service) -> Result<Option<u32>, EnvError> {
+        if service != Service::Kafka {
+            return Err(super::unsupported(EnvKind::Local, format!("pausing {}", service.name())));
+        }
+        let pid = self.kafka_pid().ok_or_else(|| not_running("a running broker"))?;
+        self.signal_kafka_node(1, libc::SIGSTOP).await?;
+        Ok(Some(pid))
+    }
+
+    async fn resume_service(&mut self, service: Service) -> Result<(), EnvError> {
+        if service != Service::Kafka {
+            return Err(super::unsupported(EnvKind::Local, format!("resuming {}", service.name())));
+        }
+        self.signal_kafka_node(1, libc::SIGCONT).await.map(|_| ())
+    }
+
+    /// KRaft node ids of the running cluster (`[1]` for the single broker).
+    fn kafka_node_ids(&self) -> Vec<u32> {
+        self.kafka.iter().map(Kafka::node_id).collect()
+    }
+
+    async fn stop_broker(&mut self, node_id: u32, hard: bool) -> Result<Option<String>, EnvError> {
+        self.signal_kafka_node(node_id, if hard { libc::SIGKILL } else { libc::SIGTERM }).await
+    }
+
+    async fn start_broker(&mut self, node_id: u32) -> Result<Duration, EnvError> {
+        self.restart_kafka_node(node_id).await
+    }
+
+    /// The proxies' controls of a link, or of every link to a service.
+    fn link_controls(&self, target: Target) -> Result<Vec<LinkControl>, EnvError> {
+        let wanted: Vec<&str> = target.links().into_iter().map(Link::name).collect();
+        let controls: Vec<LinkControl> = self.links.iter().filter(|p| wanted.contains(&p.link())).map(FaultProxy::control).collect();
+        if controls.is_empty() {
+            return Err(not_running(&format!("a fault proxy for {target}")));
+        }
+        Ok(controls)
+    }
+
+    /// The proxy a probe connects to, to cross `link` as its client does.
+    fn link_path(&self, link: Link) -> Option<LinkPath> {
+        let p = self.links.iter().find(|p| p.link() == link.name())?;
+        Some(match link.ends().1 {
+            Service::Minio => LinkPath::S3(format!("http://{}", p.address())),
+            _ => LinkPath::Kafka(p.address().to_string()),
+        })
+    }
+
+    /// SIGKILL to the processor; returns the pid it had. Its supervisor restarts it.
+    async fn kill_processor(&mut self) -> Result<u32, EnvError> {
+        let status = self.processor_events().ok_or_else(|| not_running("a running processor"))?;
+        let pid = status.borrow().pid.ok_or_else(|| not_running("a processor between restarts"))?;
+        super::kill_pid(pid)?;
+        Ok(pid)
+    }
+
+    /// Starts one more replica of the processor (same command, same group; log
+    /// `processor-<n>.log`), as a scale-up of a Deployment would. Returns its pid.
+    async fn add_processor_replica(&mut self) -> Result<u32, EnvError> {
+        let mut spec = self.processor_spec.clone().ok_or_else(|| not_running("processor"))?;
+        spec.name = format!("{}-{}", spec.name, self.replicas.len() + 2);
+        let child = processor::child_spec(&spec, &self.processor_endpoints());
+        let replica = ProcessorSupervisor::start(&self.group, child)?;
+        let pid = replica.status().borrow().pid.unwrap_or(0);
+        self.replicas.push(replica);
+        Ok(pid)
     }
 }
 
@@ -517,10 +560,10 @@ async fn diagnose_no_event(minio_brokers: &str, kafka_bootstrap: &str, target: &
     if minio_brokers.is_empty() {
         return None;
     }
-    let advertised = match crate::fault::advertised_brokers(minio_brokers).await {
+    let advertised = match crate::services::probe::advertised_brokers(minio_brokers).await {
         Ok(a) => a,
         Err(_) => {
-            let e = crate::fault::kafka_probe(minio_brokers).await.err()?;
+            let e = crate::services::probe::kafka_probe(minio_brokers).await.err()?;
             return Some(format!(
                 "likely cause: MinIO's Kafka target points at {minio_brokers} \
                  (MINIO_NOTIFY_KAFKA_BROKERS_{target}), where no Kafka listener answers \

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use harness_model::history::FaultWindow;
 use harness_model::scenario::FaultSpec;
 
-use super::probe::{kafka_probe, topic_partitions, PartitionInfo};
-use crate::env::Env;
-use crate::run::clock::Clock;
+use crate::clock::Clock;
+use crate::env::Environment;
+use crate::services::probe::{kafka_probe, topic_partitions, PartitionInfo};
 
 const POLL: Duration = Duration::from_millis(250);
 
@@ -84,7 +84,13 @@ fn describe(parts: &[PartitionInfo]) -> String {
 /// `down_for`, started again, proven back in sync before the next one, as an
 /// operator's roll does. The window: effect = the first broker out of the ISR,
 /// heal = the last broker's start, recovery = the last broker back in sync.
-pub async fn rolling_restart(env: &mut Env, spec: &FaultSpec, clock: Clock, mut w: FaultWindow, timeout: Duration) -> FaultWindow {
+pub async fn rolling_restart(
+    env: &mut dyn Environment,
+    spec: &FaultSpec,
+    clock: Clock,
+    mut w: FaultWindow,
+    timeout: Duration,
+) -> FaultWindow {
     let ep = env.endpoints().clone();
     let (bootstrap, topic) = (ep.kafka_bootstrap.as_str(), ep.events_topic.as_str());
     let mut steps = Vec::new();

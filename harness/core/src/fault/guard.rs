@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use harness_model::scenario::{FaultKind, FaultSpec};
+use harness_model::scenario::{Action, Brokers, FaultKind, FaultSpec, Op, Service};
 
 use super::links::link_fault;
 use super::FaultError;
-use crate::env::{Env, Service};
+use crate::env::Environment;
 use crate::netfault::LinkControl;
 
 /// What an applied fault changed, so that healing knows what to undo.
@@ -46,41 +46,58 @@ pub struct Injected {
     pub exit_status: Option<String>,
 }
 
-fn service_of(target: &str) -> Service {
-    match target {
-        "minio" => Service::Minio,
-        "processor" => Service::Processor,
-        _ => Service::Kafka,
+/// Whether the running environment can take `spec` as its kind's description
+/// says: the operations, the number of brokers, a queue dir. Validation checks
+/// the same against the scenario; this holds the running environment to it, so
+/// a fault is never applied where the description says it cannot be.
+pub fn admissible(env: &dyn Environment, spec: &FaultSpec) -> Result<(), String> {
+    let d = spec.kind.describe();
+    let name = env.kind().name();
+    if d.ops(spec.target, env.kind()).is_none() {
+        return Err(format!("{} on {} cannot be injected by the {name} environment", d.key, spec.target));
     }
+    let brokers = env.kafka_node_ids().len();
+    match d.brokers {
+        Brokers::One if brokers != 1 => return Err(format!("{} acts on a single broker; this cluster has {brokers}", d.key)),
+        Brokers::Cluster if brokers < 2 => return Err(format!("{} needs a Kafka cluster; this one has {brokers} broker", d.key)),
+        _ => {}
+    }
+    if d.needs_queue_dir && env.minio_queue_dir().is_none() {
+        return Err(format!("{} needs a MinIO queue dir; this environment's MinIO has none", d.key));
+    }
+    Ok(())
 }
 
-/// Applies `spec` to the environment.
-pub async fn inject(env: &mut Env, spec: &FaultSpec) -> Result<Injected, FaultError> {
+/// Applies `spec` to the environment: the action its kind's description names,
+/// through the operation the environment has for it.
+pub async fn inject(env: &mut dyn Environment, spec: &FaultSpec) -> Result<Injected, FaultError> {
     let kind = spec.kind;
     let env_err = |what: &'static str| move |source| FaultError::Env { index: spec.index, kind: kind.key(), what, source };
     let other = |what: String| FaultError::Other { index: spec.index, kind: kind.key(), what };
-    let (applied, exit_status) = match kind {
-        FaultKind::BrokerStop => {
-            let st = env.stop_service(Service::Kafka, false).await.map_err(env_err("stopping the broker"))?;
-            (Applied::Down(Service::Kafka), st)
+    admissible(env, spec).map_err(|why| other(format!("{why} (validation should have rejected it)")))?;
+    let d = kind.describe();
+    let (applied, exit_status) = match d.action {
+        Action::Stop { service, hard } => {
+            let what = match (service, hard) {
+                (Service::Kafka, false) => "stopping the broker",
+                (Service::Kafka, true) => "killing the broker",
+                (Service::Minio, false) => "stopping MinIO",
+                (Service::Minio, true) => "killing MinIO",
+                (Service::Processor, _) => "stopping the processor",
+            };
+            let st = env.stop_service(service, hard).await.map_err(env_err(what))?;
+            (Applied::Down(service), st)
         }
-        FaultKind::BrokerKill | FaultKind::QueueDirLoss => {
+        Action::StopAndWipeQueue => {
             let st = env.stop_service(Service::Kafka, true).await.map_err(env_err("killing the broker"))?;
             (Applied::Down(Service::Kafka), st)
         }
-        FaultKind::BrokerPause => {
-            let pid = env.pause_service(Service::Kafka).await.map_err(env_err("pausing the broker"))?;
-            (Applied::Paused { service: Service::Kafka, pid }, None)
+        Action::Pause(service) => {
+            let what = if service == Service::Kafka { "pausing the broker" } else { "pausing the service" };
+            let pid = env.pause_service(service).await.map_err(env_err(what))?;
+            (Applied::Paused { service, pid }, None)
         }
-        FaultKind::MinioRestart => {
-            let st = env.stop_service(Service::Minio, false).await.map_err(env_err("stopping MinIO"))?;
-            (Applied::Down(Service::Minio), st)
-        }
-        FaultKind::MinioKill => {
-            let st = env.stop_service(Service::Minio, true).await.map_err(env_err("killing MinIO"))?;
-            (Applied::Down(Service::Minio), st)
-        }
-        FaultKind::LeaderKill => {
+        Action::KillLeader => {
             let (bootstrap, topic) = {
                 let ep = env.endpoints();
                 (ep.kafka_bootstrap.clone(), ep.events_topic.clone())
@@ -89,34 +106,39 @@ pub async fn inject(env: &mut Env, spec: &FaultSpec) -> Result<Injected, FaultEr
             let st = env.stop_broker(node, true).await.map_err(env_err("killing the partition leader"))?;
             (Applied::BrokerDown(node), Some(format!("broker {node} (leader of {topic}/0) {}", st.unwrap_or_default())))
         }
-        FaultKind::ProcessorCrash => {
+        Action::RollingRestart => {
+            return Err(other("a rolling restart is a sequence of its own (`cluster::rolling_restart`), not one injection".into()))
+        }
+        Action::KillProcessor => {
             let pid = env.kill_processor().await.map_err(env_err("killing the processor"))?;
             (Applied::ProcessorKilled { pid }, None)
         }
-        FaultKind::ProcessorJoin => {
+        Action::AddReplica => {
             let pid = env.add_processor_replica().await.map_err(env_err("starting a second processor replica"))?;
             (Applied::ReplicaJoined { pid }, None)
         }
-        k if k.is_network() && env.has_fault_links() => {
-            let controls = env.link_controls(&spec.target).map_err(env_err("finding the link's fault proxy"))?;
-            let fault = link_fault(spec);
-            for c in &controls {
-                c.set(fault);
+        Action::Partition | Action::Link(_) => match d.ops(spec.target, env.kind()).as_deref() {
+            Some([Op::LinkProxy]) => {
+                let controls = env.link_controls(spec.target).map_err(env_err("finding the link's fault proxy"))?;
+                let fault = link_fault(spec).ok_or_else(|| other("not a fault on links".into()))?;
+                for c in &controls {
+                    c.set(fault);
+                }
+                (Applied::Link(controls), None)
             }
-            (Applied::Link(controls), None)
-        }
-        FaultKind::Partition => {
-            let service = service_of(&spec.target);
-            env.disconnect(service).await.map_err(env_err("disconnecting the service from the network"))?;
-            (Applied::Partitioned(service), None)
-        }
-        other_kind => {
-            return Err(other(format!(
-                "{} cannot be injected by the {} environment (validation should have rejected it)",
-                other_kind.key(),
-                env.kind()
-            )))
-        }
+            Some([Op::Disconnect(service)]) => {
+                env.disconnect(*service).await.map_err(env_err("disconnecting the service from the network"))?;
+                (Applied::Partitioned(*service), None)
+            }
+            _ => {
+                return Err(other(format!(
+                    "{} on {} cannot be injected by the {} environment (validation should have rejected it)",
+                    kind.key(),
+                    spec.target,
+                    env.kind().name()
+                )))
+            }
+        },
     };
     Ok(Injected { index: spec.index, kind, applied, healed: false, exit_status })
 }
@@ -124,7 +146,7 @@ pub async fn inject(env: &mut Env, spec: &FaultSpec) -> Result<Injected, FaultEr
 impl Injected {
     /// Undoes the fault: starts a stopped service again (on its ports and data),
     /// resumes a paused one, reconnects a partitioned one. Idempotent.
-    pub async fn heal(&mut self, env: &mut Env) -> Result<(), FaultError> {
+    pub async fn heal(&mut self, env: &mut dyn Environment) -> Result<(), FaultError> {
         if self.healed {
             return Ok(());
         }

@@ -14,26 +14,36 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use harness_model::scenario::{FaultKind, FaultSpec, DEFAULT_BANDWIDTH, DEFAULT_DELAY};
+use harness_model::scenario::{Action, FaultSpec, LinkEffect, DEFAULT_BANDWIDTH, DEFAULT_DELAY};
 
-use super::probe::{produce_probe, PROBE_TIMEOUT};
-use crate::env::{Env, LinkPath, S3Credentials};
+use crate::env::{Environment, LinkPath, S3Credentials};
 use crate::netfault::LinkFault;
+use crate::services::probe::{produce_probe, PROBE_TIMEOUT};
 
 /// Bucket the bandwidth probe writes to: no notification is configured on it, so
 /// its objects never reach the pipeline.
 pub const PROBE_BUCKET: &str = "harness-link-probe";
 
-/// What the link's proxy is set to for `spec`.
-pub fn link_fault(spec: &FaultSpec) -> LinkFault {
-    match spec.kind {
-        FaultKind::Latency => {
+/// What the link's proxy is set to for `spec`; `None` for a kind that is not a
+/// network fault.
+pub fn link_fault(spec: &FaultSpec) -> Option<LinkFault> {
+    Some(match spec.kind.describe().action {
+        Action::Partition => LinkFault::Partition,
+        Action::Link(LinkEffect::Delay) => {
             LinkFault::Latency { delay: spec.link.delay.unwrap_or(DEFAULT_DELAY), jitter: spec.link.jitter.unwrap_or_default() }
         }
-        FaultKind::Bandwidth => LinkFault::Bandwidth { bytes_per_second: spec.link.bytes_per_second.unwrap_or(DEFAULT_BANDWIDTH) },
-        FaultKind::ConnectionReset => LinkFault::Reset,
-        _ => LinkFault::Partition,
-    }
+        Action::Link(LinkEffect::Throttle) => {
+            LinkFault::Bandwidth { bytes_per_second: spec.link.bytes_per_second.unwrap_or(DEFAULT_BANDWIDTH) }
+        }
+        Action::Link(LinkEffect::Reset) => LinkFault::Reset,
+        Action::Stop { .. }
+        | Action::Pause(_)
+        | Action::StopAndWipeQueue
+        | Action::KillLeader
+        | Action::RollingRestart
+        | Action::KillProcessor
+        | Action::AddReplica => return None,
+    })
 }
 
 /// One probe of one link.
@@ -55,16 +65,15 @@ pub struct LinkProbes {
 
 impl LinkProbes {
     /// The probes of `spec`'s links; measures the baseline for latency faults.
-    pub async fn new(env: &Env, spec: &FaultSpec) -> Result<LinkProbes, String> {
-        let links = harness_model::scenario::links_of(&spec.target);
+    pub async fn new(env: &dyn Environment, spec: &FaultSpec) -> Result<LinkProbes, String> {
+        let fault = link_fault(spec).ok_or_else(|| format!("{} is not a fault on links", spec.kind.key()))?;
         let mut paths = Vec::new();
-        for link in links {
-            let path = env.link_path(link).ok_or_else(|| format!("no fault proxy on {link}"))?;
-            paths.push((link, path));
+        for link in spec.target.links() {
+            let path = env.link_path(link).ok_or_else(|| format!("no fault proxy on {}", link.name()))?;
+            paths.push((link.name(), path));
         }
-        let mut probes =
-            LinkProbes { paths, fault: link_fault(spec), credentials: env.endpoints().credentials.clone(), baseline: Vec::new() };
-        if spec.kind == FaultKind::Latency {
+        let mut probes = LinkProbes { paths, fault, credentials: env.endpoints().credentials.clone(), baseline: Vec::new() };
+        if matches!(fault, LinkFault::Latency { .. }) {
             let mut baseline = Vec::new();
             for (_, path) in &probes.paths {
                 // The faster of two: the first pays for a fresh client's set-up.
@@ -128,7 +137,7 @@ impl LinkProbes {
                 }
             }
             // Partition and reset: the request must fail.
-            _ => {
+            LinkFault::Partition | LinkFault::Reset | LinkFault::Clear => {
                 let (_, r) = self.request(path, 0, PROBE_TIMEOUT).await;
                 match r {
                     Ok(what) => Observation { faulty: false, text: what },

@@ -4,11 +4,14 @@
 //! - [`guard`]: applying a fault returns an [`Injected`] guard; `heal` undoes it
 //!   (idempotent), and dropping an unhealed guard heals what can be healed without
 //!   waiting (a paused broker gets SIGCONT; a stopped service is left to teardown).
-//! - [`probe`]: probes through the real client paths (a Kafka produce, an S3 HEAD,
-//!   the processor supervisor's status) that prove a fault took effect and healed.
+//! - What each kind does, needs and proves is data: `harness_model::scenario::describe`.
+//!   The guard carries out its `Action`, the schedule its `Proof`s.
+//! - Probes through the real client paths (a Kafka produce, an S3 HEAD) live in
+//!   `services::probe`; the schedule also reads the processor supervisor's status.
 //! - [`schedule`]: waits for each fault's start, applies it, proves it, heals it
 //!   after `down_for`, proves the recovery and records a `FaultWindow`.
 //!
+//! - [`conformance`]: every kind against a running environment, held to its description.
 //! - [`journal`]: each fault is journaled before it is applied; the next run heals
 //!   what a killed run left behind.
 //!
@@ -16,16 +19,16 @@
 //! which makes the run Unknown (`faults.took_effect`), never Pass.
 
 mod cluster;
+pub mod conformance;
 mod decoy;
 mod guard;
 pub mod journal;
 mod links;
-mod probe;
 mod schedule;
 
+pub use crate::services::probe::{advertised_brokers, group_probe, kafka_probe, s3_probe, topic_partitions, PartitionInfo};
 pub use decoy::HttpDecoy;
-pub use guard::{inject, Injected};
-pub use probe::{advertised_brokers, group_probe, kafka_probe, s3_probe, topic_partitions, PartitionInfo};
+pub use guard::{admissible, inject, Injected};
 pub use schedule::{run_schedule, ScheduleInputs};
 
 /// Why a fault could not be applied or healed.

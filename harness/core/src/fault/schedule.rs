@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness_model::history::FaultWindow;
-use harness_model::scenario::{FaultKind, FaultSpec, FaultStart};
+use harness_model::scenario::{Action, FaultSpec, FaultStart, Op, Proof, Service};
 use tokio::sync::watch;
 
 use super::cluster;
 use super::guard::{inject, wipe_dir_contents};
 use super::journal;
 use super::links::LinkProbes;
-use super::probe::{group_probe, kafka_probe, s3_probe};
-use crate::env::Env;
-use crate::run::clock::Clock;
+use crate::clock::Clock;
+use crate::env::Environment;
+use crate::services::probe::{group_probe, kafka_probe, s3_probe};
 use crate::workload::UploadProgress;
 
 /// How long a probe may keep passing after injection before the fault counts as
@@ -45,7 +45,7 @@ pub struct ScheduleInputs<'a> {
 
 /// Runs every fault in turn; returns the windows of the faults that were injected.
 /// A fault that could not be applied is recorded without an effect (Unknown).
-pub async fn run_schedule(env: &mut Env, mut inp: ScheduleInputs<'_>) -> Vec<FaultWindow> {
+pub async fn run_schedule(env: &mut dyn Environment, mut inp: ScheduleInputs<'_>) -> Vec<FaultWindow> {
     let mut windows = Vec::new();
     for spec in inp.faults {
         if !wait_for_start(spec, &mut inp).await {
@@ -102,13 +102,51 @@ async fn wait_for_start(spec: &FaultSpec, inp: &mut ScheduleInputs<'_>) -> bool 
     }
 }
 
-async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) -> FaultWindow {
+/// The probe a [`Proof`] stands for in this environment, for this fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    /// A produce/consume round trip through the harness's bootstrap.
+    Kafka,
+    /// An S3 put/get/delete through the harness's endpoint.
+    S3,
+    /// The fault proxies' probes (`LinkProbes`).
+    Links,
+    Leadership,
+    Supervisor,
+    Group,
+    EachBroker,
+}
+
+fn probe_for(proof: Proof, spec: &FaultSpec, env: &dyn Environment) -> Result<Probe, String> {
+    let client = |service: Service| match service {
+        Service::Kafka => Ok(Probe::Kafka),
+        Service::Minio => Ok(Probe::S3),
+        Service::Processor => Err("the processor has no client path of its own to probe".to_string()),
+    };
+    match proof {
+        Proof::Client(service) => client(service),
+        Proof::Links => Ok(Probe::Links),
+        // Through the links' proxies where the fault went there; else the host's
+        // path to the partitioned service, which crosses the same network.
+        Proof::Reach => match spec.kind.describe().ops(spec.target, env.kind()).as_deref() {
+            Some([Op::LinkProxy]) => Ok(Probe::Links),
+            _ => client(spec.target.service().ok_or_else(|| format!("{} is not a service to reach", spec.target))?),
+        },
+        Proof::Leadership => Ok(Probe::Leadership),
+        Proof::Supervisor => Ok(Probe::Supervisor),
+        Proof::GroupMembers => Ok(Probe::Group),
+        Proof::EachBroker => Ok(Probe::EachBroker),
+    }
+}
+
+async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleInputs<'_>) -> FaultWindow {
     let clock = inp.clock;
     let kind = spec.kind;
+    let d = kind.describe();
     let mut w = FaultWindow {
         index: spec.index,
         kind: kind.key().to_string(),
-        target: spec.target.clone(),
+        target: spec.target.to_string(),
         injected_at: clock.now(),
         effect_seen_at: None,
         proof: String::new(),
@@ -126,14 +164,28 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
         (inp.say)(&w.proof);
         return w;
     }
+    if let Err(why) = super::guard::admissible(env, spec) {
+        w.proof = format!("could not be applied: {why} (validation should have rejected it)");
+        (inp.say)(&w.proof);
+        return w;
+    }
+    let probes = probe_for(d.effect, spec, env).and_then(|effect| Ok((effect, probe_for(d.recovery, spec, env)?)));
+    let (effect_probe, recovery_probe) = match probes {
+        Ok(p) => p,
+        Err(e) => {
+            w.proof = format!("not applied: {e}");
+            (inp.say)(&w.proof);
+            return w;
+        }
+    };
     // A rolling restart is a sequence of its own: each broker down, proven, back.
-    if kind == FaultKind::RollingRestart {
+    if effect_probe == Probe::EachBroker {
         let w = cluster::rolling_restart(env, spec, clock, w, RECOVERY_TIMEOUT).await;
         (inp.say)(&format!("fault #{} {}: {}", spec.index, kind.key(), w.proof));
         return w;
     }
-    // Network faults on the local environment's links are proven through the links.
-    let links = if kind.is_network() && env.has_fault_links() {
+    // Network faults on the links' proxies are proven through the links.
+    let links = if effect_probe == Probe::Links || recovery_probe == Probe::Links {
         match LinkProbes::new(env, spec).await {
             Ok(p) => Some(p),
             Err(e) => {
@@ -146,7 +198,7 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
         None
     };
     // A join shows as one member more than before (a group may already have several).
-    let members_before = if kind == FaultKind::ProcessorJoin {
+    let members_before = if effect_probe == Probe::Group || recovery_probe == Probe::Group {
         group_probe(&ep.kafka_bootstrap, inp.processor_group).await.map_or(1, |(n, _)| n.max(1))
     } else {
         0
@@ -162,102 +214,108 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
     };
 
     // Proof of effect: the real client path fails (or the process is gone).
-    // A partitioned service is probed like a stopped one: through the host's path to
-    // it, which crosses the same network.
-    let partitioned = |t: &str| kind == FaultKind::Partition && links.is_none() && spec.target == t;
-    let probe_kafka = matches!(kind, FaultKind::BrokerStop | FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::QueueDirLoss)
-        || partitioned("kafka");
-    let probe_minio = matches!(kind, FaultKind::MinioRestart | FaultKind::MinioKill) || partitioned("minio");
-    if let Some(links) = &links {
-        let deadline = Instant::now() + EFFECT_TIMEOUT;
-        loop {
-            let (all, _, seen) = links.observe().await;
-            if all {
-                w.effect_seen_at = Some(clock.now());
-                w.proof = seen;
-                break;
-            }
-            if Instant::now() >= deadline {
-                w.proof = format!("the fault did not take effect within {}s: {seen}", EFFECT_TIMEOUT.as_secs());
-                break;
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    } else if probe_kafka || probe_minio {
-        let deadline = Instant::now() + EFFECT_TIMEOUT;
-        loop {
-            let r = if probe_kafka { kafka_probe(&ep.kafka_bootstrap).await } else { s3_probe(&s3, &ep.source_bucket).await };
-            match r {
-                Err(failed) => {
+    match effect_probe {
+        Probe::Links => {
+            let links = links.as_ref().expect("link probes exist for a Links proof");
+            let deadline = Instant::now() + EFFECT_TIMEOUT;
+            loop {
+                let (all, _, seen) = links.observe().await;
+                if all {
                     w.effect_seen_at = Some(clock.now());
-                    w.proof = format!("{}{failed}", guard.exit_status.as_ref().map(|s| format!("process {s}; ")).unwrap_or_default());
+                    w.proof = seen;
                     break;
                 }
-                Ok(passed) if Instant::now() >= deadline => {
-                    w.proof = format!("the fault did not take effect: {passed} {}s after injection", EFFECT_TIMEOUT.as_secs());
+                if Instant::now() >= deadline {
+                    w.proof = format!("the fault did not take effect within {}s: {seen}", EFFECT_TIMEOUT.as_secs());
                     break;
                 }
-                Ok(_) => tokio::time::sleep(POLL).await,
+                tokio::time::sleep(POLL).await;
             }
         }
-    } else if kind == FaultKind::LeaderKill {
-        let killed = guard.broker().unwrap_or(0);
-        let exit = guard.exit_status.clone().unwrap_or_default();
-        match cluster::leader_moved(&ep.kafka_bootstrap, &ep.events_topic, killed, EFFECT_TIMEOUT).await {
-            Ok(moved) => {
-                w.effect_seen_at = Some(clock.now());
-                w.proof = format!("{exit}; {moved}");
-            }
-            Err(e) => w.proof = format!("{exit}; the fault did not take effect: {e}"),
-        }
-    } else if kind == FaultKind::ProcessorJoin {
-        let pid = guard.pid().unwrap_or(0);
-        let group = inp.processor_group;
-        let deadline = Instant::now() + EFFECT_TIMEOUT;
-        loop {
-            match group_probe(&ep.kafka_bootstrap, group).await {
-                Ok((n, state)) if n > members_before => {
-                    w.effect_seen_at = Some(clock.now());
-                    w.proof =
-                        format!("replica pid {pid} started; consumer group {group} has {n} members, {members_before} before ({state})");
-                    break;
-                }
-                other if Instant::now() >= deadline => {
-                    let seen = match other {
-                        Ok((n, state)) => format!("{n} member(s), {state}"),
-                        Err(e) => e,
-                    };
-                    w.proof = format!(
-                        "replica pid {pid} started but consumer group {group} showed no member beyond its {members_before} within {}s ({seen})",
-                        EFFECT_TIMEOUT.as_secs()
-                    );
-                    break;
-                }
-                _ => tokio::time::sleep(GROUP_POLL).await,
-            }
-        }
-    } else if kind == FaultKind::ProcessorCrash {
-        let pid = guard.pid().unwrap_or(0);
-        let before = processor_before.map_or(0, |s| s.exits.len());
-        match env.processor_events() {
-            Some(mut rx) => {
-                let seen = tokio::time::timeout(EFFECT_TIMEOUT, rx.wait_for(|s| s.exits.len() > before && s.pid != Some(pid))).await;
-                match seen {
-                    Ok(Ok(st)) => {
+        Probe::Kafka | Probe::S3 => {
+            let deadline = Instant::now() + EFFECT_TIMEOUT;
+            loop {
+                let r = if effect_probe == Probe::Kafka {
+                    kafka_probe(&ep.kafka_bootstrap).await
+                } else {
+                    s3_probe(&s3, &ep.source_bucket).await
+                };
+                match r {
+                    Err(failed) => {
                         w.effect_seen_at = Some(clock.now());
-                        let exit = st.exits.last().map(|x| x.status.clone()).unwrap_or_default();
-                        w.proof = format!("processor pid {pid} gone ({exit}), seen by its supervisor");
+                        w.proof = format!("{}{failed}", guard.exit_status.as_ref().map(|s| format!("process {s}; ")).unwrap_or_default());
+                        break;
                     }
-                    _ => {
-                        w.proof = format!(
-                            "processor pid {pid} was sent SIGKILL but its supervisor saw no exit within {}s",
-                            EFFECT_TIMEOUT.as_secs()
-                        )
+                    Ok(passed) if Instant::now() >= deadline => {
+                        w.proof = format!("the fault did not take effect: {passed} {}s after injection", EFFECT_TIMEOUT.as_secs());
+                        break;
                     }
+                    Ok(_) => tokio::time::sleep(POLL).await,
                 }
             }
-            None => w.proof = "no processor status to observe".into(),
         }
+        Probe::Leadership => {
+            let killed = guard.broker().unwrap_or(0);
+            let exit = guard.exit_status.clone().unwrap_or_default();
+            match cluster::leader_moved(&ep.kafka_bootstrap, &ep.events_topic, killed, EFFECT_TIMEOUT).await {
+                Ok(moved) => {
+                    w.effect_seen_at = Some(clock.now());
+                    w.proof = format!("{exit}; {moved}");
+                }
+                Err(e) => w.proof = format!("{exit}; the fault did not take effect: {e}"),
+            }
+        }
+        Probe::Group => {
+            let pid = guard.pid().unwrap_or(0);
+            let group = inp.processor_group;
+            let deadline = Instant::now() + EFFECT_TIMEOUT;
+            loop {
+                match group_probe(&ep.kafka_bootstrap, group).await {
+                    Ok((n, state)) if n > members_before => {
+                        w.effect_seen_at = Some(clock.now());
+                        w.proof =
+                            format!("replica pid {pid} started; consumer group {group} has {n} members, {members_before} before ({state})");
+                        break;
+                    }
+                    other if Instant::now() >= deadline => {
+                        let seen = match other {
+                            Ok((n, state)) => format!("{n} member(s), {state}"),
+                            Err(e) => e,
+                        };
+                        w.proof = format!(
+                            "replica pid {pid} started but consumer group {group} showed no member beyond its {members_before} within {}s ({seen})",
+                            EFFECT_TIMEOUT.as_secs()
+                        );
+                        break;
+                    }
+                    _ => tokio::time::sleep(GROUP_POLL).await,
+                }
+            }
+        }
+        Probe::Supervisor => {
+            let pid = guard.pid().unwrap_or(0);
+            let before = processor_before.map_or(0, |s| s.exits.len());
+            match env.processor_events() {
+                Some(mut rx) => {
+                    let seen = tokio::time::timeout(EFFECT_TIMEOUT, rx.wait_for(|s| s.exits.len() > before && s.pid != Some(pid))).await;
+                    match seen {
+                        Ok(Ok(st)) => {
+                            w.effect_seen_at = Some(clock.now());
+                            let exit = st.exits.last().map(|x| x.status.clone()).unwrap_or_default();
+                            w.proof = format!("processor pid {pid} gone ({exit}), seen by its supervisor");
+                        }
+                        _ => {
+                            w.proof = format!(
+                                "processor pid {pid} was sent SIGKILL but its supervisor saw no exit within {}s",
+                                EFFECT_TIMEOUT.as_secs()
+                            )
+                        }
+                    }
+                }
+                None => w.proof = "no processor status to observe".into(),
+            }
+        }
+        Probe::EachBroker => unreachable!("a rolling restart returned above"),
     }
 
     // The outage: `down_for`, or until `heal_after_uploads` (bounded by `down_for`).
@@ -265,7 +323,7 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
         w.proof = format!("{}; {why}", w.proof);
     }
     // queue_dir loss: the queued events are wiped while the broker is still down.
-    if kind == FaultKind::QueueDirLoss {
+    if d.action == Action::StopAndWipeQueue {
         match env.minio_queue_dir() {
             Some(dir) => match wipe_dir_contents(&dir) {
                 Ok(0) => {
@@ -300,31 +358,30 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
     // Proof of recovery through the same path.
     let deadline = Instant::now() + RECOVERY_TIMEOUT;
     loop {
-        let r = if let Some(links) = &links {
-            match links.observe().await {
+        let r = match recovery_probe {
+            Probe::Links => match links.as_ref().expect("link probes exist for a Links proof").observe().await {
                 (_, true, seen) => Ok(seen),
                 (_, false, seen) => Err(seen),
+            },
+            Probe::Leadership => {
+                let killed = guard.broker().unwrap_or(0);
+                cluster::wait_isr(&ep.kafka_bootstrap, &ep.events_topic, killed, true, Duration::ZERO)
+                    .await
+                    .map(|isr| format!("broker {killed} is back in the ISR ({isr})"))
             }
-        } else if kind == FaultKind::LeaderKill {
-            let killed = guard.broker().unwrap_or(0);
-            cluster::wait_isr(&ep.kafka_bootstrap, &ep.events_topic, killed, true, Duration::ZERO)
-                .await
-                .map(|isr| format!("broker {killed} is back in the ISR ({isr})"))
-        } else if probe_kafka {
-            kafka_probe(&ep.kafka_bootstrap).await
-        } else if probe_minio {
-            s3_probe(&s3, &ep.source_bucket).await
-        } else if kind == FaultKind::ProcessorJoin {
-            // Recovered: the rebalance is over and both members have partitions to work on.
-            match group_probe(&ep.kafka_bootstrap, inp.processor_group).await {
-                Ok((n, state)) if n > members_before && state == "Stable" => {
+            Probe::Kafka => kafka_probe(&ep.kafka_bootstrap).await,
+            Probe::S3 => s3_probe(&s3, &ep.source_bucket).await,
+            // Recovered: the rebalance is over with the replica and at least one other
+            // member in it. Not "more than before": a member of a process killed just
+            // before (processor_crash) is counted until its session times out.
+            Probe::Group => match group_probe(&ep.kafka_bootstrap, inp.processor_group).await {
+                Ok((n, state)) if n >= 2 && state == "Stable" => {
                     Ok(format!("consumer group {} is Stable with {n} members", inp.processor_group))
                 }
                 Ok((n, state)) => Err(format!("{n} member(s), {state}")),
                 Err(e) => Err(e),
-            }
-        } else {
-            match env.processor_events() {
+            },
+            Probe::Supervisor => match env.processor_events() {
                 Some(rx) => {
                     let st = rx.borrow().clone();
                     match st.pid {
@@ -333,7 +390,8 @@ async fn one_fault(env: &mut Env, spec: &FaultSpec, inp: &ScheduleInputs<'_>) ->
                     }
                 }
                 None => Err("no processor status".into()),
-            }
+            },
+            Probe::EachBroker => unreachable!("a rolling restart returned above"),
         };
         match r {
             Ok(ok) => {

@@ -7,14 +7,14 @@ use aws_sdk_s3::Client;
 use futures::StreamExt;
 use harness_model::history::{Inspection, OutputVersion};
 
-use super::OutputSeen;
+use super::{ObserveError, OutputSeen};
 
 /// Versions read back at once.
 const INSPECT_CONCURRENCY: usize = 8;
 
 /// Lists every object version of `bucket` and inspects each; `seen` supplies the time
 /// each version was first announced.
-pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) -> Result<Vec<OutputVersion>, String> {
+pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) -> Result<Vec<OutputVersion>, ObserveError> {
     let mut versions: Vec<(String, String, u64)> = Vec::new();
     let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
     loop {
@@ -25,7 +25,7 @@ pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) ->
             .set_version_id_marker(version_marker.clone())
             .send()
             .await
-            .map_err(|e| format!("listing versions of bucket {bucket}: {}", crate::services::s3::describe_sdk_error(&e)))?;
+            .map_err(|e| ObserveError::Listing { bucket: bucket.to_string(), detail: crate::services::s3::describe_sdk_error(&e) })?;
         for v in page.versions() {
             if let (Some(k), Some(id)) = (v.key(), v.version_id()) {
                 versions.push((k.to_string(), id.to_string(), v.size().unwrap_or(0).max(0) as u64));

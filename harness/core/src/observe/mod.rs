@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 pub use listing::list_outputs;
 pub use records::{parse_records, S3Record};
 
-use crate::run::clock::Clock;
+use crate::clock::Clock;
 
 /// A thumbnail version as its notification announced it.
 #[derive(Clone, Debug)]
@@ -58,6 +58,9 @@ pub enum ObserveError {
     NoPartitions { topic: String, reason: String },
     #[error("the harness's own consumer saw no {what} on topic {topic} within {secs}s")]
     NotLive { what: String, topic: String, secs: u64 },
+    /// The target bucket's versions could not be listed.
+    #[error("listing versions of bucket {bucket}: {detail}")]
+    Listing { bucket: String, detail: String },
 }
 
 impl Observers {

@@ -12,7 +12,7 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 use super::records::parse_records;
 use super::{ObserveError, Observed, OutputSeen};
-use crate::run::clock::Clock;
+use crate::clock::Clock;
 
 pub(super) async fn assign_all(bootstrap: &str, topic: &str, group: &str) -> Result<StreamConsumer, ObserveError> {
     let err = |reason: String| ObserveError::Consumer { topic: topic.to_string(), reason };

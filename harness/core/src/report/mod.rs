@@ -6,7 +6,7 @@ mod junit;
 mod logs;
 mod terminal;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use harness_model::history::History;
 use harness_model::results::RunResults;
@@ -15,12 +15,21 @@ pub use junit::junit_xml;
 pub use logs::LogTail;
 pub use terminal::summary;
 
+/// A report file that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct ReportError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
 /// Writes every report file; returns the first error with the file it concerns.
-pub fn write_all(dir: &Path, results: &RunResults, history: Option<&History>) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn write_all(dir: &Path, results: &RunResults, history: Option<&History>) -> Result<(), ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError { path: dir.to_path_buf(), source })?;
     let write = |name: &str, bytes: Vec<u8>| {
         let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+        std::fs::write(&path, bytes).map_err(|source| ReportError { path, source })
     };
     let json = |v: &dyn erased::Json| v.to_vec();
     write("results.json", json(results))?;

@@ -10,11 +10,11 @@ use harness_model::history::{History, ProcessorExit};
 use harness_model::scenario::{ProcessorKind, Scenario};
 use harness_model::workload::plan;
 
-use super::clock::Clock;
 use super::{Progress, SETTLE};
-use crate::env::Env;
+use crate::clock::Clock;
+use crate::env::{EnvError, Environment};
 use crate::fault;
-use crate::observe::{list_outputs, Observers};
+use crate::observe::{list_outputs, ObserveError, Observers};
 use crate::services::processor::ProcessorSpec;
 use crate::services::s3::s3_client;
 use crate::workload::{run_uploads, stopped, UploadProgress};
@@ -28,23 +28,39 @@ pub(super) struct Exercised {
     pub drain_seconds: f64,
 }
 
+/// Why the middle of a run could not go on (the run ends with exit 3, the message
+/// in its results).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ExerciseError {
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    #[error("writing a probe to bucket {bucket}: {detail}")]
+    Probe { bucket: String, detail: String },
+    #[error("the harness's own consumers did not see the {what} within {secs}s; Kafka's log says:\n{kafka_log}")]
+    ObserversBlind { what: &'static str, secs: u64, kafka_log: String },
+    #[error("cannot find the harness binary to run the builtin processor: {0}")]
+    NoHarnessBinary(#[source] std::io::Error),
+    /// The processor could not be started.
+    #[error(transparent)]
+    Processor(EnvError),
+}
+
 /// `stop` turns true on Ctrl-C: no further upload starts, faults in progress are
 /// healed as usual, the drain is skipped, and what happened until then is recorded.
 pub(super) async fn exercise(
-    env: &mut Env,
+    env: &mut dyn Environment,
     scenario: &Scenario,
     run_id: &str,
     clock: Clock,
     progress: &Progress,
     stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<Exercised, String> {
+) -> Result<Exercised, ExerciseError> {
     let ep = env.endpoints().clone();
     let s3 = s3_client(&ep.s3_endpoint, &ep.credentials);
 
     // Observers first, proven live before anything is uploaded: the canary's event
     // must be visible, and a probe written to the target bucket must be announced.
-    let observers =
-        Observers::start(&ep.kafka_bootstrap, &ep.events_topic, &ep.outputs_topic, run_id, clock).await.map_err(|e| e.to_string())?;
+    let observers = Observers::start(&ep.kafka_bootstrap, &ep.events_topic, &ep.outputs_topic, run_id, clock).await?;
     let canary = env.canary_key().to_string();
     let probe = format!("{}probe/{run_id}.txt", harness_model::HARNESS_KEY_PREFIX);
     s3.put_object()
@@ -53,19 +69,19 @@ pub(super) async fn exercise(
         .body(aws_sdk_s3::primitives::ByteStream::from_static(b"probe"))
         .send()
         .await
-        .map_err(|e| format!("writing a probe to bucket {}: {}", ep.target_bucket, crate::services::s3::describe_sdk_error(&e)))?;
+        .map_err(|e| ExerciseError::Probe { bucket: ep.target_bucket.clone(), detail: crate::services::s3::describe_sdk_error(&e) })?;
     let live = observers.wait_for(OBSERVER_LIVE_TIMEOUT, |o| o.saw_event(&canary) && o.saw_output(&probe)).await;
     if !live {
         let what = if observers.observed.saw_event(&canary) { "probe's event on the outputs topic" } else { "canary's event" };
-        return Err(format!(
-            "the harness's own consumers did not see the {what} within {}s; Kafka's log says:\n{}",
-            OBSERVER_LIVE_TIMEOUT.as_secs(),
-            env.log_tail("kafka", 15).await
-        ));
+        return Err(ExerciseError::ObserversBlind {
+            what,
+            secs: OBSERVER_LIVE_TIMEOUT.as_secs(),
+            kafka_log: env.log_tail("kafka", 15).await,
+        });
     }
 
     progress.say(&format!("starting processor {}", scenario.processor.label()));
-    env.start_processor(processor_spec(scenario)?).await.map_err(|e| e.to_string())?;
+    env.start_processor(processor_spec(scenario)?).await.map_err(ExerciseError::Processor)?;
     let status = env.processor_events();
 
     let w = &scenario.workload;
@@ -163,14 +179,14 @@ pub(super) async fn exercise(
     Ok(Exercised { history, workload_seconds, drain_seconds })
 }
 
-fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, String> {
+fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, ExerciseError> {
     let mut env: Vec<(String, String)> =
         vec![("THUMBNAIL_WIDTH".into(), s.pipeline.thumbnail_width.to_string()), ("KAFKA_GROUP_ID".into(), s.processor.group_id.clone())];
     env.extend(s.processor.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     let builtin = matches!(s.processor.kind, ProcessorKind::Builtin(_));
     let (program, args) = match &s.processor.kind {
         ProcessorKind::Builtin(_) => {
-            let exe = std::env::current_exe().map_err(|e| format!("cannot find the harness binary to run the builtin processor: {e}"))?;
+            let exe = std::env::current_exe().map_err(ExerciseError::NoHarnessBinary)?;
             (exe, vec!["processor".to_string()])
         }
         ProcessorKind::Command(argv) => {

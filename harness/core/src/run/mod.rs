@@ -1,7 +1,6 @@
 //! The run lifecycle: provision → start → ready → workload → drain → check →
 //! report → teardown. Teardown happens on every path: success, error, Ctrl-C.
 
-pub mod clock;
 mod exercise;
 mod ids;
 mod progress;
@@ -14,10 +13,10 @@ use harness_model::exit::ExitCode;
 use harness_model::history::History;
 use harness_model::metrics::{self, Metrics};
 use harness_model::results::{Counts, EnvironmentInfo, ReadySeconds, RunResults, ScenarioInfo, ServiceVersion, Timings};
-use harness_model::scenario::{EnvKind, Expectation, Misconfiguration, Scenario};
+use harness_model::scenario::{Expectation, Misconfiguration, Scenario};
 use harness_model::verdict::{judge, overall, ExpectationResult, Verdict};
 
-use crate::env::{ContainersEnv, Env, EnvError, EnvSpec, LocalEnv};
+use crate::env::{self, EnvError, EnvSpec};
 use crate::report;
 use crate::services::provision;
 pub use progress::Progress;
@@ -32,7 +31,7 @@ pub struct RunOptions {
     /// No progress lines on stderr.
     pub quiet: bool,
     /// Containers environment: images built here, or the official ones.
-    pub images: crate::containers::images::ImageSource,
+    pub images: crate::engine::images::ImageSource,
 }
 
 pub struct RunOutcome {
@@ -57,7 +56,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     let run_id = ids::run_id(&scenario.name, started_wall);
     let report_dir = opts.reports_root.join(&run_id);
     let progress = Progress::new(opts.quiet);
-    let clock = clock::Clock::start();
+    let clock = crate::clock::Clock::start();
     progress.say(&format!("run {run_id}: reports in {}", report_dir.display()));
 
     let mut ctx = Context {
@@ -130,16 +129,13 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         fault_links: scenario.faults.iter().any(|f| f.kind.is_network()),
         seed: scenario.seed,
     };
-    let start = async {
-        match scenario.environment.kind {
-            EnvKind::Containers => {
-                ContainersEnv::start(spec, &toolchain, &ctx.run_id, opts.images, &say).await.map(|e| Env::Containers(Box::new(e)))
-            }
-            EnvKind::Local => LocalEnv::start(spec, &toolchain, &say).await.map(Env::Local),
-            // Validation rejects it (planned); never start something else in its place.
-            EnvKind::Kubernetes => Err(EnvError::Unsupported { environment: "kubernetes", operation: "starting a run".into() }),
-        }
+    let harness_bin = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return ctx.aborted(Abort::Environment(format!("finding the harness binary for the processor: {e}"))),
     };
+    let cx =
+        env::StartContext { toolchain: &toolchain, run_id: &ctx.run_id, images: opts.images, harness_bin: &harness_bin, progress: &say };
+    let start = env::start(scenario.environment.kind, spec, &cx);
     let started_env = tokio::select! {
         r = start => r,
         _ = tokio::signal::ctrl_c() => return ctx.aborted(Abort::Interrupted),
@@ -170,7 +166,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     // report). A second Ctrl-C stops at once.
     let (exercised, interrupted) = {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let exercise = exercise::exercise(&mut env, scenario, &ctx.run_id, clock, &ctx.progress, stop_rx);
+        let exercise = exercise::exercise(env.as_mut(), scenario, &ctx.run_id, clock, &ctx.progress, stop_rx);
         tokio::pin!(exercise);
         tokio::select! {
             r = &mut exercise => (Some(r), false),
@@ -184,7 +180,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
             }
         }
     };
-    ctx.progress.say(&format!("stopping the processor, MinIO and Kafka ({})", env.kind()));
+    ctx.progress.say(&format!("stopping the processor, MinIO and Kafka ({})", env.kind().name()));
     if let Err(e) = env.shutdown(opts.keep).await {
         ctx.progress.say(&format!("teardown: {e}"));
     }
@@ -192,7 +188,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     crate::fault::journal::close(&ctx.report_dir);
     match exercised {
         None => ctx.aborted(Abort::Interrupted),
-        Some(Err(e)) => ctx.aborted(Abort::Environment(e)),
+        Some(Err(e)) => ctx.aborted(Abort::Environment(e.to_string())),
         Some(Ok(ex)) => {
             ctx.timings.workload_seconds = ex.workload_seconds;
             ctx.timings.drain_seconds = ex.drain_seconds;
@@ -363,12 +359,7 @@ impl Context<'_> {
 }
 
 fn env_info(s: &Scenario) -> EnvironmentInfo {
-    let kind = match s.environment.kind {
-        EnvKind::Containers => "containers",
-        EnvKind::Local => "local",
-        EnvKind::Kubernetes => "kubernetes",
-    };
-    EnvironmentInfo { kind: kind.into(), processor: s.processor.label(), services: Vec::new() }
+    EnvironmentInfo { kind: s.environment.kind.name().into(), processor: s.processor.label(), services: Vec::new() }
 }
 
 fn processor_version(s: &Scenario) -> String {

@@ -29,7 +29,7 @@ use super::process::{ChildProcess, ChildSpec, ProcessGroup};
 use super::ready::ready_or_exit;
 use super::s3::{describe_sdk_error, s3_client};
 use super::ServiceError;
-use crate::env::S3Credentials;
+use crate::services::endpoints::S3Credentials;
 
 /// Service name: the log is `logs/minio.log`.
 pub const SERVICE: &str = "minio";

@@ -7,16 +7,20 @@
 //! - [`ready`]: waiting for a readiness probe, a process exit or a timeout.
 //! - [`kafka`]: a single-broker KRaft Kafka on 127.0.0.1.
 //! - [`minio`]: a single-node MinIO with two Kafka notification targets.
+//! - [`endpoints`]: where the services are reached, and the run's S3 credentials.
 //! - [`s3`]: the S3 client every part of the harness uses.
+//! - [`probe`]: one-shot probes through the real client paths (proofs, diagnoses).
 //! - [`canary`]: one upload whose notification must arrive before a run starts.
 //! - [`processor`]: the processor under test, supervised like a Deployment.
 //!
-//! Nothing here knows about scenarios; `env` wires these pieces together.
+//! Nothing here knows about scenarios or environments; `env` wires these pieces together.
 
 pub mod canary;
+pub mod endpoints;
 pub mod kafka;
 pub mod minio;
 pub mod ports;
+pub mod probe;
 pub mod process;
 pub mod processor;
 pub mod provision;

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::process::{describe_status, ChildProcess, ChildSpec, ProcessGroup};
 use super::ServiceError;
-use crate::env::Endpoints;
+use crate::services::endpoints::Endpoints;
 
 /// First restart delay; doubles per consecutive crash up to [`MAX_BACKOFF`].
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
@@ -112,14 +112,145 @@ pub struct ProcessorStatus {
     pub stopped: bool,
 }
 
-/// Runs the processor until stopped; restarts it when it exits on its own.
+/// How one process ended, as its launcher saw it; the supervisor adds the times.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitSeen {
+    /// "exit code 1", "killed by signal 9 (SIGKILL)".
+    pub status: String,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ExitSeen {
+    /// The exit record, stamped now.
+    fn record(self, uptime: Duration, expected: bool) -> ProcessorExit {
+        let ExitSeen { status, code, signal } = self;
+        ProcessorExit { at: Instant::now(), wall_time: SystemTime::now(), uptime, status, code, signal, expected }
+    }
+}
+
+/// What [`Supervision`] needs of one kind of processor: a host process, a
+/// container. The supervisor owns the policy (backoff, the status, what a stop
+/// means); a launcher only acts on its process.
+///
+/// `wait_exit` and `stop` are called only while a process runs: after the first
+/// start (done before the supervisor is handed the launcher) or a successful
+/// `restart`, and until `wait_exit` has returned its exit.
+#[async_trait::async_trait]
+pub trait Launcher: Send + 'static {
+    /// Waits until the running process exits on its own. Must be cancel-safe:
+    /// a stop request drops it and calls `stop` instead.
+    async fn wait_exit(&mut self) -> ExitSeen;
+
+    /// Stops the running process: ask it, up to `grace` to exit, then force it.
+    /// Returns how it ended.
+    async fn stop(&mut self, grace: Duration) -> ExitSeen;
+
+    /// Starts a replacement for a process that exited. Returns its pid, if known,
+    /// or why it could not be started (the supervisor tries again later).
+    async fn restart(&mut self) -> Result<Option<u32>, String>;
+}
+
+/// A supervising task: keeps a processor running through its [`Launcher`],
+/// restarting it with backoff when it exits on its own, until stopped; every
+/// start and exit is published as a [`ProcessorStatus`].
 #[derive(Debug)]
-pub struct ProcessorSupervisor {
-    name: String,
+pub struct Supervision {
     stop_tx: Option<oneshot::Sender<Duration>>,
     task: Option<JoinHandle<()>>,
     status: watch::Receiver<ProcessorStatus>,
+}
+
+impl Supervision {
+    /// Supervises the process `launcher` has just started (`pid`, if known).
+    /// Call from async code on the run's runtime.
+    pub fn spawn(launcher: impl Launcher, pid: Option<u32>) -> Self {
+        let (status_tx, status) = watch::channel(ProcessorStatus { starts: 1, pid, ..ProcessorStatus::default() });
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(supervise(launcher, tokio::time::Instant::now(), status_tx, stop_rx));
+        Supervision { stop_tx: Some(stop_tx), task: Some(task), status }
+    }
+
+    /// A receiver of the status: `borrow()` for a snapshot, `changed()` to
+    /// hear about each start, exit and restart.
+    pub fn status(&self) -> watch::Receiver<ProcessorStatus> {
+        self.status.clone()
+    }
+
+    /// Stops the process through the launcher with `grace`, or cancels a pending
+    /// restart, and waits for the task. Returns the final status. Harmless twice.
+    pub async fn stop(&mut self, grace: Duration) -> ProcessorStatus {
+        if let Some(tx) = self.stop_tx.take() {
+            let _ = tx.send(grace);
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.status.borrow().clone()
+    }
+}
+
+/// The supervisor loop. `started` is when the running process started; uptimes
+/// are measured on tokio's clock (the same as `Instant` unless time is paused).
+async fn supervise(
+    mut launcher: impl Launcher,
+    mut started: tokio::time::Instant,
+    status: watch::Sender<ProcessorStatus>,
+    mut stop_rx: oneshot::Receiver<Duration>,
+) {
+    let mut running = true;
+    let mut backoff = INITIAL_BACKOFF;
+    loop {
+        if running {
+            tokio::select! {
+                exit = launcher.wait_exit() => {
+                    let uptime = started.elapsed();
+                    status.send_modify(|s| { s.pid = None; s.exits.push(exit.record(uptime, false)); });
+                    if uptime >= STABLE_AFTER {
+                        backoff = INITIAL_BACKOFF;
+                    }
+                    running = false;
+                }
+                grace = &mut stop_rx => {
+                    // A dropped supervisor (Err) means: kill now.
+                    let exit = launcher.stop(grace.unwrap_or(Duration::ZERO)).await;
+                    let uptime = started.elapsed();
+                    status.send_modify(|s| { s.pid = None; s.exits.push(exit.record(uptime, true)); s.stopped = true; });
+                    return;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = &mut stop_rx => {
+                status.send_modify(|s| s.stopped = true);
+                return;
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+        match launcher.restart().await {
+            Ok(pid) => {
+                started = tokio::time::Instant::now();
+                running = true;
+                status.send_modify(|s| {
+                    s.starts += 1;
+                    s.restarts += 1;
+                    s.pid = pid;
+                    s.last_spawn_error = None;
+                });
+            }
+            Err(e) => status.send_modify(|s| s.last_spawn_error = Some(e)),
+        }
+    }
+}
+
+/// Runs the processor as a host process until stopped; restarts it when it
+/// exits on its own.
+#[derive(Debug)]
+pub struct ProcessorSupervisor {
+    name: String,
     log_path: PathBuf,
+    supervision: Supervision,
 }
 
 impl ProcessorSupervisor {
@@ -128,11 +259,9 @@ impl ProcessorSupervisor {
     /// spawns the replacements from a worker thread (see `process` docs).
     pub fn start(group: &ProcessGroup, spec: ChildSpec) -> Result<Self, ServiceError> {
         let first = group.spawn(&spec)?;
-        let (status_tx, status) = watch::channel(ProcessorStatus { starts: 1, pid: Some(first.pid()), ..ProcessorStatus::default() });
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let log_path = first.log_path().to_path_buf();
-        let task = tokio::spawn(supervise(group.clone(), spec.clone(), first, status_tx, stop_rx));
-        Ok(ProcessorSupervisor { name: spec.name, stop_tx: Some(stop_tx), task: Some(task), status, log_path })
+        let (name, log_path, pid) = (spec.name.clone(), first.log_path().to_path_buf(), first.pid());
+        let supervision = Supervision::spawn(HostLauncher { group: group.clone(), spec, child: first }, Some(pid));
+        Ok(ProcessorSupervisor { name, log_path, supervision })
     }
 
     pub fn name(&self) -> &str {
@@ -146,95 +275,62 @@ impl ProcessorSupervisor {
     /// A receiver of the status: `borrow()` for a snapshot, `changed()` to
     /// hear about each start, exit and restart.
     pub fn status(&self) -> watch::Receiver<ProcessorStatus> {
-        self.status.clone()
+        self.supervision.status()
     }
 
     /// SIGTERM, up to `grace` (10 s for the contract) to exit, then SIGKILL.
     /// Returns the final status. Harmless twice.
     pub async fn stop(&mut self, grace: Duration) -> ProcessorStatus {
-        if let Some(tx) = self.stop_tx.take() {
-            let _ = tx.send(grace);
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-        self.status.borrow().clone()
+        self.supervision.stop(grace).await
     }
 }
 
-fn exit_record(status: std::io::Result<std::process::ExitStatus>, uptime: Duration, expected: bool) -> ProcessorExit {
-    use std::os::unix::process::ExitStatusExt;
-    let (text, code, signal) = match status {
-        Ok(s) => (describe_status(s), s.code(), s.signal()),
-        Err(e) => (format!("wait failed: {e}"), None, None),
-    };
-    ProcessorExit { at: Instant::now(), wall_time: SystemTime::now(), uptime, status: text, code, signal, expected }
-}
-
-async fn supervise(
+/// A host process in the run's process group.
+struct HostLauncher {
     group: ProcessGroup,
     spec: ChildSpec,
-    first: ChildProcess,
-    status: watch::Sender<ProcessorStatus>,
-    mut stop_rx: oneshot::Receiver<Duration>,
-) {
-    let mut child = Some(first);
-    let mut backoff = INITIAL_BACKOFF;
-    loop {
-        if let Some(running) = child.as_mut() {
-            tokio::select! {
-                exit = running.wait() => {
-                    let uptime = running.started().elapsed();
-                    let record = exit_record(exit, uptime, false);
-                    tracing::warn!(processor = %spec.name, status = %record.status, "processor exited; restarting");
-                    status.send_modify(|s| { s.pid = None; s.exits.push(record); });
-                    if uptime >= STABLE_AFTER {
-                        backoff = INITIAL_BACKOFF;
-                    }
-                    child = None;
-                }
-                grace = &mut stop_rx => {
-                    // A dropped supervisor (Err) means: kill now.
-                    let grace = grace.unwrap_or(Duration::ZERO);
-                    let uptime = running.started().elapsed();
-                    let exit = running.stop(grace).await;
-                    let record = exit_record(exit, uptime, true);
-                    status.send_modify(|s| { s.pid = None; s.exits.push(record); s.stopped = true; });
-                    return;
-                }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = &mut stop_rx => {
-                status.send_modify(|s| s.stopped = true);
-                return;
-            }
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        match group.spawn(&spec) {
+    /// The latest process; after its exit it stays here, reaped, until replaced.
+    child: ChildProcess,
+}
+
+#[async_trait::async_trait]
+impl Launcher for HostLauncher {
+    async fn wait_exit(&mut self) -> ExitSeen {
+        let exit = host_exit(self.child.wait().await);
+        tracing::warn!(processor = %self.spec.name, status = %exit.status, "processor exited; restarting");
+        exit
+    }
+
+    async fn stop(&mut self, grace: Duration) -> ExitSeen {
+        host_exit(self.child.stop(grace).await)
+    }
+
+    async fn restart(&mut self) -> Result<Option<u32>, String> {
+        match self.group.spawn(&self.spec) {
             Ok(replacement) => {
-                let pid = replacement.pid();
-                status.send_modify(|s| {
-                    s.starts += 1;
-                    s.restarts += 1;
-                    s.pid = Some(pid);
-                    s.last_spawn_error = None;
-                });
-                child = Some(replacement);
+                self.child = replacement;
+                Ok(Some(self.child.pid()))
             }
             Err(e) => {
-                tracing::warn!(processor = %spec.name, "could not restart processor: {e}");
-                status.send_modify(|s| s.last_spawn_error = Some(e.to_string()));
+                tracing::warn!(processor = %self.spec.name, "could not restart processor: {e}");
+                Err(e.to_string())
             }
         }
+    }
+}
+
+fn host_exit(status: std::io::Result<std::process::ExitStatus>) -> ExitSeen {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) => ExitSeen { status: describe_status(s), code: s.code(), signal: s.signal() },
+        Err(e) => ExitSeen { status: format!("wait failed: {e}"), code: None, signal: None },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::env::S3Credentials;
+    use crate::services::endpoints::S3Credentials;
 
     fn endpoints() -> Endpoints {
         Endpoints {
@@ -274,6 +370,115 @@ mod tests {
         assert_eq!(child.env.iter().filter(|(k, _)| k == "THUMBNAIL_WIDTH").count(), 1);
         assert!(child.env_remove_prefixes.contains(&"AWS_".to_string()));
         assert_eq!(child.cwd, Some(PathBuf::from("/work")));
+    }
+
+    /// What the fake launcher was asked to do, at what (virtual) time.
+    #[derive(Debug, PartialEq)]
+    enum Call {
+        Restart(Duration),
+        Stop(Duration, Duration),
+    }
+
+    /// Process `n` (0 = the first) runs `lifetimes[n]`, or until stopped when the
+    /// list is exhausted; restart `n` answers `restarts[n]`.
+    struct FakeLauncher {
+        t0: tokio::time::Instant,
+        started: tokio::time::Instant,
+        runs: usize,
+        lifetimes: Vec<Duration>,
+        restarts: std::collections::VecDeque<Result<Option<u32>, String>>,
+        calls: std::sync::Arc<std::sync::Mutex<Vec<Call>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Launcher for FakeLauncher {
+        async fn wait_exit(&mut self) -> ExitSeen {
+            match self.lifetimes.get(self.runs) {
+                Some(&lifetime) => tokio::time::sleep_until(self.started + lifetime).await,
+                None => std::future::pending().await,
+            }
+            self.runs += 1;
+            ExitSeen { status: "exit code 1".into(), code: Some(1), signal: None }
+        }
+
+        async fn stop(&mut self, grace: Duration) -> ExitSeen {
+            self.calls.lock().unwrap().push(Call::Stop(self.t0.elapsed(), grace));
+            ExitSeen { status: "killed by signal 15 (SIGTERM)".into(), code: None, signal: Some(libc::SIGTERM) }
+        }
+
+        async fn restart(&mut self) -> Result<Option<u32>, String> {
+            self.calls.lock().unwrap().push(Call::Restart(self.t0.elapsed()));
+            let answer = self.restarts.pop_front().expect("an unscripted restart");
+            if answer.is_ok() {
+                self.started = tokio::time::Instant::now();
+            }
+            answer
+        }
+    }
+
+    fn fake(lifetimes: &[u64], restarts: Vec<Result<Option<u32>, String>>) -> (FakeLauncher, std::sync::Arc<std::sync::Mutex<Vec<Call>>>) {
+        let calls = std::sync::Arc::default();
+        let now = tokio::time::Instant::now();
+        let launcher = FakeLauncher {
+            t0: now,
+            started: now,
+            runs: 0,
+            lifetimes: lifetimes.iter().map(|&ms| Duration::from_millis(ms)).collect(),
+            restarts: restarts.into(),
+            calls: std::sync::Arc::clone(&calls),
+        };
+        (launcher, calls)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_resets_after_a_stable_run_and_a_stop_cancels_it() {
+        let ms = Duration::from_millis;
+        // Crashes at once three times, runs 12 s, crashes at once, fails to
+        // restart once, crashes at once again.
+        let (launcher, calls) =
+            fake(&[0, 0, 0, 12_000, 0, 0], vec![Ok(Some(2)), Ok(Some(3)), Ok(Some(4)), Ok(Some(5)), Err("no image".into()), Ok(Some(6))]);
+        let mut sup = Supervision::spawn(launcher, Some(1));
+        let mut rx = sup.status();
+
+        let failed = rx.wait_for(|s| s.last_spawn_error.is_some()).await.unwrap().clone();
+        assert_eq!(failed.last_spawn_error.as_deref(), Some("no image"));
+        assert_eq!((failed.starts, failed.restarts, failed.pid, failed.exits.len()), (5, 4, None, 5));
+
+        // Process 6 has crashed: the supervisor waits 4 s before the next start.
+        let crashed = rx.wait_for(|s| s.exits.len() == 6).await.unwrap().clone();
+        assert_eq!((crashed.starts, crashed.restarts, crashed.pid, crashed.last_spawn_error), (6, 5, None, None));
+        let last = sup.stop(Duration::from_secs(10)).await;
+
+        let restarts = [500, 1_500, 3_500, 16_000, 17_000, 19_000].map(|t| Call::Restart(ms(t)));
+        // Exits after 0, 0, 0, 12 s (stable: the backoff goes back to 500 ms), 0, 0.
+        assert_eq!(*calls.lock().unwrap(), restarts, "restart times; no launcher stop, as nothing ran when stopped");
+        let uptimes: Vec<_> = last.exits.iter().map(|x| x.uptime).collect();
+        assert_eq!(uptimes, [0, 0, 0, 12_000, 0, 0].map(ms));
+        assert!(last.exits.iter().all(|x| !x.expected && x.code == Some(1)));
+        assert!(last.stopped);
+        assert_eq!((last.starts, last.restarts, last.pid), (6, 5, None));
+        assert_eq!(sup.stop(Duration::ZERO).await.exits.len(), 6, "a second stop changes nothing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_a_running_process_records_an_expected_exit() {
+        let (launcher, calls) = fake(&[100], vec![Ok(Some(8))]);
+        let mut sup = Supervision::spawn(launcher, Some(7));
+        let mut rx = sup.status();
+        rx.wait_for(|s| s.pid == Some(8)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let last = sup.stop(Duration::from_secs(10)).await;
+
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [Call::Restart(Duration::from_millis(600)), Call::Stop(Duration::from_millis(30_600), Duration::from_secs(10))]
+        );
+        assert!(last.stopped);
+        assert_eq!((last.starts, last.restarts, last.pid), (2, 1, None));
+        assert_eq!(last.exits.len(), 2);
+        let stop = &last.exits[1];
+        assert!(stop.expected);
+        assert_eq!((stop.signal, stop.uptime), (Some(libc::SIGTERM), Duration::from_secs(30)));
     }
 
     #[tokio::test]

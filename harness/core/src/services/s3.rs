@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Credentials, Region};
 
-use crate::env::S3Credentials;
+use crate::services::endpoints::S3Credentials;
 
 /// An S3 client for a MinIO at `endpoint` (`http://host:port`): path-style
 /// addressing, static credentials, the SDK's latest behavior defaults.

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 
 use super::images::{generate, GeneratedImage};
-use crate::run::clock::Clock;
+use crate::clock::Clock;
 
 /// Longest a single PUT may take before it is recorded as failed.
 const PUT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,5 +1,6 @@
 //! Fault schedules: the explicit `faults:` list and the seeded `random_faults:`
-//! resolved into one list of [`FaultSpec`]s, and what each environment can inject.
+//! resolved into one list of [`FaultSpec`]s. What each kind is and where it can be
+//! injected is [`super::catalog`].
 //!
 //! The schedule is a pure function of the scenario (seed included), so the same
 //! file always gives the same faults at the same moments.
@@ -8,9 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::raw::{EnvKind, FaultKind, RawFault, RawRandomFaults};
+use super::catalog::Target;
+use super::raw::{FaultKind, RawFault, RawRandomFaults};
 use super::units::{ByteRate, Span};
-use super::Environment;
 use crate::rng::Rng;
 
 /// Outage of a fault when the scenario does not say.
@@ -23,24 +24,14 @@ pub const DEFAULT_DELAY: Duration = Duration::from_millis(200);
 /// Limit of a `bandwidth` fault when the scenario does not say.
 pub const DEFAULT_BANDWIDTH: u64 = 256 * 1024;
 
-/// The links between the pipeline's parts that network faults apply to locally
-/// (each through its own TCP fault proxy).
-pub const LINKS: [&str; 3] = ["minio->kafka", "processor->kafka", "processor->minio"];
-
-/// The links a network fault's target stands for: a link itself, or every link
-/// to a service.
-pub fn links_of(target: &str) -> Vec<&'static str> {
-    LINKS.iter().copied().filter(|l| *l == target || l.split("->").any(|end| end == target)).collect()
-}
-
 /// One fault of the resolved schedule.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FaultSpec {
     /// Position in the schedule (explicit faults first, then the random ones).
     pub index: u32,
     pub kind: FaultKind,
-    /// `kafka`, `minio` or `processor`.
-    pub target: String,
+    /// A service (`kafka`, `minio`, `processor`) or, for network faults, a link.
+    pub target: Target,
     pub start: FaultStart,
     /// How long the service stays down or paused before it is healed (zero for
     /// `processor_crash`: its supervisor decides).
@@ -99,183 +90,14 @@ pub enum FaultStart {
     AfterUploads(u32),
 }
 
-impl FaultKind {
-    pub const ALL: [FaultKind; 14] = [
-        FaultKind::BrokerStop,
-        FaultKind::BrokerKill,
-        FaultKind::BrokerPause,
-        FaultKind::ProcessorCrash,
-        FaultKind::MinioRestart,
-        FaultKind::MinioKill,
-        FaultKind::QueueDirLoss,
-        FaultKind::Partition,
-        FaultKind::Latency,
-        FaultKind::Bandwidth,
-        FaultKind::ConnectionReset,
-        FaultKind::LeaderKill,
-        FaultKind::RollingRestart,
-        FaultKind::ProcessorJoin,
-    ];
-
-    /// The name scenario files use: `broker_kill`.
-    pub fn key(self) -> &'static str {
-        match self {
-            FaultKind::BrokerStop => "broker_stop",
-            FaultKind::BrokerKill => "broker_kill",
-            FaultKind::BrokerPause => "broker_pause",
-            FaultKind::ProcessorCrash => "processor_crash",
-            FaultKind::MinioRestart => "minio_restart",
-            FaultKind::MinioKill => "minio_kill",
-            FaultKind::QueueDirLoss => "queue_dir_loss",
-            FaultKind::Partition => "partition",
-            FaultKind::Latency => "latency",
-            FaultKind::Bandwidth => "bandwidth",
-            FaultKind::ConnectionReset => "connection_reset",
-            FaultKind::LeaderKill => "leader_kill",
-            FaultKind::RollingRestart => "rolling_restart",
-            FaultKind::ProcessorJoin => "processor_join",
-        }
-    }
-
-    /// The service a fault of this kind is applied to.
-    pub fn target(self) -> &'static str {
-        match self {
-            FaultKind::BrokerStop
-            | FaultKind::BrokerKill
-            | FaultKind::BrokerPause
-            | FaultKind::QueueDirLoss
-            | FaultKind::LeaderKill
-            | FaultKind::RollingRestart => "kafka",
-            FaultKind::MinioRestart | FaultKind::MinioKill => "minio",
-            FaultKind::ProcessorCrash | FaultKind::ProcessorJoin => "processor",
-            FaultKind::Partition => "kafka",
-            FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset => "minio->kafka",
-        }
-    }
-
-    /// Whether this is a network fault (a link, or every link to a service).
-    pub fn is_network(self) -> bool {
-        matches!(self, FaultKind::Partition | FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset)
-    }
-
-    /// Every target a fault of this kind may name (the first is the default).
-    pub fn targets(self) -> &'static [&'static str] {
-        match self {
-            // A service stands for every link to it.
-            FaultKind::Partition => &["kafka", "minio", "minio->kafka", "processor->kafka", "processor->minio"],
-            FaultKind::Latency | FaultKind::Bandwidth | FaultKind::ConnectionReset => {
-                &["minio->kafka", "processor->kafka", "processor->minio", "kafka", "minio"]
-            }
-            _ => std::slice::from_ref(match self.target() {
-                "kafka" => &"kafka",
-                "minio" => &"minio",
-                "processor" => &"processor",
-                _ => &"minio->kafka",
-            }),
-        }
-    }
-
-    /// Whether `down_for` means anything for this kind.
-    pub fn has_outage(self) -> bool {
-        !matches!(self, FaultKind::ProcessorCrash | FaultKind::ProcessorJoin)
-    }
-}
-
-/// Whether the scenario's environment (this version) can inject `kind` on `target`
-/// in `env`; the error says why not and what would make it possible.
-pub fn capability(kind: FaultKind, target: &str, env: &Environment) -> Result<(), String> {
-    match env.kind {
-        EnvKind::Local => local_capability(kind, env),
-        EnvKind::Containers => containers_capability(kind, target, env),
-        EnvKind::Kubernetes => Err("the kubernetes environment cannot inject faults in this version".into()),
-    }
-}
-
-fn local_capability(kind: FaultKind, env: &Environment) -> Result<(), String> {
-    let cluster = env.kafka_brokers > 1;
-    match kind {
-        FaultKind::QueueDirLoss if !env.minio_queue_dir => Err(QUEUE_DIR_NEEDED.to_string()),
-        FaultKind::LeaderKill | FaultKind::RollingRestart if !cluster => Err(format!(
-            "needs a three-broker Kafka cluster: set `environment.kafka.brokers: 3`; injectable on one broker: {}",
-            list(LOCAL)
-        )),
-        FaultKind::BrokerStop | FaultKind::BrokerKill | FaultKind::BrokerPause | FaultKind::QueueDirLoss if cluster => Err(format!(
-            "acts on a single broker; on a three-broker cluster use leader_kill or rolling_restart; injectable \
-             there: {}",
-            list(LOCAL_CLUSTER)
-        )),
-        k if k.is_network() && cluster => Err(format!(
-            "network faults need a single broker in this version (each link's fault proxy stands in front of one \
-             broker); injectable on three brokers: {}",
-            list(LOCAL_CLUSTER)
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn containers_capability(kind: FaultKind, target: &str, env: &Environment) -> Result<(), String> {
-    match kind {
-        FaultKind::QueueDirLoss if !env.minio_queue_dir => Err(QUEUE_DIR_NEEDED.to_string()),
-        FaultKind::Partition if target.contains("->") => Err(format!(
-            "on the link {target} needs the local environment's TCP fault proxy; the containers environment \
-             partitions a whole service (`target: kafka` or `target: minio`)"
-        )),
-        k if CONTAINERS.contains(&k) => Ok(()),
-        _ => Err(format!("cannot be injected by the containers environment of this version; injectable there: {}", list(CONTAINERS))),
-    }
-}
-
-const QUEUE_DIR_NEEDED: &str = "needs a queue dir to lose: set `environment.minio.queue_dir: true`";
-
-const LOCAL: &[FaultKind] = &[
-    FaultKind::BrokerStop,
-    FaultKind::BrokerKill,
-    FaultKind::BrokerPause,
-    FaultKind::ProcessorCrash,
-    FaultKind::MinioRestart,
-    FaultKind::MinioKill,
-    FaultKind::QueueDirLoss,
-    FaultKind::Partition,
-    FaultKind::Latency,
-    FaultKind::Bandwidth,
-    FaultKind::ConnectionReset,
-    FaultKind::ProcessorJoin,
-];
-
-/// What the local environment injects on a three-broker cluster.
-const LOCAL_CLUSTER: &[FaultKind] = &[
-    FaultKind::LeaderKill,
-    FaultKind::RollingRestart,
-    FaultKind::ProcessorCrash,
-    FaultKind::MinioRestart,
-    FaultKind::MinioKill,
-    FaultKind::ProcessorJoin,
-];
-
-const CONTAINERS: &[FaultKind] = &[
-    FaultKind::BrokerStop,
-    FaultKind::BrokerKill,
-    FaultKind::BrokerPause,
-    FaultKind::ProcessorCrash,
-    FaultKind::MinioRestart,
-    FaultKind::MinioKill,
-    FaultKind::QueueDirLoss,
-    FaultKind::Partition,
-    FaultKind::ProcessorJoin,
-];
-
-fn list(kinds: &[FaultKind]) -> String {
-    kinds.iter().map(|k| k.key()).collect::<Vec<_>>().join(", ")
-}
-
 /// An explicit fault, checked; `Err((key, message))` names the offending key.
 pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'static str, String)> {
     let kind = raw.kind;
     let target = match raw.target {
-        None => kind.target().to_string(),
-        Some(t) if kind.targets().contains(&t.as_str()) => t,
+        None => kind.target(),
+        Some(t) if kind.targets().iter().any(|k| k.name() == t) => Target::parse(&t).expect("a listed target parses"),
         Some(t) => {
-            let quoted: Vec<String> = kind.targets().iter().map(|t| format!("{t:?}")).collect();
+            let quoted: Vec<String> = kind.targets().iter().map(|t| format!("{:?}", t.name())).collect();
             let allowed = match quoted.split_last() {
                 Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
                 _ => quoted.join(""),
@@ -420,7 +242,7 @@ pub fn random_schedule(r: &RandomFaults, seed: u64, horizon: Duration, first_ind
         out.push(FaultSpec {
             index: first_index + out.len() as u32,
             kind,
-            target: kind.target().to_string(),
+            target: kind.target(),
             start: FaultStart::At(at),
             down_for,
             heal_after_uploads: None,
@@ -490,17 +312,6 @@ mod tests {
     fn different_seeds_give_different_schedules() {
         let r = random(FaultKind::ALL.to_vec(), 1000, 20_000, Some(10));
         assert_ne!(random_schedule(&r, 1, Duration::ZERO, 0), random_schedule(&r, 2, Duration::ZERO, 0));
-    }
-
-    #[test]
-    fn a_service_stands_for_every_link_to_it() {
-        assert_eq!(links_of("kafka"), ["minio->kafka", "processor->kafka"]);
-        assert_eq!(links_of("minio"), ["minio->kafka", "processor->minio"]);
-        assert_eq!(links_of("processor->minio"), ["processor->minio"]);
-        assert!(links_of("processor").len() == 2 && links_of("nowhere").is_empty());
-        for kind in FaultKind::ALL.iter().filter(|k| k.is_network()) {
-            assert!(kind.targets().iter().all(|t| !links_of(t).is_empty()), "{kind:?}");
-        }
     }
 
     #[test]

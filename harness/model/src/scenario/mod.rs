@@ -3,6 +3,7 @@
 //! Every error names the file, the line and the key path, e.g.
 //! `scenarios/x.yaml:12: workload.rate: expected "<number>/s" (e.g. "50/s"), got "fast"`.
 
+pub mod catalog;
 mod error;
 pub mod faults;
 mod names;
@@ -16,8 +17,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use catalog::{capability, describe, injectable, Action, Brokers, FaultDescription, Link, LinkEffect, Op, Proof, Service, Target};
 pub use error::{Problem, ScenarioError};
-pub use faults::{links_of, FaultSpec, FaultStart, LinkParams, DEFAULT_BANDWIDTH, DEFAULT_DELAY, LINKS};
+pub use faults::{FaultSpec, FaultStart, LinkParams, DEFAULT_BANDWIDTH, DEFAULT_DELAY};
 pub use names::{BucketName, TopicName};
 pub use raw::{BuiltinName, EnvKind, FaultKind, KeyStyle, Misconfiguration, RawScenario};
 pub use units::{ByteRate, Format, ImageSize, Rate};
@@ -76,7 +78,7 @@ impl Scenario {
         }
         self.environment.kind = kind;
         for spec in &self.faults {
-            faults::capability(spec.kind, &spec.target, &self.environment).map_err(|why| {
+            catalog::capability(spec.kind, spec.target, &self.environment).map_err(|why| {
                 problem(format!("faults[{}].kind", spec.index), format!("{} (with --env {name}): {why}", spec.kind.key()))
             })?;
         }

@@ -273,50 +273,24 @@ pub struct RawThroughput {
     pub min: Rate,
 }
 
-/// The kinds of fault. Which of them an environment can inject is checked when the
-/// scenario is validated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, JsonSchema, serde::Serialize)]
+/// The kinds of fault. What each does, targets and needs, and where it can be
+/// injected, is its entry in [`super::catalog::describe`] (also the JSON schema's text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultKind {
-    /// The broker gets SIGTERM (controlled shutdown) and is started again on the same
-    /// ports and data after `down_for`.
     BrokerStop,
-    /// The broker gets SIGKILL and is started again after `down_for`.
     BrokerKill,
-    /// The broker gets SIGSTOP and SIGCONT after `down_for`.
     BrokerPause,
-    /// The processor gets SIGKILL; its supervisor starts it again.
     ProcessorCrash,
-    /// MinIO gets SIGTERM and is started again on the same port and data after `down_for`.
     MinioRestart,
-    /// MinIO gets SIGKILL and is started again after `down_for`.
     MinioKill,
-    /// With `environment.minio.queue_dir: true`: the broker is killed, uploads go on
-    /// (MinIO queues their events), the queue dir's contents are wiped, the broker
-    /// comes back after `down_for`. The queued events are lost.
     QueueDirLoss,
-    /// The target stops answering: bytes are held, not refused (a blackhole), until
-    /// the heal. Local: through the TCP fault proxy on a link (`minio->kafka`,
-    /// `processor->kafka`, `processor->minio`) or on every link to a service
-    /// (`kafka`, `minio`); containers: the service is disconnected from the network.
     Partition,
-    /// Every byte on the link is delayed by `delay` (default 200ms) plus a uniform
-    /// jitter of up to `jitter` either way, each direction, order kept. Local only.
     Latency,
-    /// The link carries at most `bandwidth` (default 256KiB/s) each direction. Local only.
     Bandwidth,
-    /// Open connections on the link are reset (RST) and new ones are reset at
-    /// once, until the heal. Local only.
     ConnectionReset,
-    /// With `environment.kafka.brokers: 3`: the broker leading partition 0 of the
-    /// events topic gets SIGKILL and starts again after `down_for`; the others elect
-    /// a new leader.
     LeaderKill,
-    /// With `environment.kafka.brokers: 3`: each broker in turn gets SIGTERM, stays
-    /// down for `down_for`, starts again and must be back in sync before the next.
     RollingRestart,
-    /// A second processor replica joins the consumer group (a rebalance); it stays
-    /// until the run ends, as a scale-up would. No `down_for`.
     ProcessorJoin,
 }
 

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::faults::{capability, random_schedule, resolve_fault, resolve_random};
+use super::catalog::capability;
+use super::faults::{random_schedule, resolve_fault, resolve_random};
 use super::raw::{BuiltinName, EnvKind, KeyStyle, RawPercentiles, RawScenario};
 use super::units::{Format, ImageSize};
 use super::{Environment, Expectation, Pipeline, Problem, Processor, ProcessorKind, Quantile, Scenario, ScenarioError, Stage, Workload};
@@ -242,7 +243,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
     for (i, f) in raw.faults.into_iter().enumerate() {
         let loc = f.referenced;
         let spec = resolve_fault(i as u32, f.value).map_err(|(key, msg)| problem(loc, &format!("faults[{i}].{key}"), msg))?;
-        capability(spec.kind, &spec.target, &environment)
+        capability(spec.kind, spec.target, &environment)
             .map_err(|why| problem(loc, &format!("faults[{i}].kind"), format!("{}: {why}", spec.kind.key())))?;
         faults.push(spec);
     }

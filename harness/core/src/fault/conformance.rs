@@ -1,0 +1,152 @@
+//! Every fault kind against one running environment: injected, proven and healed
+//! where the kind's description ([`harness_model::scenario::describe`]) says this
+//! environment can do it, refused everywhere else. The tests hold each
+//! environment to the catalog with it (`tests/faults.rs`, `tests/containers.rs`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use harness_model::history::FaultWindow;
+use harness_model::scenario::{self, capability, FaultKind, FaultSpec, FaultStart, LinkParams, Target};
+
+use super::schedule::{run_schedule, ScheduleInputs};
+use crate::clock::Clock;
+use crate::env::Environment;
+use crate::services::probe::group_probe;
+use crate::services::processor::ProcessorSpec;
+use crate::workload::UploadProgress;
+
+/// Outage of each fault: long enough for its proof of effect to be seen.
+const DOWN_FOR: Duration = Duration::from_secs(1);
+
+/// What one kind did against the environment.
+#[derive(Debug)]
+pub struct KindOutcome {
+    pub kind: FaultKind,
+    /// What validation says of this kind in this environment.
+    pub expected: Result<(), String>,
+    pub window: FaultWindow,
+}
+
+impl KindOutcome {
+    /// `Ok` when what happened is what the description promised: applied, shown,
+    /// healed and recovered where it is injectable; refused, untouched, elsewhere.
+    pub fn verdict(&self) -> Result<(), String> {
+        let w = &self.window;
+        let says = |what: &str| Err(format!("{}: {what}; proof: {}", self.kind.key(), w.proof));
+        match &self.expected {
+            Ok(()) => {
+                if w.healed_at.is_none() {
+                    return says("injectable here by its description, but it was not applied and healed");
+                }
+                // queue_dir_loss loses what was queued: with no uploads under way
+                // nothing is, and the window says so instead of claiming an effect.
+                let nothing_queued = self.kind == FaultKind::QueueDirLoss && w.proof.contains("held no queued events");
+                if w.effect_seen_at.is_none() && !nothing_queued {
+                    return says("applied, but no effect was proven");
+                }
+                if w.recovered_at.is_none() {
+                    return says("healed, but no recovery was proven");
+                }
+                Ok(())
+            }
+            Err(why) => {
+                if w.healed_at.is_some() || w.effect_seen_at.is_some() || !w.proof.starts_with("could not be applied") {
+                    return says(&format!("validation rejects it here ({why}), yet it was applied"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs one fault of every kind, in [`FaultKind::ALL`]'s order (`processor_join`,
+/// which leaves a replica behind, is last), each through the scheduler as a run
+/// would: journal, inject, proof of effect, heal, proof of recovery.
+///
+/// Before each kind aimed at the processor, `processor` is started afresh and
+/// waited for in `processor_group`: this checks where each kind can be injected,
+/// not how a processor weathers the faults before it (scenarios do that).
+pub async fn every_kind(
+    env: &mut dyn Environment,
+    processor: &ProcessorSpec,
+    processor_group: &str,
+    say: &(dyn Fn(&str) + Sync),
+) -> Vec<KindOutcome> {
+    // The facts validation would have had about this environment.
+    let facts = scenario::Environment {
+        kind: env.kind(),
+        events_partitions: 1,
+        kafka_brokers: env.kafka_node_ids().len() as u32,
+        minio_queue_dir: env.minio_queue_dir().is_some(),
+        minio_queue_limit: None,
+        minio_sync_events: false,
+        ready_timeout: Duration::from_secs(60),
+        misconfigure: None,
+    };
+    let clock = Clock::start();
+    let (_done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let uploads = Arc::new(UploadProgress::default());
+    let mut out = Vec::new();
+    for (index, kind) in FaultKind::ALL.into_iter().enumerate() {
+        let spec = FaultSpec {
+            index: index as u32,
+            kind,
+            target: kind.target(),
+            start: FaultStart::At(Duration::ZERO),
+            down_for: if kind.has_outage() { DOWN_FOR } else { Duration::ZERO },
+            heal_after_uploads: None,
+            link: LinkParams::defaults(kind),
+        };
+        let expected = capability(kind, spec.target, &facts);
+        if spec.target == Target::PROCESSOR {
+            if let Err(e) = fresh_processor(env, processor, processor_group).await {
+                say(&format!("{}: {e}", kind.key()));
+            }
+        }
+        let faults = [spec];
+        let inputs = ScheduleInputs {
+            faults: &faults,
+            clock,
+            workload_started: Instant::now(),
+            uploads: uploads.clone(),
+            workload_done: done_rx.clone(),
+            say,
+            processor_group,
+        };
+        let window = run_schedule(env, inputs).await.pop();
+        let Some(window) = window else {
+            out.push(KindOutcome { kind, expected, window: not_run(kind, &faults[0]) });
+            continue;
+        };
+        out.push(KindOutcome { kind, expected, window });
+    }
+    out
+}
+
+/// Starts the processor again and waits (up to 30 s) until it is a member of its group.
+async fn fresh_processor(env: &mut dyn Environment, processor: &ProcessorSpec, group: &str) -> Result<(), String> {
+    env.start_processor(processor.clone()).await.map_err(|e| format!("restarting the processor: {e}"))?;
+    let bootstrap = env.endpoints().kafka_bootstrap.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match group_probe(&bootstrap, group).await {
+            Ok((n, state)) if n >= 1 && state == "Stable" => return Ok(()),
+            seen if Instant::now() >= deadline => return Err(format!("the processor did not join group {group} within 30s: {seen:?}")),
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+fn not_run(kind: FaultKind, spec: &FaultSpec) -> FaultWindow {
+    FaultWindow {
+        index: spec.index,
+        kind: kind.key().into(),
+        target: spec.target.to_string(),
+        injected_at: 0,
+        effect_seen_at: None,
+        proof: "the scheduler skipped it".into(),
+        healed_at: None,
+        recovered_at: None,
+    }
+}
