@@ -60,8 +60,8 @@ async fn conforms_now(kind: EnvKind, brokers: u32) {
         name: "processor".into(),
         builtin: true,
     };
-    env.start_processor(processor.clone()).await.expect("the processor starts");
-    let outcomes = every_kind(env.as_mut(), &processor, DEFAULT_GROUP_ID, &say).await;
+    env.start_processor(processor).await.expect("the processor starts");
+    let outcomes = every_kind(env.as_mut(), DEFAULT_GROUP_ID, &say).await;
     env.shutdown(false).await.expect("shutdown");
     let report: Vec<String> = outcomes.iter().map(describe).collect();
     eprintln!("{}", report.join("\n"));

@@ -222,6 +222,10 @@ async fn pump(
     let mut read_state = state.clone();
     let mut write_state = state;
     let reader = async {
+        // Owned here, so that the reader's end (EOF, an error) drops the sender: the
+        // writer then drains the queue and ends, and the connection closes both ways.
+        // Borrowed, it lived as long as `pump` and a closed side was never passed on.
+        let tx = tx;
         let mut rng = Rng::new(seed);
         let mut buf = vec![0u8; CHUNK];
         let mut last_release = tokio::time::Instant::now();
@@ -347,6 +351,26 @@ mod tests {
         wrote?;
         assert_eq!(got?, data, "bytes pass unchanged");
         Ok(started.elapsed())
+    }
+
+    /// A service that closes a connection (a killed broker's sockets close too):
+    /// the proxy must close the client's side, not leave it open and silent. A
+    /// client that waits for an answer on such a connection waits for its own
+    /// request timeout (librdkafka's JoinGroup: over 5 minutes).
+    #[tokio::test]
+    async fn a_side_that_closes_closes_the_other() {
+        let l = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let upstream = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                drop(s);
+            }
+        });
+        let proxy = FaultProxy::start("a->b", upstream, 1).await.unwrap();
+        let mut s = TcpStream::connect(proxy.address()).await.unwrap();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the client's side stayed open after the service closed: {read:?}");
     }
 
     #[tokio::test]

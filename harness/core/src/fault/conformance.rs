@@ -7,13 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness_model::history::FaultWindow;
-use harness_model::scenario::{self, capability, FaultKind, FaultSpec, FaultStart, LinkParams, Target};
+use harness_model::scenario::{self, capability, FaultKind, FaultSpec, FaultStart, LinkParams};
 
 use super::schedule::{run_schedule, ScheduleInputs};
 use crate::clock::Clock;
 use crate::env::Environment;
-use crate::services::probe::group_probe;
-use crate::services::processor::ProcessorSpec;
 use crate::workload::UploadProgress;
 
 /// Outage of each fault: long enough for its proof of effect to be seen.
@@ -62,17 +60,12 @@ impl KindOutcome {
 
 /// Runs one fault of every kind, in [`FaultKind::ALL`]'s order (`processor_join`,
 /// which leaves a replica behind, is last), each through the scheduler as a run
-/// would: journal, inject, proof of effect, heal, proof of recovery.
-///
-/// Before each kind aimed at the processor, `processor` is started afresh and
-/// waited for in `processor_group`: this checks where each kind can be injected,
-/// not how a processor weathers the faults before it (scenarios do that).
-pub async fn every_kind(
-    env: &mut dyn Environment,
-    processor: &ProcessorSpec,
-    processor_group: &str,
-    say: &(dyn Fn(&str) + Sync),
-) -> Vec<KindOutcome> {
+/// would: journal, inject, proof of effect, heal, proof of recovery. The processor
+/// started before must stay in `processor_group` through all of them (its
+/// membership is what `processor_join` is proven against): a fault that leaves it
+/// stuck fails the kind after it, as it found a fault proxy that did (see
+/// `netfault::tests::a_side_that_closes_closes_the_other`).
+pub async fn every_kind(env: &mut dyn Environment, processor_group: &str, say: &(dyn Fn(&str) + Sync)) -> Vec<KindOutcome> {
     // The facts validation would have had about this environment.
     let facts = scenario::Environment {
         kind: env.kind(),
@@ -99,11 +92,6 @@ pub async fn every_kind(
             link: LinkParams::defaults(kind),
         };
         let expected = capability(kind, spec.target, &facts);
-        if spec.target == Target::PROCESSOR {
-            if let Err(e) = fresh_processor(env, processor, processor_group).await {
-                say(&format!("{}: {e}", kind.key()));
-            }
-        }
         let faults = [spec];
         let inputs = ScheduleInputs {
             faults: &faults,
@@ -122,20 +110,6 @@ pub async fn every_kind(
         out.push(KindOutcome { kind, expected, window });
     }
     out
-}
-
-/// Starts the processor again and waits (up to 30 s) until it is a member of its group.
-async fn fresh_processor(env: &mut dyn Environment, processor: &ProcessorSpec, group: &str) -> Result<(), String> {
-    env.start_processor(processor.clone()).await.map_err(|e| format!("restarting the processor: {e}"))?;
-    let bootstrap = env.endpoints().kafka_bootstrap.clone();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match group_probe(&bootstrap, group).await {
-            Ok((n, state)) if n >= 1 && state == "Stable" => return Ok(()),
-            seen if Instant::now() >= deadline => return Err(format!("the processor did not join group {group} within 30s: {seen:?}")),
-            _ => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    }
 }
 
 fn not_run(kind: FaultKind, spec: &FaultSpec) -> FaultWindow {
