@@ -607,8 +607,19 @@ async fn signal_and_wait(p: &mut crate::services::process::ChildProcess, signal:
         other => return p.signal(other).map(|()| None).map_err(|source| EnvError::Io { context, source }),
     };
     match status {
-        Ok(s) => Ok(Some(crate::services::process::describe_status(s))),
+        Ok(s) => Ok(Some(after_signal(&crate::services::process::describe_status(s), signal))),
         Err(source) => Err(EnvError::Io { context, source }),
+    }
+}
+
+/// How a process exited, saying which signal it was sent when the exit does not:
+/// a JVM that handles SIGTERM exits with code 143, which names no signal.
+fn after_signal(exit: &str, signal: i32) -> String {
+    let sent = if signal == libc::SIGKILL { "SIGKILL" } else { "SIGTERM" };
+    if exit.contains(sent) {
+        exit.to_string()
+    } else {
+        format!("{exit} after {sent}")
     }
 }
 
@@ -633,4 +644,16 @@ fn generate_credentials() -> std::io::Result<S3Credentials> {
         secret_key: crate::services::token::hex_token(20)?,
         region: "us-east-1".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exit_names_the_signal_it_followed() {
+        assert_eq!(after_signal("exit code 143", libc::SIGTERM), "exit code 143 after SIGTERM");
+        assert_eq!(after_signal("killed by signal 9 (SIGKILL)", libc::SIGKILL), "killed by signal 9 (SIGKILL)");
+        assert_eq!(after_signal("killed by signal 15 (SIGTERM)", libc::SIGTERM), "killed by signal 15 (SIGTERM)");
+    }
 }

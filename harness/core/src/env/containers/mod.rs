@@ -620,7 +620,13 @@ impl Environment for ContainersEnv {
         }
         let code =
             self.docker.inspect_container(&id, None::<InspectContainerOptions>).await.ok().and_then(|i| i.state).and_then(|s| s.exit_code);
-        Ok(code.map(|c| format!("container exited with code {c}{}", if c == 137 { " (SIGKILL)" } else { "" })))
+        // An engine reports an exit by signal N as 128 + N.
+        let signal = |c: i64| match c {
+            137 => " (SIGKILL)",
+            143 => " (SIGTERM)",
+            _ => "",
+        };
+        Ok(code.map(|c| format!("container exited with code {c}{}", signal(c))))
     }
 
     /// Starts a stopped service's container again (same ports, same data) and waits
