@@ -109,3 +109,8 @@ fn every_fault_kind_does_what_its_description_says_on_a_local_cluster() {
 fn every_fault_kind_does_what_its_description_says_on_containers() {
     conforms(EnvKind::Containers, 1);
 }
+
+#[test]
+fn every_fault_kind_does_what_its_description_says_on_kubernetes() {
+    conforms(EnvKind::Kubernetes, 1);
+}

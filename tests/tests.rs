@@ -10,6 +10,8 @@
 //!   description in the catalog (injected where validation accepts it, refused elsewhere).
 //! - `containers`: the same scenarios on the containers environment (a Docker-API
 //!   engine: `ci/podman` starts podman's here and `ci/test` sets `DOCKER_HOST`).
+//! - `kubernetes`: the same scenarios on a real cluster (`ci/k8s up` starts the
+//!   harness's own here and `ci/test` sets `KUBECONFIG`).
 //! - `registry`: runs on official images; ignored here (no registry), the reason says so.
 
 mod cli;
@@ -17,5 +19,6 @@ mod conformance;
 mod containers;
 mod e2e;
 mod faults;
+mod kubernetes;
 mod registry;
 mod util;

@@ -37,6 +37,8 @@ enum Command {
   harness run --reports /tmp/out scenarios/*.yaml
   harness run --repeat 5 a.yaml b.yaml           # a b a b …, then medians with CIs
   harness run --env containers scenarios/smoke.yaml   # the same scenario on containers
+  harness run --env kubernetes scenarios/smoke.yaml   # on the cluster KUBECONFIG names
+                                                      # (or the one `ci/k8s up` started)
 
 Each run writes reports/<run-id>/: report.html, junit.xml, results.json, history.json,
 scenario.yaml and logs/ (Kafka, MinIO, processor; the run's secret masked).
@@ -59,11 +61,13 @@ Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario
         /// and print medians with confidence intervals (for `harness compare`).
         #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
-        /// Run on this environment instead of the one the file names (`local`, or
-        /// `containers` through the engine DOCKER_HOST names).
+        /// Run on this environment instead of the one the file names (`local`,
+        /// `containers` through the engine DOCKER_HOST names, or `kubernetes` on the
+        /// current context of KUBECONFIG, else of ~/.kube/config, else of the
+        /// harness's own cluster from `ci/k8s up`).
         #[arg(long, value_name = "KIND", value_parser = parse_env_kind)]
         env: Option<scenario::EnvKind>,
-        /// Containers environment: `local` images built here (`harness images build`;
+        /// Containers and kubernetes environments: `local` images built here (`harness images build`;
         /// no registry needed), or `official` apache/kafka and minio/minio pulled by
         /// the engine (HARNESS_KAFKA_IMAGE / HARNESS_MINIO_IMAGE override them).
         #[arg(long, value_name = "SOURCE", default_value = "local", value_parser = parse_image_source)]
@@ -83,7 +87,7 @@ Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario
     Validate {
         #[arg(required = true, value_name = "SCENARIO")]
         files: Vec<PathBuf>,
-        /// Check as if the files named this environment (`local` or `containers`).
+        /// Check as if the files named this environment (`local`, `containers` or `kubernetes`).
         #[arg(long, value_name = "KIND", value_parser = parse_env_kind)]
         env: Option<scenario::EnvKind>,
     },
@@ -260,7 +264,8 @@ fn parse_env_kind(s: &str) -> Result<scenario::EnvKind, String> {
     match s {
         "local" => Ok(scenario::EnvKind::Local),
         "containers" => Ok(scenario::EnvKind::Containers),
-        other => Err(format!("unknown environment {other:?}; available: local, containers")),
+        "kubernetes" => Ok(scenario::EnvKind::Kubernetes),
+        other => Err(format!("unknown environment {other:?}; available: local, containers, kubernetes")),
     }
 }
 

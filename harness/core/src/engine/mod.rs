@@ -6,6 +6,8 @@
 
 pub mod images;
 
+use std::path::Path;
+
 use bollard::Docker;
 
 /// Label on everything a run creates: the run id.
@@ -15,6 +17,29 @@ pub const LABEL_PID: &str = "io.harness.pid";
 /// Label: that process's start time in clock ticks since boot (`/proc/<pid>/stat`
 /// field 22), so a recycled pid is not mistaken for the living harness.
 pub const LABEL_PID_START: &str = "io.harness.pid-start";
+
+/// Kafka's entrypoint in an image built here (`sh -c` text): format the storage on
+/// the first start (a restart keeps it and skips the format's own JVM), then the
+/// broker. A fixed cluster id is fine: every run has its own data.
+pub fn kafka_entrypoint(java: &str, libs: &str, config: &Path, log4j: &Path, data: &Path) -> String {
+    let jvm = crate::services::kafka::jvm_args(Path::new(libs), log4j).into_iter().map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" ");
+    let (config, data) = (config.display(), data.display());
+    format!(
+        "{{ test -f {data}/meta.properties || {java} {jvm} kafka.tools.StorageTool format \
+         --cluster-id {KAFKA_CLUSTER_ID} --config {config} --ignore-formatted; }} && exec {java} {jvm} kafka.Kafka {config}"
+    )
+}
+
+const KAFKA_CLUSTER_ID: &str = "harnessContainers0000A";
+
+/// A word for `sh`: as it is when it has nothing special, else single-quoted.
+pub fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=+,@%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
 
 /// Why the container engine could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -607,7 +607,7 @@ async fn signal_and_wait(p: &mut crate::services::process::ChildProcess, signal:
         other => return p.signal(other).map(|()| None).map_err(|source| EnvError::Io { context, source }),
     };
     match status {
-        Ok(s) => Ok(Some(after_signal(&crate::services::process::describe_status(s), signal))),
+        Ok(s) => Ok(Some(format!("process {}", after_signal(&crate::services::process::describe_status(s), signal)))),
         Err(source) => Err(EnvError::Io { context, source }),
     }
 }

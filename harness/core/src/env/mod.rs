@@ -4,12 +4,15 @@
 //! - [`local::LocalEnv`]: Kafka and MinIO as child processes on 127.0.0.1.
 //! - [`containers::ContainersEnv`]: Kafka, MinIO and the builtin processor as
 //!   containers (testcontainers) on a network of the run's own.
+//! - [`kubernetes::KubernetesEnv`]: the same as StatefulSets and a Deployment in a
+//!   namespace of the run's own, on the cluster the kube context names.
 //!
 //! [`Environment`] is the one a run holds (`Box<dyn Environment>`, from [`start`]):
 //! the operations of every environment in one vocabulary, for the run lifecycle
 //! and for fault injection.
 
 pub mod containers;
+pub mod kubernetes;
 pub mod local;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +30,7 @@ use crate::services::provision::{ProvisionError, Toolchain};
 use crate::services::ServiceError;
 
 pub use containers::ContainersEnv;
+pub use kubernetes::KubernetesEnv;
 pub use local::LocalEnv;
 
 use crate::services::canary::{self, CanaryError};
@@ -162,7 +166,8 @@ pub trait Environment: Send + Sync + std::fmt::Debug {
     async fn shutdown(self: Box<Self>, keep: bool) -> Result<(), EnvError>;
 
     /// [`Op::Stop`]: ends a service (SIGTERM with its grace, or SIGKILL when
-    /// `hard`); returns how it exited.
+    /// `hard`); returns how it exited, as a whole phrase for the fault's proof
+    /// ("process exit code 143 after SIGTERM", "pod kafka-0 deleted with …").
     async fn stop_service(&mut self, service: Service, hard: bool) -> Result<Option<String>, EnvError> {
         let _ = hard;
         Err(unsupported(self.kind(), format!("stopping {}", service.name())))
@@ -258,8 +263,9 @@ pub async fn start(kind: EnvKind, spec: EnvSpec, cx: &StartContext<'_>) -> Resul
         EnvKind::Containers => {
             Ok(Box::new(Box::pin(ContainersEnv::start(spec, cx.toolchain, cx.run_id, cx.images, cx.harness_bin, cx.progress)).await?))
         }
-        // Validation rejects it (planned); never start something else in its place.
-        EnvKind::Kubernetes => Err(unsupported(kind, "starting a run")),
+        EnvKind::Kubernetes => {
+            Ok(Box::new(Box::pin(KubernetesEnv::start(spec, cx.toolchain, cx.run_id, cx.images, cx.harness_bin, cx.progress)).await?))
+        }
     }
 }
 

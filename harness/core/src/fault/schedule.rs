@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness_model::history::FaultWindow;
-use harness_model::scenario::{Action, FaultSpec, FaultStart, Op, Proof, Service};
+use harness_model::scenario::{Action, EnvKind, FaultSpec, FaultStart, Op, Proof, Service};
 use tokio::sync::watch;
 
 use super::cluster;
@@ -115,6 +115,15 @@ enum Probe {
     Supervisor,
     Group,
     EachBroker,
+}
+
+/// A processor instance as the environment knows it: a pid, or on Kubernetes the
+/// number the pod watcher gave the pod (pods have no pid the harness can see).
+fn instance(env: &dyn Environment, id: u32) -> String {
+    match env.kind() {
+        EnvKind::Kubernetes => format!("pod #{id}"),
+        EnvKind::Local | EnvKind::Containers => format!("pid {id}"),
+    }
 }
 
 fn probe_for(proof: Proof, spec: &FaultSpec, env: &dyn Environment) -> Result<Probe, String> {
@@ -243,7 +252,7 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
                 match r {
                     Err(failed) => {
                         w.effect_seen_at = Some(clock.now());
-                        w.proof = format!("{}{failed}", guard.exit_status.as_ref().map(|s| format!("process {s}; ")).unwrap_or_default());
+                        w.proof = format!("{}{failed}", guard.exit_status.as_ref().map(|s| format!("{s}; ")).unwrap_or_default());
                         break;
                     }
                     Ok(passed) if Instant::now() >= deadline => {
@@ -273,8 +282,10 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
                 match group_probe(&ep.kafka_bootstrap, group).await {
                     Ok((n, state)) if n > members_before => {
                         w.effect_seen_at = Some(clock.now());
-                        w.proof =
-                            format!("replica pid {pid} started; consumer group {group} has {n} members, {members_before} before ({state})");
+                        w.proof = format!(
+                            "replica {} started; consumer group {group} has {n} members, {members_before} before ({state})",
+                            instance(env, pid)
+                        );
                         break;
                     }
                     other if Instant::now() >= deadline => {
@@ -283,7 +294,8 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
                             Err(e) => e,
                         };
                         w.proof = format!(
-                            "replica pid {pid} started but consumer group {group} showed no member beyond its {members_before} within {}s ({seen})",
+                            "replica {} started but consumer group {group} showed no member beyond its {members_before} within {}s ({seen})",
+                            instance(env, pid),
                             EFFECT_TIMEOUT.as_secs()
                         );
                         break;
@@ -302,11 +314,12 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
                         Ok(Ok(st)) => {
                             w.effect_seen_at = Some(clock.now());
                             let exit = st.exits.last().map(|x| x.status.clone()).unwrap_or_default();
-                            w.proof = format!("processor pid {pid} gone ({exit}), seen by its supervisor");
+                            w.proof = format!("processor {} gone ({exit}), seen by its supervisor", instance(env, pid));
                         }
                         _ => {
                             w.proof = format!(
-                                "processor pid {pid} was sent SIGKILL but its supervisor saw no exit within {}s",
+                                "processor {} was sent SIGKILL but its supervisor saw no exit within {}s",
+                                instance(env, pid),
                                 EFFECT_TIMEOUT.as_secs()
                             )
                         }
@@ -385,7 +398,7 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
                 Some(rx) => {
                     let st = rx.borrow().clone();
                     match st.pid {
-                        Some(p) if Some(p) != guard.pid() => Ok(format!("the supervisor restarted the processor as pid {p}")),
+                        Some(p) if Some(p) != guard.pid() => Ok(format!("the supervisor restarted the processor as {}", instance(env, p))),
                         _ => Err("no replacement process yet".to_string()),
                     }
                 }

@@ -153,12 +153,23 @@ pub const CONTAINER_EXTERNAL_PORT: u16 = 9094;
 /// `EXTERNAL` through the port published as `127.0.0.1:<host_port>`. Each
 /// listener advertises the address that works for the clients that reach it.
 pub fn container_server_properties(internal_host: &str, host_port: u16, data_dir: &Path) -> String {
-    let (internal, external) = (CONTAINER_INTERNAL_PORT, CONTAINER_EXTERNAL_PORT);
+    container_server_properties_advertising(
+        &format!("{internal_host}:{CONTAINER_INTERNAL_PORT}"),
+        &format!("127.0.0.1:{host_port}"),
+        data_dir,
+    )
+}
+
+/// The same broker, advertising `INTERNAL` and `EXTERNAL` as the given
+/// `host:port`s (Kubernetes: a Service's cluster IP, and a node's address with
+/// the node port). The listeners bind 9092 and 9094 inside the pod or container.
+pub fn container_server_properties_advertising(internal: &str, external: &str, data_dir: &Path) -> String {
+    let (internal_port, external_port) = (CONTAINER_INTERNAL_PORT, CONTAINER_EXTERNAL_PORT);
     format!(
         "# Written by the harness: one combined broker + controller in a container.\n\
          controller.quorum.voters=1@localhost:9093\n\
-         listeners=INTERNAL://0.0.0.0:{internal},EXTERNAL://0.0.0.0:{external},CONTROLLER://localhost:9093\n\
-         advertised.listeners=INTERNAL://{internal_host}:{internal},EXTERNAL://127.0.0.1:{host_port}\n\
+         listeners=INTERNAL://0.0.0.0:{internal_port},EXTERNAL://0.0.0.0:{external_port},CONTROLLER://localhost:9093\n\
+         advertised.listeners=INTERNAL://{internal},EXTERNAL://{external}\n\
          listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
          inter.broker.listener.name=INTERNAL\n\
          {}",

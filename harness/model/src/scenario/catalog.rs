@@ -379,6 +379,8 @@ pub enum Op {
     Disconnect(Service),
     /// Partition, delay, limit or reset a link's bytes through its fault proxy.
     LinkProxy,
+    /// Wipe MinIO's queue dir (the harness reaches it as a folder).
+    WipeQueue,
 }
 
 impl EnvKind {
@@ -403,6 +405,7 @@ impl EnvKind {
                 Op::KillProcessor,
                 Op::AddReplica,
                 Op::LinkProxy,
+                Op::WipeQueue,
             ],
             EnvKind::Containers => &[
                 Op::Stop(Service::Kafka),
@@ -412,8 +415,13 @@ impl EnvKind {
                 Op::AddReplica,
                 Op::Disconnect(Service::Kafka),
                 Op::Disconnect(Service::Minio),
+                Op::WipeQueue,
             ],
-            EnvKind::Kubernetes => &[],
+            // Pods deleted (with grace 0 for a kill) and StatefulSets scaled; the
+            // processor's Deployment scaled up. Not yet: pausing (no freezer
+            // through the API), partitions (bridge CNI enforces no NetworkPolicy),
+            // MinIO's queue dir (on the node, not the harness's host).
+            EnvKind::Kubernetes => &[Op::Stop(Service::Kafka), Op::Stop(Service::Minio), Op::KillProcessor, Op::AddReplica],
         }
     }
 
@@ -429,7 +437,7 @@ impl FaultDescription {
         let ops = match self.action {
             Action::Stop { service, .. } => vec![Op::Stop(service)],
             Action::Pause(service) => vec![Op::Pause(service)],
-            Action::StopAndWipeQueue => vec![Op::Stop(Service::Kafka)],
+            Action::StopAndWipeQueue => vec![Op::Stop(Service::Kafka), Op::WipeQueue],
             Action::KillLeader | Action::RollingRestart => vec![Op::StopBroker],
             Action::KillProcessor => vec![Op::KillProcessor],
             Action::AddReplica => vec![Op::AddReplica],
@@ -641,7 +649,10 @@ mod tests {
             "broker_stop, broker_kill, broker_pause, processor_crash, minio_restart, minio_kill, queue_dir_loss, \
              partition, processor_join"
         );
-        assert!(injectable(EnvKind::Kubernetes, 1).is_empty());
+        assert_eq!(
+            keys(injectable(EnvKind::Kubernetes, 1)),
+            "broker_stop, broker_kill, processor_crash, minio_restart, minio_kill, processor_join"
+        );
     }
 
     #[test]

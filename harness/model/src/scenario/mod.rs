@@ -54,26 +54,17 @@ impl Scenario {
         let problem = |path: String, message: String| {
             ScenarioError::Invalid(Problem { file: self.file.display().to_string(), line: None, path, message })
         };
-        let name = match kind {
-            EnvKind::Local => "local",
-            EnvKind::Containers => "containers",
-            EnvKind::Kubernetes => {
-                return Err(problem(
-                    "environment.kind".into(),
-                    "`kubernetes` is not available in this version of the harness; available: local, containers".into(),
-                ))
-            }
-        };
-        if kind == EnvKind::Containers && self.environment.kafka_brokers > 1 {
+        let name = kind.name();
+        if kind != EnvKind::Local && self.environment.kafka_brokers > 1 {
             return Err(problem(
                 "environment.kafka.brokers".into(),
-                "the containers environment runs one broker in this version; run it without `--env containers`".into(),
+                format!("the {name} environment runs one broker in this version; run it without `--env {name}`"),
             ));
         }
-        if kind == EnvKind::Containers && self.environment.misconfigure.is_some() {
+        if kind != EnvKind::Local && self.environment.misconfigure.is_some() {
             return Err(problem(
                 "environment.misconfigure".into(),
-                "is supported by the local environment only in this version; run it without `--env containers`".into(),
+                format!("is supported by the local environment only in this version; run it without `--env {name}`"),
             ));
         }
         self.environment.kind = kind;

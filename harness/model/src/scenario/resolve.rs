@@ -38,17 +38,9 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         None => EnvKind::Local,
         Some(Spanned { value: EnvKind::Local, .. }) => EnvKind::Local,
         Some(Spanned { value: EnvKind::Containers, .. }) => EnvKind::Containers,
-        Some(Spanned { value: EnvKind::Kubernetes, referenced, .. }) => {
-            return Err(problem(
-                referenced,
-                "environment.kind",
-                "`kubernetes` is not available in this version of the harness (the kubernetes environment \
-                 is planned); available: local, containers"
-                    .into(),
-            ));
-        }
+        Some(Spanned { value: EnvKind::Kubernetes, .. }) => EnvKind::Kubernetes,
     };
-    if kind == EnvKind::Containers {
+    if kind != EnvKind::Local {
         if let (Some(_), Some(loc)) = (raw.environment.misconfigure, kind_loc) {
             return Err(problem(
                 loc,
@@ -61,11 +53,11 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
     let kafka_brokers = match &raw.environment.kafka.brokers {
         None => 1,
         Some(b) if b.value.0 == 1 || b.value.0 == 3 => {
-            if b.value.0 == 3 && kind == EnvKind::Containers {
+            if b.value.0 == 3 && kind != EnvKind::Local {
                 return Err(problem(
                     b.referenced,
                     "environment.kafka.brokers",
-                    "the containers environment runs one broker in this version; three brokers need `kind: local`".into(),
+                    format!("the {} environment runs one broker in this version; three brokers need `kind: local`", kind.name()),
                 ));
             }
             b.value.0

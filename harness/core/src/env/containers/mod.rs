@@ -44,7 +44,7 @@ use ops::{
 };
 
 use processor_run::{ContainerProcessor, ProcessorRun};
-use reap::process_start_ticks;
+pub(crate) use reap::{owner_alive, process_start_ticks};
 pub use reap::{reap_leftovers, Reaped};
 
 use async_trait::async_trait;

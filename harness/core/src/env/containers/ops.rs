@@ -13,28 +13,11 @@ use testcontainers::core::ExecCommand;
 use testcontainers::{ContainerAsync, GenericImage};
 
 use super::{EnvError, ENGINE_TIMEOUT, KAFKA_CONFIG, KAFKA_DATA, KAFKA_LOG4J};
-use crate::services::kafka;
 use crate::services::redact::Redactor;
 
-/// Kafka's entrypoint: format the storage on the first start (a restart keeps it
-/// and skips the format's own JVM), then the broker.
+/// Kafka's entrypoint in its container (see [`crate::engine::kafka_entrypoint`]).
 pub(super) fn kafka_command(java: &str, libs: &str) -> String {
-    let jvm = kafka::jvm_args(Path::new(libs), Path::new(KAFKA_LOG4J)).into_iter().map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" ");
-    // A fixed cluster id is fine: every run has its own container and data.
-    format!(
-        "{{ test -f {KAFKA_DATA}/meta.properties || {java} {jvm} kafka.tools.StorageTool format \
-         --cluster-id {CLUSTER_ID} --config {KAFKA_CONFIG} --ignore-formatted; }} && exec {java} {jvm} kafka.Kafka {KAFKA_CONFIG}"
-    )
-}
-
-pub(super) const CLUSTER_ID: &str = "harnessContainers0000A";
-
-pub(super) fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=+,@%".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    crate::engine::kafka_entrypoint(java, libs, Path::new(KAFKA_CONFIG), Path::new(KAFKA_LOG4J), Path::new(KAFKA_DATA))
 }
 
 /// `localhost/harness-kafka:abc` → (`localhost/harness-kafka`, `abc`).

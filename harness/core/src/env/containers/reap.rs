@@ -80,7 +80,7 @@ pub async fn reap_leftovers(docker: &Docker) -> Reaped {
 }
 
 /// Whether the harness process named by the labels still runs.
-fn owner_alive(labels: &HashMap<String, String>) -> bool {
+pub(crate) fn owner_alive(labels: &HashMap<String, String>) -> bool {
     let Some(pid) = labels.get(LABEL_PID).and_then(|p| p.parse::<u32>().ok()) else {
         // Not ours to judge without a pid; leave it.
         return true;
@@ -93,7 +93,7 @@ fn owner_alive(labels: &HashMap<String, String>) -> bool {
 }
 
 /// Field 22 of `/proc/<pid>/stat`: the process's start time in clock ticks since boot.
-pub(super) fn process_start_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn process_start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces and parentheses: count from its end.
     let rest = &stat[stat.rfind(')')? + 2..];

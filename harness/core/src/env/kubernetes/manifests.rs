@@ -1,0 +1,367 @@
+//! The objects a kubernetes run creates, written as the YAML a person would write
+//! (`serde_json::json!`) and read into k8s-openapi's types, so a field the API
+//! does not know fails here, in a unit test, not on a cluster.
+//!
+//! One namespace per run holds everything:
+//! - `kafka` and `minio`: NodePort Services created first, so the addresses
+//!   Kafka advertises (the Service's cluster IP for pods, the node's address and
+//!   node port for the harness outside) are known before Kafka starts, and stay
+//!   the same when a fault deletes the pod.
+//! - `kafka` and `minio` StatefulSets of one replica each, with their data on a
+//!   hostPath below [`VOLUME_ROOT`] (a pod deleted by a fault comes back to its
+//!   data, as a restarted process does locally).
+//! - `processor`: a Deployment of the builtin processor image.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+/// Every run's data lives below this node folder, one folder per namespace.
+pub const VOLUME_ROOT: &str = "/var/lib/harness/k8s-volumes";
+pub const KAFKA: &str = "kafka";
+pub const MINIO: &str = "minio";
+pub const PROCESSOR: &str = "processor";
+/// The label every pod of a run carries with its service's name.
+pub const APP_LABEL: &str = "app.kubernetes.io/name";
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// Inside the Kafka pod.
+pub const KAFKA_CONFIG_DIR: &str = "/etc/kafka";
+pub const KAFKA_DATA: &str = "/var/lib/kafka/data";
+pub const KAFKA_INTERNAL_PORT: u16 = 9092;
+pub const KAFKA_EXTERNAL_PORT: u16 = 9094;
+/// Inside the MinIO pod.
+pub const MINIO_ROOT: &str = "/minio";
+pub const MINIO_API_PORT: u16 = 9000;
+
+fn typed<T: DeserializeOwned>(what: &str, v: Value) -> T {
+    // The values below are constants of this module plus strings; a failure is a
+    // bug here, which the unit tests catch.
+    serde_json::from_value(v).unwrap_or_else(|e| panic!("the {what} manifest does not fit its type: {e}"))
+}
+
+fn labels_json(labels: &BTreeMap<String, String>) -> Value {
+    json!(labels)
+}
+
+pub fn namespace(name: &str, labels: &BTreeMap<String, String>) -> Namespace {
+    typed("namespace", json!({ "metadata": { "name": name, "labels": labels_json(labels) } }))
+}
+
+/// A NodePort Service in front of one service's pods. `ports`: (name, port).
+pub fn node_port_service(app: &str, ports: &[(&str, u16)], labels: &BTreeMap<String, String>) -> Service {
+    let ports: Vec<Value> = ports.iter().map(|(name, port)| json!({ "name": name, "port": port, "targetPort": port })).collect();
+    typed(
+        "service",
+        json!({
+            "metadata": { "name": app, "labels": labels_json(labels) },
+            "spec": {
+                "type": "NodePort",
+                "selector": { APP_LABEL: app },
+                "ports": ports,
+                // A fault deletes pods: only a ready pod should get traffic.
+                "publishNotReadyAddresses": false
+            }
+        }),
+    )
+}
+
+pub fn config_map(name: &str, files: &[(&str, String)], labels: &BTreeMap<String, String>) -> ConfigMap {
+    let data: BTreeMap<&str, &str> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    typed("config map", json!({ "metadata": { "name": name, "labels": labels_json(labels) }, "data": data }))
+}
+
+/// A Secret of environment variables (credentials never sit in a pod spec).
+pub fn env_secret(name: &str, env: &[(String, String)], labels: &BTreeMap<String, String>) -> Secret {
+    let data: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    typed("secret", json!({ "metadata": { "name": name, "labels": labels_json(labels) }, "stringData": data }))
+}
+
+/// The container beside each service that sends its signals: the pod shares one
+/// process namespace, so `kill -KILL` from here is a real SIGKILL of the service's
+/// process. (Deleting a pod, even with grace 0, gives its containers SIGTERM and
+/// at least two seconds: a clean shutdown, not a crash.)
+pub const SIGNALS: &str = "signals";
+
+/// What is common to every pod of a run: no service-account token (nothing here
+/// talks to the API server), no service-link variables, images only from the node,
+/// and the [`SIGNALS`] container (from `signals_image`, which has a shell).
+fn pod_spec(mut containers: Vec<Value>, volumes: Value, grace_secs: i64, signals_image: &str) -> Value {
+    containers.push(json!({
+        "name": SIGNALS,
+        "image": signals_image,
+        "imagePullPolicy": "Never",
+        "command": ["sleep", "infinity"],
+        "resources": { "requests": { "cpu": "1m", "memory": "4Mi" } }
+    }));
+    json!({
+        "automountServiceAccountToken": false,
+        "enableServiceLinks": false,
+        "shareProcessNamespace": true,
+        "terminationGracePeriodSeconds": grace_secs,
+        "containers": containers,
+        "volumes": volumes
+    })
+}
+
+/// The `sh -c` text the [`SIGNALS`] container runs to send `signal` to every
+/// process whose command line contains `needle`; prints their pids. (The `[x]`
+/// around the needle's last character keeps the shell from matching itself.)
+pub fn signal_script(signal: &str, needle: &str) -> String {
+    let (head, last) = needle.split_at(needle.len() - 1);
+    format!(
+        "for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); \
+         case \"$c\" in *'{head}'[{last}]*) kill -{signal} ${{p#/proc/}} && echo ${{p#/proc/}};; esac; done"
+    )
+}
+
+/// What each service's process has in its command line.
+pub fn process_needle(app: &str) -> &'static str {
+    match app {
+        KAFKA => "kafka.Kafka",
+        MINIO => "minio server",
+        _ => "harness processor",
+    }
+}
+
+fn host_volume(name: &str, namespace: &str, service: &str) -> Value {
+    json!({ "name": name, "hostPath": { "path": format!("{VOLUME_ROOT}/{namespace}/{service}"), "type": "DirectoryOrCreate" } })
+}
+
+fn stateful_set(app: &str, labels: &BTreeMap<String, String>, pod: Value) -> StatefulSet {
+    let mut pod_labels = labels.clone();
+    pod_labels.insert(APP_LABEL.into(), app.into());
+    typed(
+        "statefulset",
+        json!({
+            "metadata": { "name": app, "labels": labels_json(labels) },
+            "spec": {
+                "replicas": 1,
+                "serviceName": app,
+                "podManagementPolicy": "Parallel",
+                "selector": { "matchLabels": { APP_LABEL: app } },
+                "template": { "metadata": { "labels": labels_json(&pod_labels) }, "spec": pod }
+            }
+        }),
+    )
+}
+
+pub struct KafkaPod<'a> {
+    pub image: &'a str,
+    /// `sh -c` command line: format storage on first start, then the broker.
+    pub command: String,
+    pub namespace: &'a str,
+    pub grace_secs: i64,
+}
+
+pub fn kafka_stateful_set(k: &KafkaPod<'_>, labels: &BTreeMap<String, String>) -> StatefulSet {
+    let container = json!({
+        "name": KAFKA,
+        "image": k.image,
+        "imagePullPolicy": "Never",
+        "command": ["sh", "-c", k.command],
+        "ports": [
+            { "name": "internal", "containerPort": KAFKA_INTERNAL_PORT },
+            { "name": "external", "containerPort": KAFKA_EXTERNAL_PORT }
+        ],
+        // Ready once the broker listens; the harness's own round trip is the real test.
+        "readinessProbe": { "tcpSocket": { "port": KAFKA_INTERNAL_PORT }, "periodSeconds": 1, "failureThreshold": 1 },
+        "resources": { "requests": { "cpu": "100m", "memory": "512Mi" } },
+        "volumeMounts": [
+            { "name": "config", "mountPath": KAFKA_CONFIG_DIR },
+            { "name": "data", "mountPath": KAFKA_DATA }
+        ]
+    });
+    let volumes = json!([{ "name": "config", "configMap": { "name": KAFKA } }, host_volume("data", k.namespace, KAFKA)]);
+    stateful_set(KAFKA, labels, pod_spec(vec![container], volumes, k.grace_secs, k.image))
+}
+
+pub struct MinioPod<'a> {
+    pub image: &'a str,
+    /// The [`SIGNALS`] container's image (MinIO's has no shell).
+    pub signals_image: &'a str,
+    pub args: Vec<String>,
+    pub namespace: &'a str,
+    /// The Secret with MinIO's environment (root credentials, Kafka targets).
+    pub env_secret: &'a str,
+    pub grace_secs: i64,
+}
+
+pub fn minio_stateful_set(m: &MinioPod<'_>, labels: &BTreeMap<String, String>) -> StatefulSet {
+    let container = json!({
+        "name": MINIO,
+        "image": m.image,
+        "imagePullPolicy": "Never",
+        "command": m.args,
+        "envFrom": [{ "secretRef": { "name": m.env_secret } }],
+        "ports": [{ "name": "api", "containerPort": MINIO_API_PORT }],
+        "readinessProbe": { "tcpSocket": { "port": MINIO_API_PORT }, "periodSeconds": 1, "failureThreshold": 1 },
+        "resources": { "requests": { "cpu": "100m", "memory": "256Mi" } },
+        "volumeMounts": [{ "name": "root", "mountPath": MINIO_ROOT }]
+    });
+    let volumes = json!([host_volume("root", m.namespace, MINIO)]);
+    stateful_set(MINIO, labels, pod_spec(vec![container], volumes, m.grace_secs, m.signals_image))
+}
+
+pub struct ProcessorPods<'a> {
+    pub image: &'a str,
+    /// The [`SIGNALS`] container's image (the processor's has no shell).
+    pub signals_image: &'a str,
+    pub command: Vec<String>,
+    pub env_secret: &'a str,
+    pub replicas: i32,
+    pub grace_secs: i64,
+}
+
+pub fn processor_deployment(p: &ProcessorPods<'_>, labels: &BTreeMap<String, String>) -> Deployment {
+    let mut pod_labels = labels.clone();
+    pod_labels.insert(APP_LABEL.into(), PROCESSOR.into());
+    let container = json!({
+        "name": PROCESSOR,
+        "image": p.image,
+        "imagePullPolicy": "Never",
+        "command": p.command,
+        "envFrom": [{ "secretRef": { "name": p.env_secret } }],
+        "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } }
+    });
+    typed(
+        "deployment",
+        json!({
+            "metadata": { "name": PROCESSOR, "labels": labels_json(labels) },
+            "spec": {
+                "replicas": p.replicas,
+                "selector": { "matchLabels": { APP_LABEL: PROCESSOR } },
+                // A crashed pod is replaced at once; a scale-up adds, never swaps.
+                "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 } },
+                "template": {
+                    "metadata": { "labels": labels_json(&pod_labels) },
+                    "spec": pod_spec(vec![container], json!([]), p.grace_secs, p.signals_image)
+                }
+            }
+        }),
+    )
+}
+
+/// A pod that removes the run's hostPath data from the node at teardown (the
+/// harness may not run on the node, so it cannot delete the folder itself).
+pub fn cleanup_pod(image: &str, namespace: &str, labels: &BTreeMap<String, String>) -> Pod {
+    let mut pod_labels = labels.clone();
+    pod_labels.insert(APP_LABEL.into(), "cleanup".into());
+    typed(
+        "cleanup pod",
+        json!({
+            "metadata": { "name": "cleanup", "labels": labels_json(&pod_labels) },
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "enableServiceLinks": false,
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{
+                    "name": "cleanup",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["rm", "-rf", format!("/volumes/{namespace}")],
+                    "volumeMounts": [{ "name": "volumes", "mountPath": "/volumes" }]
+                }],
+                "volumes": [{ "name": "volumes", "hostPath": { "path": VOLUME_ROOT, "type": "DirectoryOrCreate" } }]
+            }
+        }),
+    )
+}
+
+/// A label value from any text: at most 63 characters of `[A-Za-z0-9._-]`,
+/// starting and ending with an alphanumeric (the API's rule).
+pub fn label_value(text: &str) -> String {
+    let s: String = text.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).take(63).collect();
+    s.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> BTreeMap<String, String> {
+        BTreeMap::from([(MANAGED_BY.to_string(), "harness".to_string()), ("io.harness.run".to_string(), "smoke-1".to_string())])
+    }
+
+    #[test]
+    fn every_manifest_fits_its_api_type() {
+        let l = labels();
+        let ns = namespace("h-ab12", &l);
+        assert_eq!(ns.metadata.name.as_deref(), Some("h-ab12"));
+        let svc = node_port_service(KAFKA, &[("internal", 9092), ("external", 9094)], &l);
+        let spec = svc.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        assert_eq!(spec.ports.unwrap().len(), 2);
+        let k =
+            kafka_stateful_set(&KafkaPod { image: "localhost/k:1", command: "exec java".into(), namespace: "h-ab12", grace_secs: 15 }, &l);
+        let pod = k.spec.unwrap().template;
+        assert_eq!(pod.metadata.unwrap().labels.unwrap()[APP_LABEL], KAFKA);
+        let pod = pod.spec.unwrap();
+        assert_eq!(pod.containers[0].image_pull_policy.as_deref(), Some("Never"));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let data = pod.volumes.unwrap().into_iter().find(|v| v.name == "data").unwrap();
+        assert_eq!(data.host_path.unwrap().path, format!("{VOLUME_ROOT}/h-ab12/kafka"));
+        let m = minio_stateful_set(
+            &MinioPod {
+                image: "localhost/m:1",
+                signals_image: "localhost/k:1",
+                args: vec!["minio".into()],
+                namespace: "h-ab12",
+                env_secret: "minio-env",
+                grace_secs: 5,
+            },
+            &l,
+        );
+        assert!(m.spec.unwrap().template.spec.unwrap().containers[0].env.is_none(), "credentials come from the Secret only");
+        let d = processor_deployment(
+            &ProcessorPods {
+                image: "localhost/p:1",
+                signals_image: "localhost/k:1",
+                command: vec!["harness".into()],
+                env_secret: "processor-env",
+                replicas: 1,
+                grace_secs: 10,
+            },
+            &l,
+        );
+        assert_eq!(d.spec.unwrap().replicas, Some(1));
+        let s = env_secret("x", &[("A".into(), "b".into())], &l);
+        assert_eq!(s.string_data.unwrap()["A"], "b");
+        let c = cleanup_pod("localhost/k:1", "h-ab12", &l);
+        assert_eq!(c.spec.unwrap().containers[0].command.as_ref().unwrap()[2], "/volumes/h-ab12");
+        config_map(KAFKA, &[("server.properties", "a=b".into())], &l);
+    }
+
+    #[test]
+    fn every_pod_has_a_signals_container_sharing_its_processes() {
+        let k = kafka_stateful_set(&KafkaPod { image: "localhost/k:1", command: "x".into(), namespace: "n", grace_secs: 1 }, &labels());
+        let pod = k.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.share_process_namespace, Some(true));
+        assert_eq!(pod.containers[1].name, SIGNALS);
+    }
+
+    /// The script really signals the process it names and not itself: run by `sh`
+    /// against a `sleep` whose command line holds the needle.
+    #[test]
+    fn the_signal_script_kills_the_named_process_and_not_itself() {
+        let mut victim = std::process::Command::new("bash").args(["-c", "exec -a harness-processor-test sleep 30"]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let out = std::process::Command::new("sh").args(["-c", &signal_script("KILL", "harness-processor-test")]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), victim.id().to_string());
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(victim.wait().unwrap().signal(), Some(9));
+    }
+
+    #[test]
+    fn label_values_follow_the_api_rule() {
+        assert_eq!(label_value("smoke-20260101-000001-abcd"), "smoke-20260101-000001-abcd");
+        assert_eq!(label_value("a b/c:"), "a-b-c");
+        assert_eq!(label_value(&"x".repeat(80)).len(), 63);
+        assert_eq!(label_value("-x-"), "x");
+    }
+}
