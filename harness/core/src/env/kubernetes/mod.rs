@@ -132,6 +132,13 @@ impl KubernetesEnv {
         progress: &dyn Fn(&str),
     ) -> Result<KubernetesEnv, EnvError> {
         let started = Instant::now();
+        if source == ImageSource::Official {
+            return Err(super::unsupported(
+                EnvKind::Kubernetes,
+                "running the official images (--images official is for the containers environment; the kubernetes \
+                 environment runs the images built here, --images local, the default)",
+            ));
+        }
         let logs = spec.run_dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(io_err("creating the run's logs folder"))?;
         let target = ClusterTarget::resolve()?;
@@ -146,9 +153,7 @@ impl KubernetesEnv {
 
         let docker = crate::engine::connect().await.map_err(|e| EnvError::Engine(e.to_string()))?;
         let images = images::run_images(source, &docker, tc, harness_bin, progress).await.map_err(|e| EnvError::Engine(e.to_string()))?;
-        if source == ImageSource::Local {
-            cluster::load_images(&target, &docker, &[&images.set.kafka, &images.set.minio, &images.set.processor], progress).await?;
-        }
+        cluster::load_images(&target, &docker, &[&images.set.kafka, &images.set.minio, &images.set.processor], progress).await?;
 
         let token = |n| crate::services::token::hex_token(n).map_err(io_err("reading /dev/urandom"));
         let credentials =
