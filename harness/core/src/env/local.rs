@@ -458,11 +458,13 @@ impl Environment for LocalEnv {
 
     async fn stop_service(&mut self, service: Service, hard: bool) -> Result<Option<String>, EnvError> {
         let signal = if hard { libc::SIGKILL } else { libc::SIGTERM };
-        match service {
+        let exit = match service {
             Service::Kafka => self.signal_kafka_node(1, signal).await,
             Service::Minio => self.signal_minio(signal).await,
             Service::Processor => Err(super::unsupported(EnvKind::Local, "stopping the processor as a fault")),
-        }
+        }?;
+        // A whole phrase for the proof ("process exit code 143 after SIGTERM").
+        Ok(exit.map(|e| format!("process {e}")))
     }
 
     async fn start_service(&mut self, service: Service) -> Result<Duration, EnvError> {
@@ -607,7 +609,7 @@ async fn signal_and_wait(p: &mut crate::services::process::ChildProcess, signal:
         other => return p.signal(other).map(|()| None).map_err(|source| EnvError::Io { context, source }),
     };
     match status {
-        Ok(s) => Ok(Some(format!("process {}", after_signal(&crate::services::process::describe_status(s), signal)))),
+        Ok(s) => Ok(Some(after_signal(&crate::services::process::describe_status(s), signal))),
         Err(source) => Err(EnvError::Io { context, source }),
     }
 }
