@@ -103,8 +103,13 @@ mod tests {
             std::fs::create_dir_all(d.join("kafka/data")).unwrap();
             std::fs::create_dir_all(d.join("minio")).unwrap();
         }
-        // A survivor of the killed run: its command line names the run dir.
-        let mut survivor = std::process::Command::new("sh").args(["-c", "exec sleep 30", killed.to_str().unwrap()]).spawn().unwrap();
+        // A survivor of the killed run: its command line names the run dir, as
+        // Kafka's and MinIO's do. One process that never execs, so its command
+        // line cannot change under the test (an `sh -c "exec sleep"` lost the dir
+        // whenever the exec won the race against SIGSTOP).
+        let marker = killed.join("kafka/server.log");
+        std::fs::write(&marker, "").unwrap();
+        let mut survivor = std::process::Command::new("tail").arg("-f").arg(&marker).spawn().unwrap();
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(survivor.id() as libc::pid_t, libc::SIGSTOP) };
         let dead_pid = 0x7fff_fff0; // no such process
