@@ -12,11 +12,15 @@
 //!   engine: `ci/podman` starts podman's here and `ci/test` sets `DOCKER_HOST`).
 //! - `kubernetes`: the same scenarios on a real cluster (`ci/k8s up` starts the
 //!   harness's own here and `ci/test` sets `KUBECONFIG`).
+//! - `doctor`: `harness doctor` against real Kafka and MinIO set up the ways students
+//!   get them wrong (wrong port, unreachable advertised listener, SASL, notification,
+//!   queue_dir, no processor), and right.
 //! - `registry`: runs on official images; ignored here (no registry), the reason says so.
 
 mod cli;
 mod conformance;
 mod containers;
+mod doctor;
 mod e2e;
 mod faults;
 mod kubernetes;

@@ -2,6 +2,8 @@
 //! `harness-core` (engine) and `harness-model` (scenarios, checker, verdicts).
 
 mod compare;
+mod doctor;
+mod lint;
 mod repeat;
 
 use std::path::PathBuf;
@@ -82,6 +84,12 @@ Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario
   harness export --format gab-bigger reports/ > throughput.json   # customBiggerIsBetter
   harness export --format gab-smaller reports/ > latency.json     # customSmallerIsBetter")]
     Export(compare::ExportArgs),
+    /// Diagnose an existing pipeline link by link: what is broken, why, and what to change.
+    #[command(after_help = doctor::DOCTOR_HELP)]
+    Doctor(Box<doctor::DoctorArgs>),
+    /// Check Kubernetes manifests of the pipeline without a cluster (file:line, cause, fix).
+    #[command(after_help = lint::LINT_HELP)]
+    Lint(lint::LintArgs),
     /// Check scenario files without running them.
     #[command(after_help = "Examples:\n  harness validate scenarios/*.yaml\n  harness validate --env containers scenarios/faults/*.yaml")]
     Validate {
@@ -181,6 +189,8 @@ fn main() -> ProcessExit {
             })
         }
         Command::Compare(args) => compare::compare(args),
+        Command::Doctor(args) => doctor::doctor(&runtime, *args),
+        Command::Lint(args) => lint::run(args),
         Command::Export(args) => compare::export(args),
         Command::Run { files, reports, keep, quiet, repeat, env, images } => {
             init_tracing();

@@ -5,6 +5,7 @@
 //! teardown; `run` drives that lifecycle, the other modules are its parts.
 
 pub mod clock;
+pub mod doctor;
 pub mod engine;
 pub mod env;
 pub mod fault;

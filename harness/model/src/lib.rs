@@ -9,6 +9,7 @@ pub mod compare;
 pub mod exit;
 pub mod history;
 pub mod keys;
+pub mod lint;
 pub mod metrics;
 pub mod results;
 pub mod rng;

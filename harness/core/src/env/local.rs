@@ -180,17 +180,23 @@ impl LocalEnv {
                 let to_kafka = proxy("minio->kafka", ports[0]).await.map_err(proxy_err)?;
                 let processor_kafka = proxy("processor->kafka", ports[1]).await.map_err(proxy_err)?;
                 let processor_minio = proxy("processor->minio", minio_ports.api).await.map_err(proxy_err)?;
-                extra_listeners.push(ExtraListener { name: "MINIO".into(), port: ports[0], advertised: to_kafka.address().to_string() });
+                extra_listeners.push(ExtraListener {
+                    name: "MINIO".into(),
+                    port: ports[0],
+                    advertised: to_kafka.address().to_string(),
+                    sasl_plain: None,
+                });
                 extra_listeners.push(ExtraListener {
                     name: "PROCESSOR".into(),
                     port: ports[1],
                     advertised: processor_kafka.address().to_string(),
+                    sasl_plain: None,
                 });
                 minio_brokers = to_kafka.address().to_string();
                 links = vec![to_kafka, processor_kafka, processor_minio];
             } else if let Some(unreachable) = self.spec.minio_listener_advertises.as_ref().filter(|_| brokers == 1) {
                 let port = crate::services::ports::free_ports(1).map_err(io)?[0];
-                extra_listeners.push(ExtraListener { name: "MINIO".into(), port, advertised: unreachable.clone() });
+                extra_listeners.push(ExtraListener { name: "MINIO".into(), port, advertised: unreachable.clone(), sasl_plain: None });
                 minio_brokers = loopback(port).to_string();
             }
             let nodes: Vec<Option<ClusterNode>> = if brokers > 1 {

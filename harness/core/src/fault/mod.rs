@@ -20,7 +20,7 @@
 
 mod cluster;
 pub mod conformance;
-mod decoy;
+pub mod decoy;
 mod guard;
 pub mod journal;
 mod links;

@@ -19,7 +19,7 @@ use super::logs::LogTail;
 /// survives) and the non-characters U+FFFE and U+FFFF. quick-junit's text filter
 /// drops tabs and carriage returns, so a tab becomes four spaces (Java's stack traces
 /// indent with tabs) and a line ends in `\n` alone, as XML parsers read it anyway.
-fn xml_safe(s: &str) -> String {
+pub(crate) fn xml_safe(s: &str) -> String {
     let kept: String =
         s.chars().filter(|&c| matches!(c, '\t' | '\n' | '\r') || !(c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}')).collect();
     kept.replace("\r\n", "\n").replace('\r', "\n").replace('\t', "    ")

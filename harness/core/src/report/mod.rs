@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use harness_model::history::History;
 use harness_model::results::RunResults;
 
+/// For other reports' writers (the doctor's): the one escaping of each format.
+pub(crate) use html::escape_text as html_text;
 pub use junit::junit_xml;
+pub(crate) use junit::xml_safe;
 pub use logs::LogTail;
 pub use terminal::summary;
 

@@ -115,17 +115,31 @@ pub struct ExtraListener {
     pub port: u16,
     /// `host:port` the broker hands to clients that bootstrap through it.
     pub advertised: String,
+    /// A SASL_PLAINTEXT listener with mechanism PLAIN and this one user (name,
+    /// password), as students' Bitnami charts set up; `None`: PLAINTEXT.
+    pub sasl_plain: Option<(String, String)>,
 }
 
 /// `server.properties` of a KRaft node on 127.0.0.1: the single broker, or node
 /// `cluster.node_id` of a cluster.
 pub fn server_properties(ports: KafkaPorts, data_dir: &Path, extra: &[ExtraListener], cluster: Option<&ClusterNode>) -> String {
     let KafkaPorts { broker, controller } = ports;
-    let (mut listeners, mut advertised, mut map) = (String::new(), String::new(), String::new());
+    let (mut listeners, mut advertised, mut map, mut sasl) = (String::new(), String::new(), String::new(), String::new());
     for l in extra {
         listeners.push_str(&format!(",{}://127.0.0.1:{}", l.name, l.port));
         advertised.push_str(&format!(",{}://{}", l.name, l.advertised));
-        map.push_str(&format!(",{}:PLAINTEXT", l.name));
+        match &l.sasl_plain {
+            None => map.push_str(&format!(",{}:PLAINTEXT", l.name)),
+            Some((user, password)) => {
+                map.push_str(&format!(",{}:SASL_PLAINTEXT", l.name));
+                let prefix = format!("listener.name.{}", l.name.to_ascii_lowercase());
+                sasl.push_str(&format!(
+                    "{prefix}.sasl.enabled.mechanisms=PLAIN\n\
+                     {prefix}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
+                     username=\"{user}\" password=\"{password}\" user_{user}=\"{password}\";\n"
+                ));
+            }
+        }
     }
     let (what, voters, node_id, replication) = match cluster {
         None => ("one combined broker + controller".to_string(), format!("1@127.0.0.1:{controller}"), 1, 1),
@@ -138,7 +152,7 @@ pub fn server_properties(ports: KafkaPorts, data_dir: &Path, extra: &[ExtraListe
          advertised.listeners=PLAINTEXT://127.0.0.1:{broker}{advertised}\n\
          listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{map}\n\
          inter.broker.listener.name=PLAINTEXT\n\
-         {}",
+         {sasl}{}",
         common_properties(data_dir, node_id, replication)
     )
 }
@@ -477,8 +491,8 @@ mod tests {
     fn extra_listeners_advertise_their_own_address() {
         let ports = KafkaPorts { broker: 4001, controller: 4002 };
         let extra = [
-            ExtraListener { name: "MINIO".into(), port: 4003, advertised: "127.0.0.1:5003".into() },
-            ExtraListener { name: "PROCESSOR".into(), port: 4004, advertised: "127.0.0.1:5004".into() },
+            ExtraListener { name: "MINIO".into(), port: 4003, advertised: "127.0.0.1:5003".into(), sasl_plain: None },
+            ExtraListener { name: "PROCESSOR".into(), port: 4004, advertised: "127.0.0.1:5004".into(), sasl_plain: None },
         ];
         let text = server_properties(ports, Path::new("/d"), &extra, None);
         for line in [
@@ -489,6 +503,21 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn a_sasl_listener_gets_plain_and_its_user() {
+        let ports = KafkaPorts { broker: 4001, controller: 4002 };
+        let extra = [ExtraListener {
+            name: "SASL".into(),
+            port: 4005,
+            advertised: "127.0.0.1:4005".into(),
+            sasl_plain: Some(("ann".into(), "pw".into())),
+        }];
+        let text = server_properties(ports, Path::new("/d"), &extra, None);
+        assert!(text.contains(",SASL:SASL_PLAINTEXT"), "{text}");
+        assert!(text.lines().any(|l| l == "listener.name.sasl.sasl.enabled.mechanisms=PLAIN"), "{text}");
+        assert!(text.contains("listener.name.sasl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"ann\" password=\"pw\" user_ann=\"pw\";"), "{text}");
     }
 
     #[test]

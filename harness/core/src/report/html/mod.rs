@@ -11,6 +11,7 @@
 
 mod charts;
 mod escape;
+pub(crate) use escape::text as escape_text;
 mod ledger;
 mod page;
 mod sections;

@@ -1,0 +1,156 @@
+//! `harness doctor`: the command line of [`harness_core::doctor`].
+
+use std::path::PathBuf;
+use std::process::ExitCode as ProcessExit;
+use std::time::Duration;
+
+use harness_core::doctor::{self, render, Severity, Target};
+use harness_core::services::endpoints::S3Credentials;
+use harness_model::exit::ExitCode;
+
+pub const DOCTOR_HELP: &str = "Examples:
+  # a pipeline on this machine (MinIO's root credentials in the environment)
+  export MINIO_ROOT_USER=minioadmin MINIO_ROOT_PASSWORD=minioadmin
+  harness doctor --s3 http://127.0.0.1:9000 --kafka 127.0.0.1:9092
+
+  # a student's cluster through port-forwards, their names for things, reports for CI
+  harness doctor --s3 http://127.0.0.1:9000 --kafka 127.0.0.1:9094 --topic images-events \\
+      --source-bucket uploads --target-bucket thumbs --group resizer --reports out/alice
+
+  harness doctor --format json ... > doctor.json
+
+It walks the chain link by link: S3 API and credentials → buckets → the source bucket's
+notification rules → MinIO's Kafka targets (admin API: state, brokers, topic, SASL/TLS,
+queue_dir) → what answers at each Kafka address (PLAINTEXT, SASL, TLS, HTTP…) → the brokers
+it advertises → the topic → the consumer group → one image through the whole pipeline
+(only when nothing else failed; removed afterwards). Each problem comes with the evidence,
+the cause and a fix. Every probe has a timeout (--timeout): a broken setup is answered in
+seconds. Addresses are probed from where the doctor runs; run it where the pipeline's
+clients run (or through port-forwards that keep the advertised addresses reachable).
+
+Credentials are read from the environment variables --access-key-env and --secret-key-env
+name, never from the command line, and are written nowhere. The admin API needs the root
+user or an admin user.
+
+Exit codes: 0 every link works (warnings allowed) · 1 a link is broken · 2 invalid command line
+· 3 the reports could not be written";
+
+#[derive(clap::Args)]
+pub struct DoctorArgs {
+    /// MinIO's S3 endpoint, `http://host:port`.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9000")]
+    s3: String,
+    /// The Kafka bootstrap address the processor uses, `host:port[,host:port]`.
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:9092")]
+    kafka: String,
+    /// The topic MinIO publishes the source bucket's events to.
+    #[arg(long, default_value = "minio-events")]
+    topic: String,
+    /// The bucket images are uploaded to.
+    #[arg(long, value_name = "BUCKET", default_value = "images")]
+    source_bucket: String,
+    /// The bucket thumbnails are written to.
+    #[arg(long, value_name = "BUCKET", default_value = "thumbnails")]
+    target_bucket: String,
+    /// The processor's consumer group (default: any group reading the topic).
+    #[arg(long)]
+    group: Option<String>,
+    /// Environment variable holding the S3 access key.
+    #[arg(long, value_name = "VAR", default_value = "MINIO_ROOT_USER")]
+    access_key_env: String,
+    /// Environment variable holding the S3 secret key.
+    #[arg(long, value_name = "VAR", default_value = "MINIO_ROOT_PASSWORD")]
+    secret_key_env: String,
+    /// Region for S3 signatures.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Do not send an image through the pipeline.
+    #[arg(long)]
+    no_canary: bool,
+    /// Limit of each probe, e.g. `3s`, `500ms`.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// How long the canary's thumbnail may take.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    canary_timeout: Duration,
+    /// `text` (default) or `json` on stdout.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    format: String,
+    /// Also write doctor.json, junit.xml and report.html into this folder.
+    #[arg(long, value_name = "DIR")]
+    reports: Option<PathBuf>,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn doctor(runtime: &tokio::runtime::Runtime, args: DoctorArgs) -> ProcessExit {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let (Some(access_key), Some(secret_key)) = (var(&args.access_key_env), var(&args.secret_key_env)) else {
+        let missing: Vec<&str> =
+            [&args.access_key_env, &args.secret_key_env].into_iter().filter(|v| var(v).is_none()).map(String::as_str).collect();
+        eprintln!(
+            "error: the S3 credentials are read from the environment, and {} {} not set; export them, or name other variables with --access-key-env/--secret-key-env",
+            missing.join(" and "),
+            if missing.len() == 1 { "is" } else { "are" }
+        );
+        return ProcessExit::from(ExitCode::InvalidInput.code());
+    };
+    if !args.s3.starts_with("http://") && !args.s3.starts_with("https://") {
+        eprintln!("error: --s3 {:?}: give the endpoint as a URL, e.g. http://{}", args.s3, args.s3);
+        return ProcessExit::from(ExitCode::InvalidInput.code());
+    }
+    let target = Target {
+        s3_endpoint: args.s3,
+        credentials: S3Credentials { access_key, secret_key, region: args.region },
+        kafka_bootstrap: args.kafka,
+        topic: args.topic,
+        source_bucket: args.source_bucket,
+        target_bucket: args.target_bucket,
+        group: args.group,
+        canary: !args.no_canary,
+        probe_timeout: args.timeout,
+        canary_timeout: args.canary_timeout,
+    };
+    let quiet = args.quiet;
+    let progress = move |m: &str| {
+        if !quiet {
+            eprintln!("doctor: {m}");
+        }
+    };
+    let d = runtime.block_on(doctor::diagnose(&target, &progress));
+    match args.format.as_str() {
+        "json" => print!("{}", render::json(&d)),
+        _ => print!("{}", render::text(&d)),
+    }
+    if let Some(dir) = &args.reports {
+        if let Err(e) = render::write_reports(&d, dir) {
+            eprintln!("error: writing the reports into {}: {e}", dir.display());
+            return ProcessExit::from(ExitCode::Environment.code());
+        }
+        if !quiet {
+            eprintln!("doctor: reports in {}/ (doctor.json, junit.xml, report.html)", dir.display());
+        }
+    }
+    if d.worst() == Severity::Error {
+        ProcessExit::from(ExitCode::ExpectationFailed.code())
+    } else {
+        ProcessExit::SUCCESS
+    }
+}
+
+/// `3s`, `500ms`, `2m`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let n: f64 = n.parse().map_err(|_| format!("{s:?} is no duration; write e.g. 3s, 500ms or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s or m")),
+    };
+    if !(0.001..=3600.0).contains(&secs) {
+        return Err(format!("{s:?} is out of range (1ms to 60m)"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}

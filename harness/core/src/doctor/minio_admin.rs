@@ -1,0 +1,313 @@
+//! MinIO's admin API, as `mc admin` speaks it: signed GETs of the server info
+//! (each notification target's online/offline state) and of the `notify_kafka`
+//! configuration (brokers, topic, queue_dir, SASL, TLS of every Kafka target).
+//!
+//! The configuration comes back encrypted with the caller's secret key (madmin's
+//! `EncryptData`: argon2id → AES-256-GCM or ChaCha20-Poly1305 in sio's stream
+//! format); [`decrypt`] undoes that.
+
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use crate::services::endpoints::S3Credentials;
+
+/// One notification target as the server info reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TargetState {
+    /// `kafka`, `webhook`, …
+    pub kind: String,
+    /// The target's id (`1` in `arn:minio:sqs::1:kafka`).
+    pub id: String,
+    pub online: bool,
+}
+
+/// One Kafka target of MinIO's configuration (`notify_kafka:<id>`), values as set
+/// (by `mc admin config set` or a `MINIO_NOTIFY_KAFKA_*` variable).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KafkaTarget {
+    pub id: String,
+    pub enabled: bool,
+    pub brokers: String,
+    pub topic: String,
+    pub queue_dir: String,
+    pub sasl: bool,
+    pub tls: bool,
+}
+
+pub struct Admin {
+    endpoint: String,
+    creds: S3Credentials,
+    timeout: Duration,
+}
+
+impl Admin {
+    pub fn new(endpoint: &str, creds: &S3Credentials, timeout: Duration) -> Admin {
+        Admin { endpoint: endpoint.trim_end_matches('/').to_string(), creds: creds.clone(), timeout }
+    }
+
+    /// Every notification target and whether MinIO can reach it now (for Kafka:
+    /// whether its client holds a broker connection).
+    pub async fn targets(&self) -> Result<Vec<TargetState>, String> {
+        let body = self.get("/minio/admin/v3/info").await?;
+        let info: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("the server info is no JSON: {e}"))?;
+        Ok(parse_targets(&info))
+    }
+
+    /// The Kafka targets of MinIO's configuration.
+    pub async fn kafka_targets(&self) -> Result<Vec<KafkaTarget>, String> {
+        let body = self.get("/minio/admin/v3/get-config-kv?key=notify_kafka").await?;
+        let plain = decrypt(&self.creds.secret_key, &body)?;
+        Ok(parse_kafka_config(&String::from_utf8_lossy(&plain)))
+    }
+
+    async fn get(&self, path_and_query: &str) -> Result<Vec<u8>, String> {
+        let url = format!("{}{path_and_query}", self.endpoint);
+        let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        let host = uri.authority().map(|a| a.to_string()).ok_or_else(|| format!("{url}: no host"))?;
+        let identity = Credentials::new(&self.creds.access_key, &self.creds.secret_key, None, None, "harness-doctor").into();
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("s3")
+            .time(SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| e.to_string())?
+            .into();
+        let signable = SignableRequest::new("GET", &url, std::iter::once(("host", host.as_str())), SignableBody::Bytes(&[]))
+            .map_err(|e| e.to_string())?;
+        let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
+        let mut request = http::Request::builder()
+            .method("GET")
+            .uri(uri)
+            .header("host", &host)
+            .body(Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        instructions.apply_to_request_http1x(&mut request);
+        let client = Client::builder(TokioExecutor::new()).build_http();
+        let exchange = async {
+            let response = client.request(request).await.map_err(|e| describe(&e))?;
+            let status = response.status();
+            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes().to_vec();
+            if !status.is_success() {
+                return Err(admin_error(status, &body));
+            }
+            Ok(body)
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("MinIO's admin API gave no answer within {:?}", self.timeout))?
+    }
+}
+
+/// The error chain of a client error (the useful part is at its end).
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// MinIO's admin errors are JSON `{"Code": …, "Message": …}`.
+fn admin_error(status: http::StatusCode, body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    match (v.get("Code").and_then(|c| c.as_str()), v.get("Message").and_then(|m| m.as_str())) {
+        (Some(code), Some(msg)) => format!("HTTP {status}: {code}: {msg}"),
+        _ => format!("HTTP {status}: {}", String::from_utf8_lossy(body).chars().take(200).collect::<String>()),
+    }
+}
+
+/// `services.notifications` of the server info: `[{"kafka": [{"1": {"status": "online"}}]}]`.
+fn parse_targets(info: &serde_json::Value) -> Vec<TargetState> {
+    let mut out = Vec::new();
+    let Some(kinds) = info.pointer("/services/notifications").and_then(|n| n.as_array()) else { return out };
+    for kind in kinds.iter().filter_map(|k| k.as_object()) {
+        for (name, list) in kind {
+            for entry in list.as_array().into_iter().flatten().filter_map(|e| e.as_object()) {
+                for (id, status) in entry {
+                    let online = status.get("status").and_then(|s| s.as_str()) == Some("online");
+                    out.push(TargetState { kind: name.clone(), id: id.clone(), online });
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
+    out
+}
+
+/// `mc admin config get … notify_kafka` text: one line per target,
+/// `notify_kafka:1 enable=on brokers=… topic=… queue_dir="…"`, and for values set by
+/// environment variables, comment lines `# MINIO_NOTIFY_KAFKA_BROKERS_1=…`.
+fn parse_kafka_config(text: &str) -> Vec<KafkaTarget> {
+    let mut targets: std::collections::BTreeMap<String, KafkaTarget> = Default::default();
+    let mut set = |id: &str, key: &str, value: &str| {
+        let t = targets.entry(id.to_string()).or_insert_with(|| KafkaTarget { id: id.to_string(), ..Default::default() });
+        let on = matches!(value, "on" | "true" | "1" | "yes");
+        match key.to_ascii_lowercase().as_str() {
+            "enable" => t.enabled = on,
+            "brokers" => t.brokers = value.to_string(),
+            "topic" => t.topic = value.to_string(),
+            "queue_dir" => t.queue_dir = value.to_string(),
+            "sasl" => t.sasl = on,
+            "tls" => t.tls = on,
+            _ => {}
+        }
+    };
+    for line in text.lines().map(str::trim) {
+        if let Some(env) = line.strip_prefix('#').map(str::trim).and_then(|l| l.strip_prefix("MINIO_NOTIFY_KAFKA_")) {
+            let Some((name, value)) = env.split_once('=') else { continue };
+            let (key, id) = match name.rsplit_once('_') {
+                // `QUEUE_DIR` alone splits into `QUEUE` + `DIR`: not a key, so no id.
+                Some((k, id)) if !id.is_empty() && is_env_key(k) => (k, id),
+                _ => (name, "_"),
+            };
+            set(id, key, unquote(value));
+        } else if let Some(rest) = line.strip_prefix("notify_kafka") {
+            let (id, kvs) = match rest.strip_prefix(':') {
+                Some(r) => r.split_once(' ').unwrap_or((r, "")),
+                None => ("_", rest),
+            };
+            for (k, v) in split_kvs(kvs) {
+                set(id, &k, &v);
+            }
+        }
+    }
+    // `_` is the default target (no id): it is a target only when enabled.
+    targets.into_values().filter(|t| t.id != "_" || t.enabled).collect()
+}
+
+fn is_env_key(k: &str) -> bool {
+    matches!(k.to_ascii_lowercase().as_str(), "enable" | "brokers" | "topic" | "queue_dir" | "sasl" | "tls" | "queue_limit")
+}
+
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v)
+}
+
+/// `a=1 b="x y" c=` → pairs; values may be quoted.
+fn split_kvs(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().to_string();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"').unwrap_or(q.len());
+            (q[..end].to_string(), q.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(' ').unwrap_or(after.len());
+            (after[..end].to_string(), &after[end..])
+        };
+        out.push((key, value));
+        rest = next.trim_start();
+    }
+    out
+}
+
+/// madmin's `DecryptData`: `salt(32) | algorithm(1) | nonce(8) | sio stream`.
+pub fn decrypt(password: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    const FRAGMENT: usize = 1 << 14;
+    const TAG: usize = 16;
+    if data.len() < 41 + TAG {
+        return Err(format!("the encrypted answer is {} bytes, too short", data.len()));
+    }
+    let (salt, algorithm, nonce) = (&data[..32], data[32], &data[33..41]);
+    let mut key = [0u8; 32];
+    let params = argon2::Params::new(64 * 1024, 1, 4, Some(32)).map_err(|e| e.to_string())?;
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password_into(password.as_bytes(), salt, &mut key)
+        .map_err(|e| e.to_string())?;
+    enum Cipher {
+        Aes(Box<aes_gcm::Aes256Gcm>),
+        ChaCha(Box<chacha20poly1305::ChaCha20Poly1305>),
+    }
+    let cipher = match algorithm {
+        0x00 => Cipher::Aes(Box::new(aes_gcm::Aes256Gcm::new_from_slice(&key).map_err(|e| e.to_string())?)),
+        0x01 => Cipher::ChaCha(Box::new(chacha20poly1305::ChaCha20Poly1305::new_from_slice(&key).map_err(|e| e.to_string())?)),
+        0x02 => return Err("the answer is encrypted for FIPS mode (PBKDF2), which the doctor does not read".into()),
+        other => return Err(format!("unknown encryption algorithm {other:#04x}")),
+    };
+    let seal_open = |seq: u32, msg: &[u8], aad: &[u8], open: bool| -> Result<Vec<u8>, String> {
+        let mut n = [0u8; 12];
+        n[..8].copy_from_slice(nonce);
+        n[8..].copy_from_slice(&seq.to_le_bytes());
+        let payload = Payload { msg, aad };
+        let r = match (&cipher, open) {
+            (Cipher::Aes(c), false) => c.encrypt((&n).into(), payload),
+            (Cipher::Aes(c), true) => c.decrypt((&n).into(), payload),
+            (Cipher::ChaCha(c), false) => c.encrypt((&n).into(), payload),
+            (Cipher::ChaCha(c), true) => c.decrypt((&n).into(), payload),
+        };
+        r.map_err(|_| "the answer does not decrypt with the secret key (not authentic)".to_string())
+    };
+    // sio binds every fragment to the tag of an empty message under sequence 0.
+    let tag = seal_open(0, &[], &[], false)?;
+    let mut aad = vec![0u8; 1 + TAG];
+    aad[1..].copy_from_slice(&tag);
+    let mut plain = Vec::new();
+    let mut rest = &data[41..];
+    let mut seq = 1u32;
+    loop {
+        let last = rest.len() <= FRAGMENT + TAG;
+        let take = if last { rest.len() } else { FRAGMENT + TAG };
+        aad[0] = if last { 0x80 } else { 0x00 };
+        plain.extend(seal_open(seq, &rest[..take], &aad, true)?);
+        rest = &rest[take..];
+        seq += 1;
+        if last {
+            return Ok(plain);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_info_targets_are_read() {
+        let info = serde_json::json!({"services": {"notifications": [
+            {"kafka": [{"1": {"status": "offline"}}, {"2": {"status": "online"}}]},
+            {"webhook": [{"w": {"status": "online"}}]}
+        ]}});
+        let t = parse_targets(&info);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[0], TargetState { kind: "kafka".into(), id: "1".into(), online: false });
+        assert!(t[1].online && t[2].kind == "webhook");
+        assert!(parse_targets(&serde_json::json!({})).is_empty());
+    }
+
+    #[test]
+    fn config_lines_and_env_comments_are_read() {
+        let text = "notify_kafka:1 enable=on brokers=kafka:8080 topic=images queue_dir=\"/q 1\" sasl=off tls=off\n\
+                    # MINIO_NOTIFY_KAFKA_ENABLE_2=on\n\
+                    # MINIO_NOTIFY_KAFKA_BROKERS_2=127.0.0.1:9092\n\
+                    # MINIO_NOTIFY_KAFKA_QUEUE_DIR_2=/data/q\n\
+                    # MINIO_NOTIFY_KAFKA_SASL_2=on\n\
+                    notify_kafka enable=off brokers= topic=\n";
+        let t = parse_kafka_config(text);
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!((t[0].id.as_str(), t[0].brokers.as_str(), t[0].queue_dir.as_str(), t[0].enabled), ("1", "kafka:8080", "/q 1", true));
+        assert_eq!((t[1].id.as_str(), t[1].brokers.as_str(), t[1].queue_dir.as_str(), t[1].sasl), ("2", "127.0.0.1:9092", "/data/q", true));
+    }
+
+    #[test]
+    fn garbage_does_not_decrypt() {
+        assert!(decrypt("secret", b"short").unwrap_err().contains("too short"));
+        let mut data = vec![0u8; 100];
+        data[32] = 0x00;
+        assert!(decrypt("secret", &data).unwrap_err().contains("not authentic"));
+    }
+}

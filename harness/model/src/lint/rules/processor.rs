@@ -1,0 +1,86 @@
+//! Processors (containers with `KAFKA_*` variables that are neither Kafka nor MinIO)
+//! must get every variable of the processor contract (DESIGN §5).
+
+use super::Cx;
+
+/// The processor contract's variables.
+pub(crate) const CONTRACT: &[&str] = &[
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_TOPIC",
+    "KAFKA_GROUP_ID",
+    "S3_ENDPOINT",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "SOURCE_BUCKET",
+    "TARGET_BUCKET",
+    "THUMBNAIL_WIDTH",
+];
+
+/// Names students use for the contract's variables: a hint says which to rename.
+const ALIASES: &[(&str, &str)] = &[
+    ("KAFKA_BROKERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    ("KAFKA_BROKER", "KAFKA_BOOTSTRAP_SERVERS"),
+    ("KAFKA_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    ("KAFKA_SERVER", "KAFKA_BOOTSTRAP_SERVERS"),
+    ("KAFKA_BOOTSTRAP_SERVER", "KAFKA_BOOTSTRAP_SERVERS"),
+    ("KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"),
+    ("BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+    ("KAFKA_TOPIC_NAME", "KAFKA_TOPIC"),
+    ("TOPIC", "KAFKA_TOPIC"),
+    ("KAFKA_GROUP", "KAFKA_GROUP_ID"),
+    ("KAFKA_CONSUMER_GROUP", "KAFKA_GROUP_ID"),
+    ("GROUP_ID", "KAFKA_GROUP_ID"),
+    ("MINIO_ENDPOINT", "S3_ENDPOINT"),
+    ("MINIO_URL", "S3_ENDPOINT"),
+    ("S3_URL", "S3_ENDPOINT"),
+    ("MINIO_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+    ("MINIO_ROOT_USER", "AWS_ACCESS_KEY_ID"),
+    ("MINIO_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+    ("MINIO_ROOT_PASSWORD", "AWS_SECRET_ACCESS_KEY"),
+    ("INPUT_BUCKET", "SOURCE_BUCKET"),
+    ("BUCKET_NAME", "SOURCE_BUCKET"),
+    ("OUTPUT_BUCKET", "TARGET_BUCKET"),
+    ("THUMBNAIL_BUCKET", "TARGET_BUCKET"),
+    ("THUMBNAIL_SIZE", "THUMBNAIL_WIDTH"),
+];
+
+pub(super) fn check(cx: &mut Cx) {
+    let mut found = Vec::new();
+    for c in cx.processors() {
+        if !c.env_complete {
+            continue;
+        }
+        let missing: Vec<&str> = CONTRACT.iter().copied().filter(|v| c.var(v).is_none()).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let renames: Vec<String> = ALIASES
+            .iter()
+            .filter(|(alias, real)| missing.contains(real) && c.var(alias).is_some())
+            .map(|(alias, real)| format!("rename {alias} to {real}"))
+            .collect();
+        let at = c.at.get("env").unwrap_or_else(|| c.at.clone());
+        let mut fix = renames.join(", ");
+        let rest: Vec<&str> = missing.iter().copied().filter(|m| !ALIASES.iter().any(|(a, r)| r == m && c.var(a).is_some())).collect();
+        if !rest.is_empty() {
+            if !fix.is_empty() {
+                fix.push_str("; ");
+            }
+            fix.push_str(&format!("add {} to env", rest.join(", ")));
+        }
+        found.push((
+            at.site(),
+            format!(
+                "processor container {} lacks {} of the processor contract (README, The processor contract): the processor cannot find {} and will not start, or falls back to defaults that are not this pipeline's",
+                c.name(),
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ),
+            fix,
+        ));
+    }
+    for (site, message, fix) in found {
+        cx.push("processor-env-missing", site, message, fix);
+    }
+}
