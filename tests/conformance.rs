@@ -50,7 +50,15 @@ async fn conforms_now(kind: EnvKind, brokers: u32) {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let harness_bin = Path::new(env!("CARGO_BIN_EXE_harness"));
-    let cx = StartContext { toolchain: &toolchain, run_id: "conformance", images: ImageSource::Local, harness_bin, progress: &say };
+    let cx = StartContext {
+        toolchain: &toolchain,
+        run_id: "conformance",
+        images: ImageSource::Local,
+        harness_bin,
+        progress: &say,
+        external: None,
+        processor_group: "thumbnailer",
+    };
     let mut env = env::start(kind, spec(&run_dir, brokers, kind == EnvKind::Local), &cx).await.expect("the environment starts");
     let processor = ProcessorSpec {
         program: harness_bin.to_path_buf(),

@@ -6,6 +6,7 @@
 //!
 //! Needs Java, Maven and Go (or a warm cache); CI installs them.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,13 +15,13 @@ use harness_core::services::endpoints::S3Credentials;
 use harness_core::services::kafka::{self, ExtraListener, Kafka, KafkaConfig, KafkaPorts};
 use harness_core::services::minio::{self, Minio, MinioConfig, MinioPorts, EVENTS_TARGET};
 use harness_core::services::process::ProcessGroup;
-use harness_core::services::provision::provision;
+use harness_core::services::provision::{provision, Toolchain};
 
 use crate::util::{harness, serial};
 
-const TOPIC: &str = "minio-events";
-const USER: &str = "doctor-user";
-const SECRET: &str = "doctor-secret-0123";
+pub(crate) const TOPIC: &str = "minio-events";
+pub(crate) const USER: &str = "doctor-user";
+pub(crate) const SECRET: &str = "doctor-secret-0123";
 
 /// What a case's MinIO is given.
 struct Case {
@@ -83,7 +84,7 @@ fn finding<'a>(a: &'a Answer, link: &str, severity: &str) -> Option<&'a serde_js
     a.json["findings"].as_array().unwrap().iter().find(|f| f["link"] == link && f["severity"] == severity)
 }
 
-fn start_processor(bootstrap: &str, s3: &str, group: &str) -> Child {
+pub(crate) fn start_processor(bootstrap: &str, s3: &str, group: &str, width: u32) -> Child {
     Command::new(env!("CARGO_BIN_EXE_harness"))
         .arg("processor")
         .envs([
@@ -96,8 +97,8 @@ fn start_processor(bootstrap: &str, s3: &str, group: &str) -> Child {
             ("AWS_REGION", "us-east-1"),
             ("SOURCE_BUCKET", "images"),
             ("TARGET_BUCKET", "thumbnails"),
-            ("THUMBNAIL_WIDTH", "16"),
         ])
+        .env("THUMBNAIL_WIDTH", width.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -105,12 +106,30 @@ fn start_processor(bootstrap: &str, s3: &str, group: &str) -> Child {
 }
 
 /// Kills the processor on every way out of a case.
-struct Reaped(Child);
+pub(crate) struct Reaped(pub(crate) Child);
 impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A single Kafka broker below `dir` with `extra` listeners, and the pipeline's
+/// topic (3 partitions); its bootstrap address.
+pub(crate) async fn start_kafka(toolchain: &Toolchain, group: &ProcessGroup, dir: &Path, extra: Vec<ExtraListener>) -> (Kafka, String) {
+    let ports = KafkaPorts::pick().unwrap();
+    let cfg = KafkaConfig {
+        java: toolchain.java.clone(),
+        libs: toolchain.kafka_libs.clone(),
+        dir: dir.join("kafka"),
+        ready_timeout: Duration::from_secs(90),
+        extra_listeners: extra,
+        cluster: None,
+    };
+    let broker = Kafka::start(group, &cfg, ports).await.expect("kafka");
+    let bootstrap = ports.bootstrap();
+    kafka::create_topic(&bootstrap, TOPIC, 3, 1, Duration::from_secs(30)).await.expect("topic");
+    (broker, bootstrap)
 }
 
 #[test]
@@ -127,26 +146,16 @@ async fn each_broken_setup() {
 
     let free = harness_core::services::ports::free_ports(3).unwrap();
     let (badadv, sasl, dead) = (free[0], free[1], free[2]);
-    let ports = KafkaPorts::pick().unwrap();
-    let cfg = KafkaConfig {
-        java: toolchain.java.clone(),
-        libs: toolchain.kafka_libs.clone(),
-        dir: dir.path().join("kafka"),
-        ready_timeout: Duration::from_secs(90),
-        extra_listeners: vec![
-            ExtraListener { name: "BADADV".into(), port: badadv, advertised: format!("127.0.0.1:{dead}"), sasl_plain: None },
-            ExtraListener {
-                name: "SASL".into(),
-                port: sasl,
-                advertised: format!("127.0.0.1:{sasl}"),
-                sasl_plain: Some(("student".into(), "pw".into())),
-            },
-        ],
-        cluster: None,
-    };
-    let _kafka: Kafka = Kafka::start(&group, &cfg, ports).await.expect("kafka");
-    let bootstrap = ports.bootstrap();
-    kafka::create_topic(&bootstrap, TOPIC, 3, 1, Duration::from_secs(30)).await.expect("topic");
+    let extra = vec![
+        ExtraListener { name: "BADADV".into(), port: badadv, advertised: format!("127.0.0.1:{dead}"), sasl_plain: None },
+        ExtraListener {
+            name: "SASL".into(),
+            port: sasl,
+            advertised: format!("127.0.0.1:{sasl}"),
+            sasl_plain: Some(("student".into(), "pw".into())),
+        },
+    ];
+    let (_kafka, bootstrap) = start_kafka(&toolchain, &group, dir.path(), extra).await;
     let decoy = HttpDecoy::start().await.unwrap();
 
     let plain = bootstrap.clone();
@@ -213,7 +222,7 @@ async fn each_broken_setup() {
         // A group per case: a killed processor stays a member until its session
         // times out, and the next case must not see it.
         let group_id = format!("thumbnailer-{i}");
-        let _processor = case.processor.then(|| Reaped(start_processor(&bootstrap, &s3, &group_id)));
+        let _processor = case.processor.then(|| Reaped(start_processor(&bootstrap, &s3, &group_id, 16)));
         if case.processor {
             // Readiness, not a retry: the processor joins its group in a few seconds.
             let deadline = Instant::now() + Duration::from_secs(30);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::util::{crc32, harness, harness_in, only_run_dir, processes_mentioning, read_json, repo, serial};
+use crate::util::{crc32, files_below, harness, harness_in, only_run_dir, processes_mentioning, read_json, repo, serial};
 
 /// The venv `ci/setup` makes for the student processor (confluent-kafka, boto3, pillow).
 fn python_path() -> String {
@@ -138,7 +138,7 @@ fn correct_python_processor_passes_with_tricky_keys_and_reports_hold_no_credenti
     assert_eq!(run.results["counts"]["output_versions"], 30);
     // The secret is generated per run and never shown; what must never appear are
     // the variables that would carry it.
-    for file in walk(&run.dir) {
+    for file in files_below(&run.dir) {
         let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
         for needle in ["AWS_SECRET_ACCESS_KEY=", "MINIO_ROOT_PASSWORD=", "secret_key"] {
             assert!(!text.contains(needle), "{} contains {needle}", file.display());
@@ -175,7 +175,7 @@ fn a_students_scenario_runs_from_its_own_folder_and_the_printed_secret_is_masked
     let printed: Vec<&str> = log.lines().filter(|l| l.starts_with("AWS_SECRET_ACCESS_KEY=")).collect();
     assert_eq!(printed, ["AWS_SECRET_ACCESS_KEY=***"], "{log}");
     let mut shown_in_reports = 0;
-    for file in walk(&dir) {
+    for file in files_below(&dir) {
         let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
         for (at, _) in text.match_indices("AWS_SECRET_ACCESS_KEY=") {
             let value: String = text[at + "AWS_SECRET_ACCESS_KEY=".len()..].chars().take(3).collect();
@@ -184,17 +184,4 @@ fn a_students_scenario_runs_from_its_own_folder_and_the_printed_secret_is_masked
         }
     }
     assert!(shown_in_reports >= 2, "the masked line is in the failed run's report.html and junit.xml");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -15,6 +15,8 @@
 //! - `doctor`: `harness doctor` against real Kafka and MinIO set up the ways students
 //!   get them wrong (wrong port, unreachable advertised listener, SASL, notification,
 //!   queue_dir, no processor), and right.
+//! - `external`: scenarios against a pipeline the harness did not start
+//!   (`kind: external`), judged as usual; a broken one gets the doctor's diagnosis.
 //! - `registry`: runs on official images; ignored here (no registry), the reason says so.
 
 mod cli;
@@ -22,6 +24,7 @@ mod conformance;
 mod containers;
 mod doctor;
 mod e2e;
+mod external;
 mod faults;
 mod kubernetes;
 mod registry;

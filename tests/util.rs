@@ -115,3 +115,17 @@ fn crc32_matches_zlib() {
     // python3 -c 'import zlib; print(hex(zlib.crc32("unicode/Müller-00002-日本.jpg".encode())))'
     assert_eq!(crc32("unicode/Müller-00002-日本.jpg".as_bytes()), 0x6596a529);
 }
+
+/// Every file below `dir`, recursively.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_below(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -275,7 +275,8 @@ fn parse_env_kind(s: &str) -> Result<scenario::EnvKind, String> {
         "local" => Ok(scenario::EnvKind::Local),
         "containers" => Ok(scenario::EnvKind::Containers),
         "kubernetes" => Ok(scenario::EnvKind::Kubernetes),
-        other => Err(format!("unknown environment {other:?}; available: local, containers, kubernetes")),
+        "external" => Ok(scenario::EnvKind::External),
+        other => Err(format!("unknown environment {other:?}; available: local, containers, kubernetes, external")),
     }
 }
 

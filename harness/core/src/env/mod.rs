@@ -6,12 +6,14 @@
 //!   containers (testcontainers) on a network of the run's own.
 //! - [`kubernetes::KubernetesEnv`]: the same as StatefulSets and a Deployment in a
 //!   namespace of the run's own, on the cluster the kube context names.
+//! - [`external::ExternalEnv`]: a pipeline that already runs; nothing is started.
 //!
 //! [`Environment`] is the one a run holds (`Box<dyn Environment>`, from [`start`]):
 //! the operations of every environment in one vocabulary, for the run lifecycle
 //! and for fault injection.
 
 pub mod containers;
+pub mod external;
 pub mod kubernetes;
 pub mod local;
 
@@ -251,6 +253,10 @@ pub struct StartContext<'a> {
     /// in the processor image.
     pub harness_bin: &'a Path,
     pub progress: &'a (dyn Fn(&str) + Sync),
+    /// The external environment's endpoints (the scenario's `environment.external`).
+    pub external: Option<&'a harness_model::scenario::External>,
+    /// The processor's consumer group (the external environment checks it).
+    pub processor_group: &'a str,
 }
 
 /// Starts the environment a scenario names: the one registration point of every
@@ -265,6 +271,10 @@ pub async fn start(kind: EnvKind, spec: EnvSpec, cx: &StartContext<'_>) -> Resul
         }
         EnvKind::Kubernetes => {
             Ok(Box::new(Box::pin(KubernetesEnv::start(spec, cx.toolchain, cx.run_id, cx.images, cx.harness_bin, cx.progress)).await?))
+        }
+        EnvKind::External => {
+            let ext = cx.external.ok_or_else(|| unsupported(kind, "a run without `environment.external` (validation requires it)"))?;
+            Ok(Box::new(Box::pin(external::ExternalEnv::start(spec, ext, cx.run_id, cx.processor_group, cx.progress)).await?))
         }
     }
 }

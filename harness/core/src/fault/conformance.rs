@@ -76,6 +76,7 @@ pub async fn every_kind(env: &mut dyn Environment, processor_group: &str, say: &
         minio_sync_events: false,
         ready_timeout: Duration::from_secs(60),
         misconfigure: None,
+        external: None,
     };
     let clock = Clock::start();
     let (_done_tx, done_rx) = tokio::sync::watch::channel(false);

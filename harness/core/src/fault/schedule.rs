@@ -122,7 +122,7 @@ enum Probe {
 fn instance(env: &dyn Environment, id: u32) -> String {
     match env.kind() {
         EnvKind::Kubernetes => format!("pod #{id}"),
-        EnvKind::Local | EnvKind::Containers => format!("pid {id}"),
+        EnvKind::Local | EnvKind::Containers | EnvKind::External => format!("pid {id}"),
     }
 }
 

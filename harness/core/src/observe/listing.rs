@@ -12,9 +12,11 @@ use super::{ObserveError, OutputSeen};
 /// Versions read back at once.
 const INSPECT_CONCURRENCY: usize = 8;
 
-/// Lists every object version of `bucket` and inspects each; `seen` supplies the time
-/// each version was first announced.
-pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) -> Result<Vec<OutputVersion>, ObserveError> {
+/// How often [`poll_outputs`] lists the target bucket.
+pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Every version in `bucket`: key, version id, size.
+async fn all_versions(client: &Client, bucket: &str) -> Result<Vec<(String, String, u64)>, String> {
     let mut versions: Vec<(String, String, u64)> = Vec::new();
     let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
     loop {
@@ -25,7 +27,7 @@ pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) ->
             .set_version_id_marker(version_marker.clone())
             .send()
             .await
-            .map_err(|e| ObserveError::Listing { bucket: bucket.to_string(), detail: crate::services::s3::describe_sdk_error(&e) })?;
+            .map_err(|e| crate::services::s3::describe_sdk_error(&e))?;
         for v in page.versions() {
             if let (Some(k), Some(id)) = (v.key(), v.version_id()) {
                 versions.push((k.to_string(), id.to_string(), v.size().unwrap_or(0).max(0) as u64));
@@ -40,6 +42,41 @@ pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) ->
             break;
         }
     }
+    Ok(versions)
+}
+
+/// Every `(key, version id)` in `bucket` now.
+async fn versions_now(client: &Client, bucket: &str) -> Result<std::collections::HashSet<(String, String)>, String> {
+    Ok(all_versions(client, bucket).await?.into_iter().map(|(k, id, _)| (k, id)).collect())
+}
+
+/// Outputs of a pipeline whose MinIO announces nothing to the harness (an external
+/// one): lists `bucket` every [`POLL_EVERY`] and records each version that was not
+/// there at the start, seen at the poll that found it (so a latency is late by up
+/// to one poll). Runs until aborted.
+pub(super) async fn poll_outputs(client: Client, bucket: String, observed: std::sync::Arc<super::Observed>, clock: crate::clock::Clock) {
+    let mut known = versions_now(&client, &bucket).await.unwrap_or_default();
+    let mut every = tokio::time::interval(POLL_EVERY);
+    loop {
+        every.tick().await;
+        let Ok(now) = versions_now(&client, &bucket).await else { continue };
+        let at = clock.now();
+        let fresh: Vec<(String, String)> = now.difference(&known).cloned().collect();
+        if fresh.is_empty() {
+            continue;
+        }
+        if let Ok(mut outputs) = observed.outputs.lock() {
+            outputs.extend(fresh.iter().map(|(key, version_id)| OutputSeen { key: key.clone(), version_id: version_id.clone(), at }));
+        }
+        known.extend(fresh);
+        observed.changed.notify_waiters();
+    }
+}
+
+/// Lists every object version of `bucket` and inspects each; `seen` supplies the time
+/// each version was first announced.
+pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) -> Result<Vec<OutputVersion>, ObserveError> {
+    let versions = all_versions(client, bucket).await.map_err(|detail| ObserveError::Listing { bucket: bucket.to_string(), detail })?;
 
     let first_seen: HashMap<(&str, &str), u64> = seen.iter().fold(HashMap::new(), |mut m, o| {
         let t = m.entry((o.key.as_str(), o.version_id.as_str())).or_insert(o.at);

@@ -76,6 +76,25 @@ impl Observers {
         Ok(Observers { observed, tasks })
     }
 
+    /// Like [`Observers::start`], but outputs are found by listing `bucket` (for a
+    /// pipeline whose MinIO the harness did not configure to announce them).
+    pub async fn start_listing(
+        bootstrap: &str,
+        events_topic: &str,
+        s3: aws_sdk_s3::Client,
+        bucket: &str,
+        run_id: &str,
+        clock: Clock,
+    ) -> Result<Self, ObserveError> {
+        let observed = Arc::new(Observed::default());
+        let events = topic::assign_all(bootstrap, events_topic, &format!("harness-observer-{run_id}")).await?;
+        let tasks = vec![
+            tokio::spawn(topic::record_events(events, observed.clone(), clock)),
+            tokio::spawn(listing::poll_outputs(s3, bucket.to_string(), observed.clone(), clock)),
+        ];
+        Ok(Observers { observed, tasks })
+    }
+
     /// Waits until `pred` holds, re-checking whenever a record arrives.
     pub async fn wait_for(&self, timeout: Duration, pred: impl Fn(&Observed) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness_model::history::{History, ProcessorExit};
-use harness_model::scenario::{ProcessorKind, Scenario};
+use harness_model::scenario::{EnvKind, ProcessorKind, Scenario};
 use harness_model::workload::plan;
 
 use super::{Progress, SETTLE};
@@ -60,7 +60,12 @@ pub(super) async fn exercise(
 
     // Observers first, proven live before anything is uploaded: the canary's event
     // must be visible, and a probe written to the target bucket must be announced.
-    let observers = Observers::start(&ep.kafka_bootstrap, &ep.events_topic, &ep.outputs_topic, run_id, clock).await?;
+    let observers = if env.kind() == EnvKind::External {
+        // Nobody asked that pipeline's MinIO to announce thumbnails: list them.
+        Observers::start_listing(&ep.kafka_bootstrap, &ep.events_topic, s3.clone(), &ep.target_bucket, run_id, clock).await?
+    } else {
+        Observers::start(&ep.kafka_bootstrap, &ep.events_topic, &ep.outputs_topic, run_id, clock).await?
+    };
     let canary = env.canary_key().to_string();
     let probe = format!("{}probe/{run_id}.txt", harness_model::HARNESS_KEY_PREFIX);
     s3.put_object()
@@ -80,8 +85,12 @@ pub(super) async fn exercise(
         });
     }
 
-    progress.say(&format!("starting processor {}", scenario.processor.label()));
-    env.start_processor(processor_spec(scenario)?).await.map_err(ExerciseError::Processor)?;
+    if matches!(scenario.processor.kind, ProcessorKind::Running) {
+        progress.say(&format!("testing the processor that runs already: {}", scenario.processor.label()));
+    } else {
+        progress.say(&format!("starting processor {}", scenario.processor.label()));
+        env.start_processor(processor_spec(scenario)?).await.map_err(ExerciseError::Processor)?;
+    }
     let status = env.processor_events();
 
     let w = &scenario.workload;
@@ -188,6 +197,9 @@ fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, ExerciseError> {
         ProcessorKind::Builtin(_) => {
             let exe = std::env::current_exe().map_err(ExerciseError::NoHarnessBinary)?;
             (exe, vec!["processor".to_string()])
+        }
+        ProcessorKind::Running => {
+            return Err(ExerciseError::Processor(crate::env::unsupported(s.environment.kind, "starting the pipeline's own processor")))
         }
         ProcessorKind::Command(argv) => {
             let p = std::path::PathBuf::from(&argv[0]);

@@ -84,9 +84,15 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         ));
     }
     let t = Instant::now();
-    let toolchain = tokio::select! {
-        r = provision::provision(&say) => r,
-        _ = tokio::signal::ctrl_c() => return ctx.aborted(Abort::Interrupted),
+    let external = scenario.environment.kind == harness_model::scenario::EnvKind::External;
+    let toolchain = if external {
+        // Nothing is started: no Kafka jars or MinIO binary needed.
+        Ok(provision::Toolchain::default())
+    } else {
+        tokio::select! {
+            r = provision::provision(&say) => r,
+            _ = tokio::signal::ctrl_c() => return ctx.aborted(Abort::Interrupted),
+        }
     };
     let toolchain = match toolchain {
         Ok(tc) => tc,
@@ -111,7 +117,9 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         _ => None,
     };
     let misconfigured_address = wrong_port.as_ref().map(|w| w.address()).or_else(|| unreachable_advertised.clone());
-    ctx.progress.say(&format!("starting Kafka and MinIO ({} environment)", ctx.env_info.kind));
+    if !external {
+        ctx.progress.say(&format!("starting Kafka and MinIO ({} environment)", ctx.env_info.kind));
+    }
     let spec = EnvSpec {
         run_dir: ctx.report_dir.clone(),
         events_topic: scenario.pipeline.topic.clone(),
@@ -133,8 +141,15 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         Ok(p) => p,
         Err(e) => return ctx.aborted(Abort::Environment(format!("finding the harness binary for the processor: {e}"))),
     };
-    let cx =
-        env::StartContext { toolchain: &toolchain, run_id: &ctx.run_id, images: opts.images, harness_bin: &harness_bin, progress: &say };
+    let cx = env::StartContext {
+        toolchain: &toolchain,
+        run_id: &ctx.run_id,
+        images: opts.images,
+        harness_bin: &harness_bin,
+        progress: &say,
+        external: scenario.environment.external.as_ref(),
+        processor_group: &scenario.processor.group_id,
+    };
     let start = env::start(scenario.environment.kind, spec, &cx);
     let started_env = tokio::select! {
         r = start => r,
@@ -366,6 +381,7 @@ fn processor_version(s: &Scenario) -> String {
     match &s.processor.kind {
         harness_model::scenario::ProcessorKind::Builtin(_) => format!("harness-processor {}", harness_processor_version()),
         harness_model::scenario::ProcessorKind::Command(argv) => format!("command: {}", argv.join(" ")),
+        harness_model::scenario::ProcessorKind::Running => format!("the pipeline's own, consumer group {}", s.processor.group_id),
     }
 }
 

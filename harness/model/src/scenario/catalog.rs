@@ -390,6 +390,7 @@ impl EnvKind {
             EnvKind::Local => "local",
             EnvKind::Containers => "containers",
             EnvKind::Kubernetes => "kubernetes",
+            EnvKind::External => "external",
         }
     }
 
@@ -422,6 +423,8 @@ impl EnvKind {
             // through the API), partitions (bridge CNI enforces no NetworkPolicy),
             // MinIO's queue dir (on the node, not the harness's host).
             EnvKind::Kubernetes => &[Op::Stop(Service::Kafka), Op::Stop(Service::Minio), Op::KillProcessor, Op::AddReplica],
+            // Someone else's pipeline: the harness observes it and touches nothing.
+            EnvKind::External => &[],
         }
     }
 

@@ -9,6 +9,7 @@ pub mod faults;
 mod names;
 mod raw;
 mod resolve;
+pub use resolve::contract_required;
 pub mod units;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,16 @@ impl Scenario {
                 format!("the {name} environment runs one broker in this version; run it without `--env {name}`"),
             ));
         }
+        if kind == EnvKind::External && self.environment.external.is_none() {
+            return Err(problem(
+                "environment.external".into(),
+                "--env external needs the pipeline's endpoints: add `environment.external` (s3_endpoint, kafka_bootstrap) to the file"
+                    .into(),
+            ));
+        }
+        if (kind == EnvKind::External) != matches!(self.processor.kind, ProcessorKind::Running) {
+            return Err(problem("processor".into(), external_processor_rule(kind)));
+        }
         if kind != EnvKind::Local && self.environment.misconfigure.is_some() {
             return Err(problem(
                 "environment.misconfigure".into(),
@@ -92,6 +103,31 @@ pub struct Environment {
     pub ready_timeout: Duration,
     /// A misconfiguration the environment is started with on purpose.
     pub misconfigure: Option<Misconfiguration>,
+    /// With `kind: external`: where the existing pipeline is reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<External>,
+}
+
+/// An existing pipeline's endpoints; the credentials stay in the environment
+/// variables named here.
+#[derive(Clone, Debug, Serialize)]
+pub struct External {
+    pub s3_endpoint: String,
+    pub kafka_bootstrap: String,
+    pub access_key_env: String,
+    pub secret_key_env: String,
+    pub region: String,
+}
+
+/// What the processor section must say for `kind`: `running: true` exactly on external.
+pub(crate) fn external_processor_rule(kind: EnvKind) -> String {
+    if kind == EnvKind::External {
+        "the external environment tests the pipeline's own processor: write `processor: { running: true, group_id: <its consumer group> }` \
+         (running a processor of the harness against an external pipeline is not supported yet)"
+            .into()
+    } else {
+        format!("`running: true` means the pipeline's own processor runs already, which only the external environment has; the {} environment needs `builtin: resize` or `command: [...]`", kind.name())
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -116,6 +152,8 @@ pub struct Processor {
 pub enum ProcessorKind {
     Builtin(BuiltinName),
     Command(Vec<String>),
+    /// The pipeline's own processor, already running (external environment).
+    Running,
 }
 
 impl Processor {
@@ -124,6 +162,7 @@ impl Processor {
         match &self.kind {
             ProcessorKind::Builtin(BuiltinName::Resize) => "builtin:resize".to_string(),
             ProcessorKind::Command(argv) => argv.join(" "),
+            ProcessorKind::Running => format!("the pipeline's own (group {})", self.group_id),
         }
     }
 }

@@ -54,8 +54,10 @@ pub struct RawScenario {
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvironment {
-    /// Where the services run: `local` (default; child processes on 127.0.0.1) or
-    /// `containers` (testcontainers against the engine `DOCKER_HOST` names).
+    /// Where the services run: `local` (default; child processes on 127.0.0.1),
+    /// `containers` (testcontainers against the engine `DOCKER_HOST` names),
+    /// `kubernetes` (a namespace of the current kube context), or `external` (a
+    /// pipeline that already runs; see `external`).
     #[serde(default)]
     #[schemars(with = "Option<EnvKind>")]
     pub kind: Option<Spanned<EnvKind>>,
@@ -73,6 +75,31 @@ pub struct RawEnvironment {
     /// whose advertised address nothing answers on (local environment).
     #[serde(default)]
     pub misconfigure: Option<Misconfiguration>,
+    /// With `kind: external`: where the existing pipeline is reached. The harness
+    /// starts and stops nothing; it checks the chain (as `harness doctor` does),
+    /// uploads, observes and judges.
+    #[serde(default)]
+    #[schemars(with = "Option<RawExternal>")]
+    pub external: Option<Spanned<RawExternal>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExternal {
+    /// MinIO's S3 endpoint, `http://host:port`.
+    pub s3_endpoint: String,
+    /// The Kafka bootstrap address the pipeline's clients use, `host:port[,host:port]`.
+    pub kafka_bootstrap: String,
+    /// Environment variable holding the S3 access key. Default `MINIO_ROOT_USER`.
+    #[serde(default)]
+    pub access_key_env: Option<String>,
+    /// Environment variable holding the S3 secret key. Default `MINIO_ROOT_PASSWORD`.
+    /// Credentials are never written into the scenario, a report or a log.
+    #[serde(default)]
+    pub secret_key_env: Option<String>,
+    /// Region for S3 signatures. Default `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
@@ -89,6 +116,7 @@ pub enum EnvKind {
     Local,
     Containers,
     Kubernetes,
+    External,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -143,6 +171,10 @@ pub struct RawPipeline {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProcessor {
+    /// `true`: the pipeline's own processor is already running (with `kind:
+    /// external`); the harness starts none. `group_id` names its consumer group.
+    #[serde(default)]
+    pub running: bool,
     /// A processor that ships with the harness: `resize`.
     #[serde(default)]
     pub builtin: Option<BuiltinName>,

@@ -9,10 +9,14 @@ use super::catalog::capability;
 use super::faults::{random_schedule, resolve_fault, resolve_random};
 use super::raw::{BuiltinName, EnvKind, KeyStyle, RawPercentiles, RawScenario};
 use super::units::{Format, ImageSize};
-use super::{Environment, Expectation, Pipeline, Problem, Processor, ProcessorKind, Quantile, Scenario, ScenarioError, Stage, Workload};
+use super::{
+    Environment, Expectation, External, Pipeline, Problem, Processor, ProcessorKind, Quantile, Scenario, ScenarioError, Stage, Workload,
+};
 
 /// Environment variables the harness sets for every processor (DESIGN §5); a
 /// scenario may not override them, or the processor would talk to something else.
+/// The last, `AWS_ENDPOINT_URL`, is a convenience; the others are the contract
+/// ([`contract_required`]).
 pub const CONTRACT_VARS: [&str; 11] = [
     "KAFKA_BOOTSTRAP_SERVERS",
     "KAFKA_TOPIC",
@@ -27,6 +31,11 @@ pub const CONTRACT_VARS: [&str; 11] = [
     "AWS_ENDPOINT_URL",
 ];
 
+/// The processor contract's variables: every processor needs each.
+pub fn contract_required() -> &'static [&'static str] {
+    &CONTRACT_VARS[..10]
+}
+
 pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
     let problem = |loc: Location, key: &str, message: String| {
@@ -39,6 +48,52 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         Some(Spanned { value: EnvKind::Local, .. }) => EnvKind::Local,
         Some(Spanned { value: EnvKind::Containers, .. }) => EnvKind::Containers,
         Some(Spanned { value: EnvKind::Kubernetes, .. }) => EnvKind::Kubernetes,
+        Some(Spanned { value: EnvKind::External, .. }) => EnvKind::External,
+    };
+    let external = match (kind, raw.environment.external) {
+        (EnvKind::External, None) => {
+            return Err(ScenarioError::Invalid(Problem {
+                file: file.clone(),
+                line: kind_loc.map(|l| l.line()),
+                path: "environment.external".into(),
+                message: "`kind: external` needs the pipeline's endpoints: add `external: { s3_endpoint: http://host:9000, kafka_bootstrap: host:9092 }`".into(),
+            }))
+        }
+        (EnvKind::External, Some(e)) => {
+            let e_loc = e.referenced;
+            let e = e.value;
+            if !(e.s3_endpoint.starts_with("http://") || e.s3_endpoint.starts_with("https://")) {
+                return Err(problem(e_loc, "environment.external.s3_endpoint", format!("{:?} is not a URL; write it as http://host:port", e.s3_endpoint)));
+            }
+            if e.kafka_bootstrap.split(',').any(|a| a.trim().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())) {
+                return Err(problem(e_loc, "environment.external.kafka_bootstrap", format!("{:?} is not host:port[,host:port]", e.kafka_bootstrap)));
+            }
+            let local_only = [
+                (raw.environment.minio.queue_dir, "minio.queue_dir"),
+                (raw.environment.minio.sync_events, "minio.sync_events"),
+                (raw.environment.kafka.partitions.is_some(), "kafka.partitions"),
+                (raw.environment.kafka.brokers.is_some(), "kafka.brokers"),
+                (raw.environment.misconfigure.is_some(), "misconfigure"),
+            ];
+            if let Some((_, key)) = local_only.iter().find(|(set, _)| *set) {
+                return Err(problem(
+                    e_loc,
+                    &format!("environment.{key}"),
+                    "configures services the harness starts; an external pipeline is configured by whoever runs it: remove it".into(),
+                ));
+            }
+            Some(External {
+                s3_endpoint: e.s3_endpoint,
+                kafka_bootstrap: e.kafka_bootstrap,
+                access_key_env: e.access_key_env.unwrap_or_else(|| "MINIO_ROOT_USER".into()),
+                secret_key_env: e.secret_key_env.unwrap_or_else(|| "MINIO_ROOT_PASSWORD".into()),
+                region: e.region.unwrap_or_else(|| "us-east-1".into()),
+            })
+        }
+        (_, Some(e)) => {
+            return Err(problem(e.referenced, "environment.external", format!("only applies to `kind: external` (this is {})", kind.name())))
+        }
+        (_, None) => None,
     };
     if kind != EnvKind::Local {
         if let (Some(_), Some(loc)) = (raw.environment.misconfigure, kind_loc) {
@@ -101,7 +156,14 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
 
     let proc_loc = raw.processor.referenced;
     let p = raw.processor.value;
+    if p.running != (kind == EnvKind::External) {
+        return Err(problem(proc_loc, "processor", super::external_processor_rule(kind)));
+    }
     let kind_of_processor = match (p.builtin, p.command) {
+        (None, None) if p.running => ProcessorKind::Running,
+        (Some(_), _) | (_, Some(_)) if p.running => {
+            return Err(problem(proc_loc, "processor", "`running: true` starts no processor; remove `builtin`/`command`".into()));
+        }
         (Some(b), None) => ProcessorKind::Builtin(b),
         (None, Some(argv)) => {
             if argv.is_empty() || argv[0].trim().is_empty() {
@@ -230,6 +292,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         minio_sync_events: raw.environment.minio.sync_events,
         ready_timeout: raw.environment.ready_timeout.map_or(Duration::from_secs(120), |s| s.0),
         misconfigure,
+        external,
     };
     let mut faults = Vec::new();
     for (i, f) in raw.faults.into_iter().enumerate() {

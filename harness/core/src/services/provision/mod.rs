@@ -37,8 +37,8 @@ pub const MINIO_COMMIT: &str = "7aac2a2c5b7c";
 
 const INSTALL_HINT: &str = "install what is missing (Debian: apt-get install openjdk-17-jre-headless maven golang)";
 
-/// The binaries a local run needs.
-#[derive(Clone, Debug)]
+/// The binaries a local run needs (empty for an external pipeline, which needs none).
+#[derive(Clone, Debug, Default)]
 pub struct Toolchain {
     /// Directory of Kafka's jars (the classpath is `<kafka_libs>/*`).
     pub kafka_libs: PathBuf,

@@ -1,21 +1,7 @@
 //! Processors (containers with `KAFKA_*` variables that are neither Kafka nor MinIO)
-//! must get every variable of the processor contract (DESIGN §5).
+//! must get every variable of the processor contract (README: The processor contract).
 
 use super::Cx;
-
-/// The processor contract's variables.
-pub(crate) const CONTRACT: &[&str] = &[
-    "KAFKA_BOOTSTRAP_SERVERS",
-    "KAFKA_TOPIC",
-    "KAFKA_GROUP_ID",
-    "S3_ENDPOINT",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_REGION",
-    "SOURCE_BUCKET",
-    "TARGET_BUCKET",
-    "THUMBNAIL_WIDTH",
-];
 
 /// Names students use for the contract's variables: a hint says which to rename.
 const ALIASES: &[(&str, &str)] = &[
@@ -51,7 +37,7 @@ pub(super) fn check(cx: &mut Cx) {
         if !c.env_complete {
             continue;
         }
-        let missing: Vec<&str> = CONTRACT.iter().copied().filter(|v| c.var(v).is_none()).collect();
+        let missing: Vec<&str> = crate::scenario::contract_required().iter().copied().filter(|v| c.var(v).is_none()).collect();
         if missing.is_empty() {
             continue;
         }
