@@ -125,6 +125,19 @@ async fn external_pipeline() {
         assert!(!String::from_utf8_lossy(&text).contains(SECRET), "the secret key leaked into {}", entry.display());
     }
 
+    // Again, same seed and so the same keys: the bucket now holds the first run's
+    // thumbnails and the topic its events. Only this run's are judged.
+    let reports = tempfile::tempdir().unwrap();
+    let out = harness(&["run", "--reports", reports.path().to_str().unwrap(), file_arg], &creds);
+    let shown = format!("exit {}\nstdout:\n{}\nstderr:\n{}", out.code, out.stdout, out.stderr);
+    assert_eq!(out.code, 0, "a second run on a used pipeline: {shown}");
+    let results = read_json(&only_run_dir(reports.path()).join("results.json"));
+    let findings = &results["findings"];
+    assert_eq!(findings["phantom_outputs"].as_array().map(Vec::len), Some(0), "{shown}");
+    assert_eq!(findings["duplicate_outputs"].as_array().map(Vec::len), Some(0), "{shown}");
+    assert_eq!(results["counts"]["events"], 30, "the first run's events are not this run's: {shown}");
+    assert_eq!(results["counts"]["output_versions"], 30, "nor its thumbnails: {shown}");
+
     // Broken: the bucket notification is gone. The run ends before any upload,
     // with the doctor's diagnosis, as an environment failure (exit 3).
     m.client()

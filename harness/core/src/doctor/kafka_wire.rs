@@ -262,7 +262,9 @@ fn read_unsigned_varint(body: &mut Bytes) -> u32 {
 fn classify(bytes: &[u8]) -> Listener {
     if bytes.starts_with(b"HTTP/") {
         let text = String::from_utf8_lossy(bytes);
-        return Listener::Http { status_line: text.lines().next().unwrap_or_default().trim().to_string() };
+        // The peer's bytes reach a terminal: no control characters.
+        let line: String = text.lines().next().unwrap_or_default().chars().filter(|c| !c.is_control()).take(120).collect();
+        return Listener::Http { status_line: line.trim().to_string() };
     }
     // A TLS record: content type 21 (alert), version 3.x.
     if bytes.len() >= 2 && bytes[0] == 0x15 && bytes[1] == 0x03 {
@@ -282,6 +284,11 @@ mod tests {
         assert_eq!(
             classify(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"),
             Listener::Http { status_line: "HTTP/1.1 400 Bad Request".into() }
+        );
+        assert_eq!(
+            classify(b"HTTP/1.1 200 \x1b[31mOK\r\n"),
+            Listener::Http { status_line: "HTTP/1.1 200 [31mOK".into() },
+            "no escapes reach a terminal"
         );
         assert_eq!(classify(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32]), Listener::Tls);
         assert!(matches!(classify(b"SSH-2.0-OpenSSH_9.2"), Listener::NotKafka { first_bytes } if first_bytes.contains("SSH-2.0")));

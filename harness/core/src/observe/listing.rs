@@ -1,7 +1,7 @@
 //! The final word on outputs: every version in the (versioned) target bucket, each
 //! read back and decoded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use aws_sdk_s3::Client;
 use futures::StreamExt;
@@ -15,9 +15,19 @@ const INSPECT_CONCURRENCY: usize = 8;
 /// How often [`poll_outputs`] lists the target bucket.
 pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Every version in `bucket`: key, version id, size.
-async fn all_versions(client: &Client, bucket: &str) -> Result<Vec<(String, String, u64)>, String> {
-    let mut versions: Vec<(String, String, u64)> = Vec::new();
+/// One object version as a listing shows it.
+struct Listed {
+    stamp: Stamp,
+    bytes: u64,
+}
+
+/// What tells object versions apart, also in a bucket without versioning (where every
+/// version id is `null` and an overwrite differs only in its modification time).
+pub type Stamp = (String, String, String);
+
+/// Every version in `bucket`.
+async fn all_versions(client: &Client, bucket: &str) -> Result<Vec<Listed>, String> {
+    let mut versions: Vec<Listed> = Vec::new();
     let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
     loop {
         let page = client
@@ -30,7 +40,8 @@ async fn all_versions(client: &Client, bucket: &str) -> Result<Vec<(String, Stri
             .map_err(|e| crate::services::s3::describe_sdk_error(&e))?;
         for v in page.versions() {
             if let (Some(k), Some(id)) = (v.key(), v.version_id()) {
-                versions.push((k.to_string(), id.to_string(), v.size().unwrap_or(0).max(0) as u64));
+                let modified = v.last_modified().map(|t| t.to_string()).unwrap_or_default();
+                versions.push(Listed { stamp: (k.to_string(), id.to_string(), modified), bytes: v.size().unwrap_or(0).max(0) as u64 });
             }
         }
         if page.is_truncated() != Some(true) {
@@ -45,9 +56,10 @@ async fn all_versions(client: &Client, bucket: &str) -> Result<Vec<(String, Stri
     Ok(versions)
 }
 
-/// Every `(key, version id)` in `bucket` now.
-async fn versions_now(client: &Client, bucket: &str) -> Result<std::collections::HashSet<(String, String)>, String> {
-    Ok(all_versions(client, bucket).await?.into_iter().map(|(k, id, _)| (k, id)).collect())
+/// Every version in `bucket` now: what was there before a run, which the run's
+/// judgement must leave out (an external pipeline's bucket is not empty).
+pub async fn versions_now(client: &Client, bucket: &str) -> Result<HashSet<Stamp>, String> {
+    Ok(all_versions(client, bucket).await?.into_iter().map(|l| l.stamp).collect())
 }
 
 /// Outputs of a pipeline whose MinIO announces nothing to the harness (an external
@@ -61,22 +73,33 @@ pub(super) async fn poll_outputs(client: Client, bucket: String, observed: std::
         every.tick().await;
         let Ok(now) = versions_now(&client, &bucket).await else { continue };
         let at = clock.now();
-        let fresh: Vec<(String, String)> = now.difference(&known).cloned().collect();
+        let fresh: Vec<Stamp> = now.difference(&known).cloned().collect();
         if fresh.is_empty() {
             continue;
         }
         if let Ok(mut outputs) = observed.outputs.lock() {
-            outputs.extend(fresh.iter().map(|(key, version_id)| OutputSeen { key: key.clone(), version_id: version_id.clone(), at }));
+            outputs.extend(fresh.iter().map(|(key, version_id, _)| OutputSeen { key: key.clone(), version_id: version_id.clone(), at }));
         }
         known.extend(fresh);
         observed.changed.notify_waiters();
     }
 }
 
-/// Lists every object version of `bucket` and inspects each; `seen` supplies the time
-/// each version was first announced.
-pub async fn list_outputs(client: &Client, bucket: &str, seen: &[OutputSeen]) -> Result<Vec<OutputVersion>, ObserveError> {
-    let versions = all_versions(client, bucket).await.map_err(|detail| ObserveError::Listing { bucket: bucket.to_string(), detail })?;
+/// Lists every object version of `bucket` but those in `before` and inspects each;
+/// `seen` supplies the time each version was first announced.
+pub async fn list_outputs(
+    client: &Client,
+    bucket: &str,
+    seen: &[OutputSeen],
+    before: &HashSet<Stamp>,
+) -> Result<Vec<OutputVersion>, ObserveError> {
+    let versions: Vec<(String, String, u64)> = all_versions(client, bucket)
+        .await
+        .map_err(|detail| ObserveError::Listing { bucket: bucket.to_string(), detail })?
+        .into_iter()
+        .filter(|l| !before.contains(&l.stamp))
+        .map(|l| (l.stamp.0, l.stamp.1, l.bytes))
+        .collect();
 
     let first_seen: HashMap<(&str, &str), u64> = seen.iter().fold(HashMap::new(), |mut m, o| {
         let t = m.entry((o.key.as_str(), o.version_id.as_str())).or_insert(o.at);

@@ -12,7 +12,7 @@ use harness_model::history::{EventSeen, Micros};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-pub use listing::list_outputs;
+pub use listing::{list_outputs, versions_now, Stamp};
 pub use records::{parse_records, S3Record};
 
 use crate::clock::Clock;

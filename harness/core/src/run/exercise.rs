@@ -14,7 +14,7 @@ use super::{Progress, SETTLE};
 use crate::clock::Clock;
 use crate::env::{EnvError, Environment};
 use crate::fault;
-use crate::observe::{list_outputs, ObserveError, Observers};
+use crate::observe::{list_outputs, versions_now, ObserveError, Observers};
 use crate::services::processor::ProcessorSpec;
 use crate::services::s3::s3_client;
 use crate::workload::{run_uploads, stopped, UploadProgress};
@@ -60,6 +60,14 @@ pub(super) async fn exercise(
 
     // Observers first, proven live before anything is uploaded: the canary's event
     // must be visible, and a probe written to the target bucket must be announced.
+    // An external pipeline's target bucket holds thumbnails from before this run
+    // (its owner's tests, an earlier run with the same seed and keys): they are
+    // not this run's outputs. The harness's own environments start empty.
+    let before = if env.kind() == EnvKind::External {
+        versions_now(&s3, &ep.target_bucket).await.map_err(|detail| ObserveError::Listing { bucket: ep.target_bucket.clone(), detail })?
+    } else {
+        Default::default()
+    };
     let observers = if env.kind() == EnvKind::External {
         // Nobody asked that pipeline's MinIO to announce thumbnails: list them.
         Observers::start_listing(&ep.kafka_bootstrap, &ep.events_topic, s3.clone(), &ep.target_bucket, run_id, clock).await?
@@ -101,8 +109,17 @@ pub(super) async fn exercise(
     let counters = Arc::new(UploadProgress::default());
     let mut history = History { workload_started: clock.now(), ..Default::default() };
     let t_workload = Instant::now();
-    let uploads =
-        run_uploads(s3.clone(), ep.source_bucket.clone(), plan(w, scenario.seed), w.concurrency, clock, counters.clone(), stop.clone());
+    let mut planned = plan(w, scenario.seed);
+    if env.kind() == EnvKind::External {
+        // Someone else's buckets: keys of this run's own, so an earlier run's objects
+        // (same seed, same keys) are neither overwritten nor taken for this run's. A
+        // processor that refuses to overwrite a thumbnail (If-None-Match) would
+        // otherwise write nothing for them.
+        for u in &mut planned {
+            u.key = format!("{run_id}/{}", u.key);
+        }
+    }
+    let uploads = run_uploads(s3.clone(), ep.source_bucket.clone(), planned, w.concurrency, clock, counters.clone(), stop.clone());
     let ticker = AbortOnDrop(tokio::spawn(ticker(progress.clone(), counters.clone(), observers.observed.clone(), w.images)));
     // The fault schedule runs alongside the uploads; it borrows the environment
     // (to stop, pause and restart services) while the uploads only need S3.
@@ -183,8 +200,15 @@ pub(super) async fn exercise(
     // the observers only supply first-seen times.
     let observed = observers.stop();
     let seen = observed.outputs.lock().map(|v| v.clone()).unwrap_or_default();
-    history.outputs = list_outputs(&s3, &ep.target_bucket, &seen).await?;
+    history.outputs = list_outputs(&s3, &ep.target_bucket, &seen, &before).await?;
     history.events = observed.events.lock().map(|v| v.clone()).unwrap_or_default();
+    if env.kind() == EnvKind::External {
+        // The observer reads that topic from its beginning (to find the canary's
+        // event); what it read before the first upload is the pipeline's past,
+        // possibly for the same keys, and must not count as this run's events.
+        let started = history.workload_started;
+        history.events.retain(|e| e.at >= started || e.key.starts_with(harness_model::HARNESS_KEY_PREFIX));
+    }
     Ok(Exercised { history, workload_seconds, drain_seconds })
 }
 
