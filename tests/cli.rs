@@ -22,7 +22,17 @@ fn validate_accepts_every_shipped_scenario() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .map(|p| p.strip_prefix(repo()).unwrap().display().to_string())
         .collect();
-    files.extend(["student-skips-some", "student-writes-twice", "student-correct"].map(|n| format!("tests/scenarios/{n}.yaml")));
+    files.extend(
+        [
+            "student-skips-some",
+            "student-stalls",
+            "student-writes-twice",
+            "student-correct",
+            "student-crashes-on-bad-input",
+            "student-commits-first",
+        ]
+        .map(|n| format!("tests/scenarios/{n}.yaml")),
+    );
     let args: Vec<&str> = std::iter::once("validate").chain(files.iter().map(String::as_str)).collect();
     let out = harness(&args, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);

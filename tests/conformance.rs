@@ -31,6 +31,7 @@ fn spec(run_dir: &Path, brokers: u32, fault_links: bool) -> EnvSpec {
         ready_timeout: Duration::from_secs(120),
         minio_kafka_address: None,
         minio_listener_advertises: None,
+        minio_listener_sasl: None,
         fault_links,
         seed: 1,
     }

@@ -108,11 +108,44 @@ fn processor_that_skips_events_fails_and_names_the_missing_keys() {
     assert!(!expected.is_empty(), "the seed should make the script skip something");
     assert_eq!(run.keys("lost_outputs"), expected);
     assert!(run.keys("lost_events").is_empty(), "events arrived; the loss is the processor's");
+    // The script's group committed the events it dropped: lost, not a backlog, and
+    // the drain stopped waiting once the group had committed them all.
+    assert_eq!(run.keys("lost_by_processor"), expected, "{}", run.explain());
+    assert!(run.keys("unprocessed").is_empty(), "{}", run.explain());
+    assert_eq!(run.results["timings"]["drain_end"], "settled", "{}", run.explain());
+    assert!(run.stdout.contains("lost (group") && run.stdout.contains("the processor dropped them"), "{}", run.explain());
     assert_eq!(run.results["counts"]["uploads"], 30);
     let first = expected.iter().next().unwrap();
     assert!(run.stdout.contains("have no thumbnail") && run.stdout.contains(first.as_str()), "{}", run.explain());
     let junit = std::fs::read_to_string(run.dir.join("junit.xml")).unwrap();
     assert!(junit.contains("<failure") && junit.contains("have no thumbnail"), "{junit}");
+}
+
+#[test]
+fn a_stuck_processors_backlog_is_unprocessed_not_lost() {
+    let run = run_scenario("tests/scenarios/student-stalls.yaml", true);
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let missing = run.keys("lost_outputs");
+    assert!(!missing.is_empty(), "the script stalls after 12 messages of 30+: {}", run.explain());
+    assert_eq!(run.keys("unprocessed"), missing, "{}", run.explain());
+    assert!(run.keys("lost_by_processor").is_empty(), "{}", run.explain());
+    assert_eq!(run.results["timings"]["drain_end"], "timeout", "a backlog never settles: {}", run.explain());
+    assert_eq!(run.results["counts"]["unprocessed"], missing.len(), "{}", run.explain());
+    assert!(run.stdout.contains("unprocessed (group"), "{}", run.explain());
+}
+
+/// The case of issue #13: a processor that commits before it writes and dies in
+/// between. Only the keys it died on are lost; the rest arrive after its restarts.
+#[test]
+fn a_processor_that_commits_before_writing_loses_exactly_the_keys_it_died_on() {
+    let run = run_scenario("tests/scenarios/student-commits-first.yaml", true);
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let died_on: BTreeSet<String> = run.uploaded_keys().into_iter().filter(|k| crc32(k.as_bytes()) % 13 == 0).collect();
+    assert!(!died_on.is_empty(), "the seed should make the script die at least once");
+    assert_eq!(run.keys("lost_by_processor"), died_on, "{}", run.explain());
+    assert!(run.keys("unprocessed").is_empty(), "{}", run.explain());
+    assert_eq!(run.results["timings"]["drain_end"], "settled", "{}", run.explain());
+    assert!(run.results["counts"]["processor_restarts"].as_u64().unwrap() >= died_on.len() as u64, "{}", run.explain());
 }
 
 #[test]
@@ -127,6 +160,49 @@ fn processor_that_writes_twice_fails_and_names_the_duplicates() {
         assert_eq!(pair[1], 2, "each selected key is written exactly twice");
     }
     assert!(run.stdout.contains("more than one thumbnail version"), "{}", run.explain());
+}
+
+#[test]
+fn hostile_inputs_are_skipped_or_thumbnailed_by_the_reference_processor_and_each_is_named() {
+    let run = run_scenario("scenarios/hostile-inputs.yaml", false);
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let (v, detail) = verdict(&run, "skipped_inputs");
+    assert_eq!(v, "pass", "{detail}");
+    for named in [
+        "not_an_image hostile/not-an-image.jpg skipped",
+        "empty hostile/empty.jpg skipped",
+        "huge hostile/huge-8000x8000.jpg one valid thumbnail",
+        "long_key hostile/long-key/",
+        "truncated_jpeg hostile/truncated.jpg",
+        "the processor never exited",
+    ] {
+        assert!(detail.contains(named), "{named:?} not in {detail}");
+    }
+    // The two valid hostile images are ledger rows like any image; the others are not.
+    let ledger = run.results["ledger"].as_array().unwrap();
+    assert_eq!(ledger.len(), 42, "{}", run.explain());
+    assert_eq!(ledger.iter().filter(|r| r["hostile"].is_string()).count(), 2);
+    assert_eq!(run.results["counts"]["phantom_outputs"], 0);
+}
+
+#[test]
+fn a_processor_that_crashes_on_a_bad_input_fails_skipped_inputs() {
+    let run = run_scenario("tests/scenarios/student-crashes-on-bad-input.yaml", true);
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let (v, detail) = verdict(&run, "skipped_inputs");
+    assert_eq!(v, "fail", "{detail}");
+    assert!(detail.contains("the processor exited") && detail.contains("on its own"), "{detail}");
+    assert!(run.results["counts"]["processor_restarts"].as_u64().unwrap() >= 1, "{}", run.explain());
+}
+
+fn verdict(run: &Run, id: &str) -> (String, String) {
+    let e = run.results["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("no {id}: {}", run.explain()));
+    (e["verdict"].as_str().unwrap().to_string(), e["detail"].as_str().unwrap().to_string())
 }
 
 #[test]

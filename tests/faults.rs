@@ -276,6 +276,19 @@ fn wrong_listener_port_is_diagnosed_with_the_address() {
     assert!(detail.contains("where no Kafka listener answers"), "{detail}");
 }
 
+/// MinIO speaking PLAINTEXT to a SASL listener: told from the broker's answers
+/// (a SASL handshake offering PLAIN), with the listener's address and the fix.
+#[test]
+fn a_sasl_listener_with_a_plaintext_minio_is_diagnosed_from_the_brokers_answers() {
+    let run = run("scenarios/faults/sasl-mismatch.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let (v, detail) = run.verdict("misconfiguration_reported");
+    assert_eq!(v, "pass", "{detail}");
+    assert!(detail.contains("likely cause: MinIO's Kafka target points at 127.0.0.1:"), "{detail}");
+    assert!(detail.contains("a SASL_PLAINTEXT listener (mechanisms: PLAIN)"), "{detail}");
+    assert!(detail.contains("MINIO_NOTIFY_KAFKA_SASL_"), "{detail}");
+}
+
 /// A listener that answers the bootstrap but advertises a dead address: the
 /// diagnosis names the advertised address, not the (working) bootstrap.
 #[test]
@@ -399,4 +412,29 @@ fn ctrl_c_mid_fault_heals_and_writes_a_partial_report() {
     let fault = &results["faults"][0];
     assert!(fault["healed_at"].is_u64(), "the fault in progress was healed: {fault:#}");
     assert!(dir.join("report.html").is_file() && dir.join("junit.xml").is_file());
+}
+
+#[test]
+fn duplicated_events_are_published_proven_and_absorbed_by_an_idempotent_processor() {
+    let run = run("scenarios/faults/duplicate-events.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    run.assert_faults_proven(&["duplicate_events"], &["10 records published again", "acknowledged", "committed past all 10"]);
+    // The copies are on the topic: the observer counted a second event for each
+    // (MinIO may have added a duplicate of its own).
+    let dups = run.results["findings"]["duplicate_events"].as_array().unwrap();
+    assert!(dups.len() >= 10, "{}", run.explain());
+    assert_eq!(run.results["counts"]["duplicate_outputs"], 0, "{}", run.explain());
+}
+
+#[test]
+fn poison_events_are_survived_and_exactly_once_holds() {
+    let run = run("scenarios/faults/poison-event.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    run.assert_faults_proven(&["poison_event"], &["malformed_json", "missing_object", "removal", "other_bucket", "committed past all 4"]);
+    assert_eq!(run.results["counts"]["phantom_outputs"], 0, "{}", run.explain());
+    assert_eq!(run.results["counts"]["processor_restarts"], 0, "{}", run.explain());
+    // The three records that parse are events for keys nobody uploaded.
+    let stray: Vec<&str> = run.results["findings"]["stray_events"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(stray.len(), 3, "{stray:?}");
+    assert!(stray.iter().all(|k| k.starts_with("poison/fault-0/")), "{stray:?}");
 }

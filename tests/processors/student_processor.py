@@ -6,6 +6,13 @@ THUMBNAIL_WIDTH).
 The tests use it to prove that the harness catches broken processors:
   --skip-every N         drop the events of keys whose CRC-32 is divisible by N
   --write-twice-every N  write the thumbnail of those keys twice (two versions)
+  --stall-after N        stop consuming after N messages, but stay alive and in
+                         the group (a stuck processor: a backlog, not a loss)
+  --crash-on-bad-image   let a decoding error end the process (no try/except)
+  --commit-first-crash-every N
+                         commit each event's offset before writing its thumbnail,
+                         and die (exit 1) between the commit and the write for the
+                         keys selected as above: each such key is lost for good
 Without flags it is a plain, reasonably correct processor.
 
 Needs: confluent-kafka, boto3, pillow (ci/setup installs them into a venv).
@@ -16,6 +23,7 @@ import json
 import os
 import signal
 import sys
+import time
 import urllib.parse
 import zlib
 
@@ -50,6 +58,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--skip-every", type=int, default=0)
     parser.add_argument("--write-twice-every", type=int, default=0)
+    parser.add_argument("--stall-after", type=int, default=0)
+    parser.add_argument("--crash-on-bad-image", action="store_true")
+    parser.add_argument("--commit-first-crash-every", type=int, default=0)
     args = parser.parse_args()
 
     width = int(env("THUMBNAIL_WIDTH"))
@@ -62,11 +73,17 @@ def main():
         region_name=env("AWS_REGION"),
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
     )
-    consumer = Consumer({
+    config = {
         "bootstrap.servers": env("KAFKA_BOOTSTRAP_SERVERS"),
         "group.id": env("KAFKA_GROUP_ID"),
         "auto.offset.reset": "earliest",
-    })
+    }
+    commit_first = args.commit_first_crash_every > 0
+    if commit_first:
+        # Commits by hand, before the work; a short session so that the group
+        # gets the partitions back soon after a crash.
+        config.update({"enable.auto.commit": False, "session.timeout.ms": 6000})
+    consumer = Consumer(config)
     consumer.subscribe([env("KAFKA_TOPIC")])
 
     running = True
@@ -78,11 +95,19 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print("student_processor: consuming", flush=True)
+    handled = 0
     try:
         while running:
+            if args.stall_after and handled >= args.stall_after:
+                # Stuck, but alive: no poll, so nothing more is stored or committed.
+                time.sleep(0.2)
+                continue
             msg = consumer.poll(0.5)
             if msg is None or msg.error():
                 continue
+            handled += 1
+            if commit_first:
+                consumer.commit(message=msg, asynchronous=False)
             try:
                 event = json.loads(msg.value())
             except ValueError:
@@ -97,7 +122,17 @@ def main():
                 if selected(key, args.skip_every):
                     print(f"student_processor: skipping {key}", flush=True)
                     continue
+                if selected(key, args.commit_first_crash_every):
+                    print(f"student_processor: dying after committing {key}", flush=True)
+                    os._exit(1)
                 data = s3.get_object(Bucket=source, Key=key)["Body"].read()
+                if args.crash_on_bad_image:
+                    body, content_type = thumbnail(data, width)
+                    copies = 2 if selected(key, args.write_twice_every) else 1
+                    for _ in range(copies):
+                        s3.put_object(Bucket=target, Key=key, Body=body, ContentType=content_type)
+                    print(f"student_processor: wrote {key} x{copies}", flush=True)
+                    continue
                 try:
                     body, content_type = thumbnail(data, width)
                 except Exception as e:  # a corrupt image must not stop the consumer

@@ -26,6 +26,7 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
     let spec = EnvSpec {
         minio_kafka_address: None,
         minio_listener_advertises: None,
+        minio_listener_sasl: None,
         kafka_brokers: 1,
         minio_queue_limit: None,
         fault_links: false,
@@ -117,6 +118,7 @@ async fn dropping_the_env_kills_its_process_group() {
     let spec = EnvSpec {
         minio_kafka_address: None,
         minio_listener_advertises: None,
+        minio_listener_sasl: None,
         kafka_brokers: 1,
         minio_queue_limit: None,
         fault_links: false,

@@ -75,6 +75,7 @@ fn history(n: usize) -> History {
             format: "jpeg".into(),
             scheduled_at: t,
             acked_at: t + 5_000,
+            hostile: None,
         });
         h.events.push(EventSeen {
             key: key.clone(),

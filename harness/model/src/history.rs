@@ -3,6 +3,8 @@
 //! Times are microseconds since the run's epoch (one `Instant` taken before the
 //! environment started), so every recorder in the process shares one clock.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Microseconds since the run's epoch.
@@ -26,6 +28,65 @@ pub struct History {
     /// True when drain ended because every upload was accounted for, false when the
     /// drain timeout ran out first.
     pub drained: bool,
+    /// Why the drain ended (`drained` is true only for `Complete`).
+    #[serde(default)]
+    pub drain_end: DrainEnd,
+    /// The processor's consumer group's committed offsets on the events topic when
+    /// the processor had stopped: what tells a thumbnail the processor dropped from
+    /// one it never got to. `None` when the run ended before they were read.
+    #[serde(default)]
+    pub group: Option<GroupOffsets>,
+}
+
+/// How the drain ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainEnd {
+    /// Every acknowledged upload had a thumbnail.
+    Complete,
+    /// The processor's group had committed every event of the missing thumbnails and
+    /// none arrived for the quiet period: waiting longer would change nothing.
+    Settled,
+    /// The drain timeout ran out.
+    #[default]
+    Timeout,
+    /// Ctrl-C: the drain was skipped.
+    Interrupted,
+}
+
+impl DrainEnd {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DrainEnd::Complete => "every upload accounted for",
+            DrainEnd::Settled => "settled: the processor's group committed every event, no thumbnail arrived for the quiet period",
+            DrainEnd::Timeout => "drain timeout ran out",
+            DrainEnd::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A consumer group's committed offsets on one topic.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GroupOffsets {
+    pub group: String,
+    pub topic: String,
+    /// Partition → the next offset the group reads (Kafka's committed offset): every
+    /// record below it is done, as far as the group is concerned. Partitions the group
+    /// never committed are absent.
+    pub committed: BTreeMap<i32, i64>,
+    /// Why the offsets could not be read; missing thumbnails are then not classified.
+    pub error: Option<String>,
+}
+
+impl GroupOffsets {
+    /// Whether the group has committed past `offset` in `partition`. `None` when the
+    /// offsets could not be read.
+    pub fn covers(&self, partition: i32, offset: i64) -> Option<bool> {
+        if self.error.is_some() {
+            return None;
+        }
+        Some(self.committed.get(&partition).is_some_and(|c| *c > offset))
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -39,6 +100,9 @@ pub struct Upload {
     pub format: String,
     pub scheduled_at: Micros,
     pub acked_at: Micros,
+    /// Set for a hostile input (`workload.hostile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostile: Option<crate::scenario::HostileKind>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

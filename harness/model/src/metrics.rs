@@ -136,6 +136,8 @@ mod tests {
             outputs: out.is_some() as u32,
             valid_outputs: out.is_some() as u32,
             first_output_at: out,
+            missing: None,
+            hostile: None,
         }
     }
 

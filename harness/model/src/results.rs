@@ -58,6 +58,10 @@ pub struct Counts {
     pub lost_events: u64,
     pub duplicate_events: u64,
     pub lost_outputs: u64,
+    /// Of `lost_outputs`: the event was committed by the processor's group.
+    pub lost_by_processor: u64,
+    /// Of `lost_outputs`: the event was not committed when the drain ended.
+    pub unprocessed: u64,
     pub duplicate_outputs: u64,
     pub phantom_outputs: u64,
     pub invalid_outputs: u64,
@@ -77,6 +81,8 @@ impl Counts {
             lost_events: f.lost_events.len() as u64,
             duplicate_events: f.duplicate_events.len() as u64,
             lost_outputs: f.lost_outputs.len() as u64,
+            lost_by_processor: f.lost_by_processor.len() as u64,
+            unprocessed: f.unprocessed.len() as u64,
             duplicate_outputs: f.duplicate_outputs.len() as u64,
             phantom_outputs: f.phantom_outputs.len() as u64,
             invalid_outputs: f.invalid_outputs.len() as u64,
@@ -92,6 +98,8 @@ pub struct Timings {
     pub workload_seconds: f64,
     pub drain_seconds: f64,
     pub drained: bool,
+    /// `complete`, `settled`, `timeout` or `interrupted`.
+    pub drain_end: crate::history::DrainEnd,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::check::{Findings, Ledger};
-use crate::history::History;
+use crate::history::{DrainEnd, GroupOffsets, History};
 use crate::metrics::Metrics;
 use crate::scenario::{units::format_duration, Expectation};
 
@@ -95,6 +95,7 @@ pub fn judge(expectations: &[Expectation], history: &History, ledger: &Ledger, m
                 Expectation::MisconfigurationReported => {
                     (Verdict::Fail, "the environment started and notifications arrived: the misconfiguration was not detected".to_string())
                 }
+                Expectation::SkippedInputs { planned } => skipped_inputs(history, ledger, *planned),
             };
             ExpectationResult { id: e.id(), expected: e.describe(), verdict, detail }
         })
@@ -122,6 +123,71 @@ fn notifications_lost(history: &History, ledger: &Ledger, at_least: Option<u32>,
         return (Verdict::Pass, format!("{what}; note: the drain timeout ran out, so late events were given their chance"));
     }
     (Verdict::Pass, what)
+}
+
+/// Each hostile input, named with what became of it: not an image → no thumbnail;
+/// a truncated JPEG → none or one valid one; a valid image (huge, long key) → one
+/// valid thumbnail. And the processor never exited on its own (exits the
+/// scenario's `processor_crash` faults caused are theirs).
+fn skipped_inputs(history: &History, ledger: &Ledger, planned: u32) -> (Verdict, String) {
+    use crate::scenario::HostileRule;
+    let mut named = Vec::new();
+    let mut wrong = Vec::new();
+    for h in &ledger.hostile {
+        let seen = match (h.kind.rule(), h.outputs, h.valid_outputs) {
+            (_, 0, _) => Ok("skipped".to_string()),
+            (HostileRule::SkipOrThumbnail, 1, 1) => Ok("one valid thumbnail".to_string()),
+            (HostileRule::Skip, n, _) => Err(format!("{n} thumbnail version(s), though it is not an image")),
+            (_, n, v) => Err(format!("{n} thumbnail versions, {v} valid{}", invalid_note(&h.invalid))),
+        };
+        match seen {
+            Ok(s) => named.push(format!("{} {} {s}", h.kind.key(), short(&h.key))),
+            Err(s) => wrong.push(format!("{} {}: {s}", h.kind.key(), short(&h.key))),
+        }
+    }
+    for e in ledger.entries.iter() {
+        let Some(kind) = e.hostile else { continue };
+        match (e.outputs, e.valid_outputs) {
+            (1, 1) => named.push(format!("{} {} one valid thumbnail", kind.key(), short(&e.key))),
+            (0, _) => wrong.push(format!("{} {}: no thumbnail, though it is a valid image", kind.key(), short(&e.key))),
+            (n, v) => wrong.push(format!("{} {}: {n} thumbnail versions, {v} valid", kind.key(), short(&e.key))),
+        }
+    }
+    let crashes = history.faults.iter().filter(|f| f.kind == "processor_crash").count();
+    let exits: Vec<String> = history.processor_exits.iter().skip(crashes).map(|x| x.status.clone()).collect();
+    if !exits.is_empty() {
+        wrong.push(format!("the processor exited {} time(s) on its own ({})", exits.len(), list(exits.iter())));
+    }
+    let recorded = (ledger.hostile.len() + ledger.entries.iter().filter(|e| e.hostile.is_some()).count()) as u32;
+    let all = named.iter().chain(wrong.iter()).cloned().collect::<Vec<_>>();
+    if !wrong.is_empty() {
+        return (Verdict::Fail, format!("{}; all hostile inputs: {}", wrong.join("; "), all.join(", ")));
+    }
+    if recorded < planned {
+        return (
+            Verdict::Unknown,
+            format!("only {recorded} of the {planned} hostile inputs were uploaded (see the failed uploads): {}", all.join(", ")),
+        );
+    }
+    (Verdict::Pass, format!("{recorded} hostile inputs, the processor never exited: {}", all.join(", ")))
+}
+
+fn invalid_note(invalid: &[String]) -> String {
+    if invalid.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", list(invalid.iter()))
+    }
+}
+
+/// A key for a message: the long one is cut down to its ends.
+fn short(key: &str) -> String {
+    if key.len() <= 60 {
+        return key.to_string();
+    }
+    let head: String = key.chars().take(28).collect();
+    let tail: String = key.chars().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("{head}…{tail} ({} bytes)", key.len())
 }
 
 /// Every planned fault must have a window with a proven effect and a proven heal;
@@ -190,12 +256,7 @@ fn exactly_once(history: &History, ledger: &Ledger, losses_judged_apart: bool) -
         })
         .collect();
     if !lost_outputs.is_empty() {
-        let lost_at_notification = lost_outputs.iter().filter(|k| f.lost_events.contains(k)).count();
-        let mut s = format!("{} of {n} images have no thumbnail: {}", lost_outputs.len(), list(lost_outputs.iter().map(|k| k.as_str())));
-        if lost_at_notification > 0 {
-            s.push_str(&format!(" ({lost_at_notification} of them never had an event on the topic: lost at the notification stage)"));
-        }
-        parts.push(s);
+        parts.push(missing_thumbnails(history, f, &lost_outputs, n));
     }
     if !f.duplicate_outputs.is_empty() {
         parts.push(format!(
@@ -268,6 +329,45 @@ fn exactly_once(history: &History, ledger: &Ledger, losses_judged_apart: bool) -
     (Verdict::Pass, join_sentences(vec![judged], notes))
 }
 
+/// "7 of 30 images have no thumbnail: …", split by why: dropped by the processor
+/// (its group committed the event), unprocessed (not committed when the drain
+/// ended), never announced (no event on the topic).
+fn missing_thumbnails(history: &History, f: &Findings, missing: &[&String], n: usize) -> String {
+    let of = |class: &[String]| -> Vec<&str> { missing.iter().filter(|k| class.contains(k)).map(|k| k.as_str()).collect() };
+    let (lost, unprocessed, no_event) = (of(&f.lost_by_processor), of(&f.unprocessed), of(&f.lost_events));
+    let unclassified: Vec<&str> =
+        missing.iter().map(|k| k.as_str()).filter(|k| !lost.contains(k) && !unprocessed.contains(k) && !no_event.contains(k)).collect();
+    let group = history.group.as_ref();
+    let name = group.map_or_else(|| "the processor's group".to_string(), |g| format!("group {}", g.group));
+    let mut why = Vec::new();
+    if !lost.is_empty() {
+        why.push(format!(
+            "{} lost ({name} committed their events, yet no thumbnail exists: the processor dropped them): {}",
+            lost.len(),
+            list(lost.iter())
+        ));
+    }
+    if !unprocessed.is_empty() {
+        let when = if history.drain_end == DrainEnd::Interrupted { "when the run was interrupted" } else { "when the drain ended" };
+        why.push(format!(
+            "{} unprocessed ({name} had not committed their events {when}: a backlog, or a stuck or slow processor): {}",
+            unprocessed.len(),
+            list(unprocessed.iter())
+        ));
+    }
+    if !no_event.is_empty() {
+        why.push(format!("{} never had an event on the topic (lost at the notification stage): {}", no_event.len(), list(no_event.iter())));
+    }
+    if !unclassified.is_empty() {
+        let reason = match group {
+            Some(GroupOffsets { error: Some(e), .. }) => format!("{name}'s committed offsets could not be read: {e}"),
+            _ => "the processor's committed offsets were not read".to_string(),
+        };
+        why.push(format!("{} not told lost from unprocessed ({reason}): {}", unclassified.len(), list(unclassified.iter())));
+    }
+    format!("{} of {n} images have no thumbnail: {}", missing.len(), why.join("; "))
+}
+
 /// Slack after a MinIO fault's recovery during which a refused upload still counts
 /// as refused by the fault (requests in flight when it came back).
 const MINIO_FAULT_SLACK_MICROS: u64 = 2_000_000;
@@ -299,8 +399,14 @@ fn notification_notes(f: &Findings, history: &History) -> Vec<String> {
             list(lost_but_output.into_iter())
         ));
     }
-    if !history.drained {
-        notes.push("note: the drain timeout ran out before every upload was accounted for".to_string());
+    match if history.drained { DrainEnd::Complete } else { history.drain_end } {
+        DrainEnd::Complete => {}
+        DrainEnd::Settled => notes.push(
+            "note: the drain ended early: the processor's group had committed every event and no thumbnail arrived for the quiet period"
+                .to_string(),
+        ),
+        DrainEnd::Timeout => notes.push("note: the drain timeout ran out before every upload was accounted for".to_string()),
+        DrainEnd::Interrupted => notes.push("note: the run was interrupted before the drain".to_string()),
     }
     notes
 }

@@ -14,6 +14,7 @@ use harness_model::scenario::{EnvKind, Link, Service, Target};
 use tokio::sync::watch;
 
 use super::{CanaryLost, Endpoints, EnvError, EnvSpec, Environment, LinkPath, ReadyTimings, S3Credentials, ServiceInfo};
+use crate::doctor::kafka_wire::{self, Listener};
 use crate::netfault::{FaultProxy, LinkControl};
 use crate::services::canary;
 use crate::services::kafka::{self, ClusterNode, ExtraListener, Kafka, KafkaConfig, KafkaPorts};
@@ -197,6 +198,12 @@ impl LocalEnv {
             } else if let Some(unreachable) = self.spec.minio_listener_advertises.as_ref().filter(|_| brokers == 1) {
                 let port = crate::services::ports::free_ports(1).map_err(io)?[0];
                 extra_listeners.push(ExtraListener { name: "MINIO".into(), port, advertised: unreachable.clone(), sasl_plain: None });
+                minio_brokers = loopback(port).to_string();
+            } else if let Some(port) = self.spec.minio_listener_sasl.filter(|_| brokers == 1) {
+                let password = crate::services::token::hex_token(12)
+                    .map_err(|source| EnvError::Io { context: "reading /dev/urandom for the SASL password".into(), source })?;
+                let sasl_plain = Some(("minio".to_string(), password));
+                extra_listeners.push(ExtraListener { name: "MINIO".into(), port, advertised: loopback(port).to_string(), sasl_plain });
                 minio_brokers = loopback(port).to_string();
             }
             let nodes: Vec<Option<ClusterNode>> = if brokers > 1 {
@@ -567,6 +574,19 @@ impl Drop for LocalEnv {
 async fn diagnose_no_event(minio_brokers: &str, kafka_bootstrap: &str, target: &str) -> Option<String> {
     if minio_brokers.is_empty() {
         return None;
+    }
+    // A SASL listener answers ApiVersions and closes on anything else before the
+    // handshake: told from the broker's answers, not guessed from a timeout.
+    if let Ok(Listener::Sasl { mechanisms }) = kafka_wire::probe(minio_brokers, None, Duration::from_secs(2)).await {
+        return Some(format!(
+            "likely cause: MinIO's Kafka target points at {minio_brokers} (MINIO_NOTIFY_KAFKA_BROKERS_{target}), \
+             a SASL_PLAINTEXT listener (mechanisms: {}) that closes the connection on any request before a SASL \
+             handshake, and the target speaks PLAINTEXT (the broker logs \"Unexpected Kafka request of type \
+             METADATA during SASL handshake\"). Fix: give the target SASL (MINIO_NOTIFY_KAFKA_SASL_{target}=on, \
+             _SASL_USERNAME_{target}, _SASL_PASSWORD_{target}, _SASL_MECHANISM_{target}=plain), or point it at a \
+             PLAINTEXT listener (the harness's own listener is {kafka_bootstrap})",
+            mechanisms.join(", ")
+        ));
     }
     let advertised = match crate::services::probe::advertised_brokers(minio_brokers).await {
         Ok(a) => a,

@@ -66,6 +66,9 @@ pub struct EnvSpec {
     /// MinIO bootstraps from a broker listener of its own that advertises this
     /// address, where nothing answers (a misconfiguration on purpose; local only).
     pub minio_listener_advertises: Option<String>,
+    /// MinIO's Kafka target points at a SASL_PLAINTEXT listener of the broker on
+    /// this port, and speaks PLAINTEXT to it (a misconfiguration on purpose; local only).
+    pub minio_listener_sasl: Option<u16>,
     /// Put a TCP fault proxy on each link (`minio->kafka`, `processor->kafka`,
     /// `processor->minio`) for network faults (local only).
     pub fault_links: bool,

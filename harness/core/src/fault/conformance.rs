@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness_model::history::FaultWindow;
-use harness_model::scenario::{self, capability, FaultKind, FaultSpec, FaultStart, LinkParams};
+use harness_model::scenario::{self, capability, EventParams, FaultKind, FaultSpec, FaultStart, LinkParams};
 
 use super::schedule::{run_schedule, ScheduleInputs};
 use crate::clock::Clock;
@@ -91,6 +91,7 @@ pub async fn every_kind(env: &mut dyn Environment, processor_group: &str, say: &
             down_for: if kind.has_outage() { DOWN_FOR } else { Duration::ZERO },
             heal_after_uploads: None,
             link: LinkParams::defaults(kind),
+            events: EventParams::defaults(kind),
         };
         let expected = capability(kind, spec.target, &facts);
         let faults = [spec];

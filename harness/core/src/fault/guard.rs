@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use harness_model::scenario::{Action, Brokers, FaultKind, FaultSpec, Op, Service};
 
+use super::events::{self, PublishedRecords};
 use super::links::link_fault;
 use super::FaultError;
 use crate::env::Environment;
@@ -30,6 +31,8 @@ enum Applied {
     /// A second processor replica joined the group; it stays (a scale-up is not
     /// undone), and stops with the processor at the end of the run.
     ReplicaJoined { pid: u32 },
+    /// Records published to the events topic; they stay there, nothing to undo.
+    Published(PublishedRecords),
 }
 
 /// An applied fault. Call [`Injected::heal`]; healing twice is harmless. Dropping
@@ -117,6 +120,11 @@ pub async fn inject(env: &mut dyn Environment, spec: &FaultSpec) -> Result<Injec
             let pid = env.add_processor_replica().await.map_err(env_err("starting a second processor replica"))?;
             (Applied::ReplicaJoined { pid }, None)
         }
+        Action::Publish(what) => {
+            let ep = env.endpoints().clone();
+            let published = events::publish(&ep, spec, what).await.map_err(other)?;
+            (Applied::Published(published), None)
+        }
         Action::Partition | Action::Link(_) => match d.ops(spec.target, env.kind()).as_deref() {
             Some([Op::LinkProxy]) => {
                 let controls = env.link_controls(spec.target).map_err(env_err("finding the link's fault proxy"))?;
@@ -168,7 +176,7 @@ impl Injected {
                 env.reconnect(service).await.map_err(err("reconnecting the service to the network"))?;
             }
             Applied::Link(controls) => controls.iter().for_each(LinkControl::clear),
-            Applied::ProcessorKilled { .. } | Applied::ReplicaJoined { .. } => {}
+            Applied::ProcessorKilled { .. } | Applied::ReplicaJoined { .. } | Applied::Published(_) => {}
         }
         self.healed = true;
         Ok(())
@@ -182,6 +190,14 @@ impl Injected {
     pub fn broker(&self) -> Option<u32> {
         match self.applied {
             Applied::BrokerDown(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// What an event fault published.
+    pub fn published(&self) -> Option<&PublishedRecords> {
+        match &self.applied {
+            Applied::Published(p) => Some(p),
             _ => None,
         }
     }

@@ -42,7 +42,8 @@ pub fn link_fault(spec: &FaultSpec) -> Option<LinkFault> {
         | Action::KillLeader
         | Action::RollingRestart
         | Action::KillProcessor
-        | Action::AddReplica => return None,
+        | Action::AddReplica
+        | Action::Publish(_) => return None,
     })
 }
 

@@ -21,6 +21,7 @@
 mod cluster;
 pub mod conformance;
 pub mod decoy;
+mod events;
 mod guard;
 pub mod journal;
 mod links;

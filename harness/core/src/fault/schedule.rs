@@ -27,6 +27,8 @@ const RECOVERY_TIMEOUT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(100);
 /// A group's coordinator answers once per probe; no need to ask it ten times a second.
 const GROUP_POLL: Duration = Duration::from_millis(500);
+/// Bound on one read of a group's committed offsets.
+const PROBE_STEP: Duration = Duration::from_secs(5);
 
 /// What the scheduler needs besides the environment.
 pub struct ScheduleInputs<'a> {
@@ -115,6 +117,10 @@ enum Probe {
     Supervisor,
     Group,
     EachBroker,
+    /// The broker's acknowledgements of what an event fault published.
+    Acknowledged,
+    /// The processor group's committed offsets, past what was published.
+    CommittedPast,
 }
 
 /// A processor instance as the environment knows it: a pid, or on Kubernetes the
@@ -145,6 +151,8 @@ fn probe_for(proof: Proof, spec: &FaultSpec, env: &dyn Environment) -> Result<Pr
         Proof::Supervisor => Ok(Probe::Supervisor),
         Proof::GroupMembers => Ok(Probe::Group),
         Proof::EachBroker => Ok(Probe::EachBroker),
+        Proof::Acknowledged => Ok(Probe::Acknowledged),
+        Proof::CommittedPast => Ok(Probe::CommittedPast),
     }
 }
 
@@ -328,7 +336,14 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
                 None => w.proof = "no processor status to observe".into(),
             }
         }
-        Probe::EachBroker => unreachable!("a rolling restart returned above"),
+        Probe::Acknowledged => match guard.published() {
+            Some(p) => {
+                w.effect_seen_at = Some(clock.now());
+                w.proof = p.summary.clone();
+            }
+            None => w.proof = "nothing was published".into(),
+        },
+        Probe::CommittedPast | Probe::EachBroker => unreachable!("not a proof of effect"),
     }
 
     // The outage: `down_for`, or until `heal_after_uploads` (bounded by `down_for`).
@@ -370,6 +385,11 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
 
     // Proof of recovery through the same path.
     let deadline = Instant::now() + RECOVERY_TIMEOUT;
+    let group = if recovery_probe == Probe::CommittedPast {
+        Some(crate::observe::group::connect(&ep.kafka_bootstrap, inp.processor_group, &ep.events_topic, PROBE_STEP).await)
+    } else {
+        None
+    };
     loop {
         let r = match recovery_probe {
             Probe::Links => match links.as_ref().expect("link probes exist for a Links proof").observe().await {
@@ -404,7 +424,8 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
                 }
                 None => Err("no processor status".into()),
             },
-            Probe::EachBroker => unreachable!("a rolling restart returned above"),
+            Probe::CommittedPast => committed_past(group.as_ref(), guard.published().map_or(&[][..], |p| &p.offsets)).await,
+            Probe::Acknowledged | Probe::EachBroker => unreachable!("not a proof of recovery"),
         };
         match r {
             Ok(ok) => {
@@ -426,4 +447,35 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
         if w.recovered_at.is_some() { "healed and recovered" } else { "did not recover" }
     ));
     w
+}
+
+/// Whether the processor's group has committed past every published record (it
+/// took them and went on); else what it has committed so far.
+async fn committed_past(
+    group: Option<&Result<crate::observe::group::GroupReader, String>>,
+    published: &[(i32, i64)],
+) -> Result<String, String> {
+    let reader = match group {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return Err(format!("cannot read the processor group's offsets: {e}")),
+        None => return Err("no group reader".into()),
+    };
+    let offsets = reader.committed_async(PROBE_STEP).await;
+    if let Some(e) = &offsets.error {
+        return Err(e.clone());
+    }
+    let behind: Vec<String> =
+        published.iter().filter(|(p, o)| offsets.covers(*p, *o) != Some(true)).map(|(p, o)| format!("{}/{p}@{o}", offsets.topic)).collect();
+    if behind.is_empty() {
+        Ok(format!("consumer group {} committed past all {} published records", offsets.group, published.len()))
+    } else {
+        tokio::time::sleep(GROUP_POLL).await;
+        let at: Vec<String> = offsets.committed.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+        Err(format!(
+            "consumer group {} has not committed past {} (committed: {})",
+            offsets.group,
+            harness_model::verdict::list(behind.iter()),
+            if at.is_empty() { "nothing".to_string() } else { at.join(", ") }
+        ))
+    }
 }

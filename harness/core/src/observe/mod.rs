@@ -1,6 +1,7 @@
 //! Recorders that build the history: the harness's own consumers on the events and
 //! outputs topics, and the final listing of every version in the target bucket.
 
+pub mod group;
 mod listing;
 mod records;
 mod topic;

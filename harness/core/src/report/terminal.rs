@@ -16,6 +16,13 @@ pub fn summary(r: &RunResults, report_dir: &str) -> String {
         "ledger    {} uploaded · {} events · {} thumbnail versions · lost {} · duplicated {} · phantom {} · invalid {}",
         c.uploads, c.events, c.output_versions, c.lost_outputs, c.duplicate_outputs, c.phantom_outputs, c.invalid_outputs
     );
+    if c.lost_by_processor + c.unprocessed > 0 {
+        let _ = writeln!(
+            s,
+            "          of the lost: {} dropped by the processor (event committed) · {} unprocessed (not committed when the drain ended)",
+            c.lost_by_processor, c.unprocessed
+        );
+    }
     if c.lost_events + c.duplicate_events + c.upload_failures + c.processor_restarts > 0 {
         let _ = writeln!(
             s,

@@ -6,21 +6,27 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness_model::history::{History, ProcessorExit};
-use harness_model::scenario::{EnvKind, ProcessorKind, Scenario};
+use harness_model::check::{classify_missing, Missing};
+use harness_model::history::{DrainEnd, GroupOffsets, History, ProcessorExit};
+use harness_model::scenario::{EnvKind, HostileRule, ProcessorKind, Scenario};
 use harness_model::workload::plan;
 
 use super::{Progress, SETTLE};
 use crate::clock::Clock;
 use crate::env::{EnvError, Environment};
 use crate::fault;
-use crate::observe::{list_outputs, versions_now, ObserveError, Observers};
+use crate::observe::group::{self, GroupReader};
+use crate::observe::{list_outputs, versions_now, ObserveError, Observed, Observers};
 use crate::services::processor::ProcessorSpec;
 use crate::services::s3::s3_client;
 use crate::workload::{run_uploads, stopped, UploadProgress};
 
 /// How long the harness's own consumers may take to show they are live.
 const OBSERVER_LIVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on one read of the processor group's offsets.
+const GROUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the drain looks at the group's offsets once it has been quiet.
+const DRAIN_CHECK: Duration = Duration::from_secs(1);
 
 pub(super) struct Exercised {
     pub history: History,
@@ -115,9 +121,7 @@ pub(super) async fn exercise(
         // (same seed, same keys) are neither overwritten nor taken for this run's. A
         // processor that refuses to overwrite a thumbnail (If-None-Match) would
         // otherwise write nothing for them.
-        for u in &mut planned {
-            u.key = format!("{run_id}/{}", u.key);
-        }
+        harness_model::workload::prefix_keys(&mut planned, &format!("{run_id}/"));
     }
     let uploads = run_uploads(s3.clone(), ep.source_bucket.clone(), planned, w.concurrency, clock, counters.clone(), stop.clone());
     let ticker = AbortOnDrop(tokio::spawn(ticker(progress.clone(), counters.clone(), observers.observed.clone(), w.images)));
@@ -161,20 +165,29 @@ pub(super) async fn exercise(
         scenario.drain_timeout.as_secs()
     ));
     let t_drain = Instant::now();
-    let expected: HashSet<String> = history.uploads.iter().map(|u| u.key.clone()).collect();
-    let all_seen = |o: &crate::observe::Observed| {
-        o.outputs
-            .lock()
-            .map(|v| v.iter().filter(|x| expected.contains(&x.key)).map(|x| &x.key).collect::<HashSet<_>>().len() == expected.len())
-            .unwrap_or(false)
-    };
+    // Hostile inputs that are not images get no thumbnail from a correct processor:
+    // nothing to wait for (`skipped_inputs` judges them).
+    let expected: HashSet<String> =
+        history.uploads.iter().filter(|u| u.hostile.is_none_or(|k| k.rule() == HostileRule::Thumbnail)).map(|u| u.key.clone()).collect();
     let drain_ticker = AbortOnDrop(tokio::spawn(ticker_outputs(progress.clone(), observers.observed.clone(), expected.len())));
+    // The processor's group's committed offsets tell a thumbnail the processor
+    // dropped from one it has not got to; without them the drain can only time out.
+    let group = group::connect(&ep.kafka_bootstrap, &scenario.processor.group_id, &ep.events_topic, GROUP_TIMEOUT).await;
     let mut stop_drain = stop.clone();
-    history.drained = tokio::select! {
-        drained = observers.wait_for(scenario.drain_timeout, all_seen) => drained,
-        () = stopped(&mut stop_drain) => false,
+    let limits = DrainLimits { timeout: scenario.drain_timeout, quiet: scenario.drain_quiet };
+    history.drain_end = tokio::select! {
+        end = drain(&observers, &expected, limits, group.as_ref().ok(), clock) => end,
+        () = stopped(&mut stop_drain) => DrainEnd::Interrupted,
     };
+    history.drained = history.drain_end == DrainEnd::Complete;
     drop(drain_ticker);
+    if history.drain_end == DrainEnd::Settled {
+        progress.say(&format!(
+            "drain settled: group {} committed the events of every missing thumbnail and none arrived for {}",
+            scenario.processor.group_id,
+            harness_model::scenario::units::format_duration(scenario.drain_quiet)
+        ));
+    }
     if history.drained {
         // Late duplicates (a redelivery after a commit was lost) arrive after the
         // first copy; give them a moment to show.
@@ -185,6 +198,17 @@ pub(super) async fn exercise(
 
     // Stop the processor before the final listing, so the listing is final.
     env.stop_processor().await;
+    // A processor that stopped cleanly has committed what it finished: its offsets
+    // now are its last word on which events it handled.
+    history.group = Some(match &group {
+        Ok(reader) => reader.committed_async(GROUP_TIMEOUT).await,
+        Err(e) => GroupOffsets {
+            group: scenario.processor.group_id.clone(),
+            topic: ep.events_topic.clone(),
+            error: Some(e.clone()),
+            ..Default::default()
+        },
+    });
     if let Some(rx) = status {
         let st = rx.borrow().clone();
         history.processor_exits = st
@@ -210,6 +234,60 @@ pub(super) async fn exercise(
         history.events.retain(|e| e.at >= started || e.key.starts_with(harness_model::HARNESS_KEY_PREFIX));
     }
     Ok(Exercised { history, workload_seconds, drain_seconds })
+}
+
+#[derive(Clone, Copy)]
+struct DrainLimits {
+    timeout: Duration,
+    quiet: Duration,
+}
+
+/// Waits until every upload has a thumbnail (`Complete`); or, once nothing has
+/// arrived for `quiet`, until the group has committed the event of every missing
+/// thumbnail (`Settled`: the processor dropped them, waiting cannot help); or until
+/// the timeout (`Timeout`).
+async fn drain(
+    observers: &Observers,
+    expected: &HashSet<String>,
+    limits: DrainLimits,
+    group: Option<&GroupReader>,
+    clock: Clock,
+) -> DrainEnd {
+    let deadline = Instant::now() + limits.timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if observers.wait_for(left.min(DRAIN_CHECK), |o| missing(o, expected).is_empty()).await {
+            return DrainEnd::Complete;
+        }
+        if Instant::now() >= deadline {
+            return DrainEnd::Timeout;
+        }
+        let Some(group) = group else { continue };
+        let o = &observers.observed;
+        if clock.now().saturating_sub(last_record(o)) < limits.quiet.as_micros() as u64 {
+            continue;
+        }
+        let offsets = group.committed_async(GROUP_TIMEOUT.min(left)).await;
+        let events = o.events.lock().map(|v| v.clone()).unwrap_or_default();
+        let all_dropped =
+            missing(o, expected).iter().all(|k| classify_missing(events.iter().filter(|e| &e.key == k), Some(&offsets)) == Missing::Lost);
+        if all_dropped {
+            return DrainEnd::Settled;
+        }
+    }
+}
+
+/// The expected keys with no thumbnail seen yet.
+fn missing(o: &Observed, expected: &HashSet<String>) -> Vec<String> {
+    let seen: HashSet<String> = o.outputs.lock().map(|v| v.iter().map(|x| x.key.clone()).collect()).unwrap_or_default();
+    expected.iter().filter(|k| !seen.contains(*k)).cloned().collect()
+}
+
+/// When the observers last recorded an event or a thumbnail.
+fn last_record(o: &Observed) -> u64 {
+    let events = o.events.lock().map(|v| v.iter().map(|e| e.at).max().unwrap_or(0)).unwrap_or(0);
+    let outputs = o.outputs.lock().map(|v| v.iter().map(|x| x.at).max().unwrap_or(0)).unwrap_or(0);
+    events.max(outputs)
 }
 
 fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, ExerciseError> {

@@ -2,7 +2,7 @@
 //! report → teardown. Teardown happens on every path: success, error, Ctrl-C.
 
 mod exercise;
-mod ids;
+pub(crate) mod ids;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -116,7 +116,18 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         },
         _ => None,
     };
-    let misconfigured_address = wrong_port.as_ref().map(|w| w.address()).or_else(|| unreachable_advertised.clone());
+    let sasl_listener = match scenario.environment.misconfigure {
+        Some(Misconfiguration::SaslMismatch) => match crate::services::ports::free_ports(1) {
+            Ok(p) => Some(p[0]),
+            Err(e) => return ctx.aborted(Abort::Environment(format!("picking a port for sasl_mismatch: {e}"))),
+        },
+        _ => None,
+    };
+    let misconfigured_address = wrong_port
+        .as_ref()
+        .map(|w| w.address())
+        .or_else(|| unreachable_advertised.clone())
+        .or_else(|| sasl_listener.map(|p| format!("127.0.0.1:{p}")));
     if !external {
         ctx.progress.say(&format!("starting Kafka and MinIO ({} environment)", ctx.env_info.kind));
     }
@@ -134,6 +145,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         ready_timeout: scenario.environment.ready_timeout,
         minio_kafka_address: wrong_port.as_ref().map(|w| w.address()),
         minio_listener_advertises: unreachable_advertised,
+        minio_listener_sasl: sasl_listener,
         fault_links: scenario.faults.iter().any(|f| f.kind.is_network()),
         seed: scenario.seed,
     };
@@ -208,6 +220,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
             ctx.timings.workload_seconds = ex.workload_seconds;
             ctx.timings.drain_seconds = ex.drain_seconds;
             ctx.timings.drained = ex.history.drained;
+            ctx.timings.drain_end = ex.history.drain_end;
             if interrupted {
                 ctx.judged_partially(ex.history)
             } else {

@@ -6,7 +6,7 @@
 use std::io::Cursor;
 
 use harness_model::rng::Rng;
-use harness_model::scenario::Format;
+use harness_model::scenario::{Format, HostileKind};
 use harness_model::workload::PlannedUpload;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
@@ -18,6 +18,20 @@ pub struct GeneratedImage {
 }
 
 pub fn generate(plan: &PlannedUpload) -> Result<GeneratedImage, image::ImageError> {
+    let bytes = match plan.hostile {
+        Some(HostileKind::NotAnImage) => b"This is not an image, whatever its name says.\n".repeat(20),
+        Some(HostileKind::Empty) => Vec::new(),
+        Some(HostileKind::TruncatedJpeg) => {
+            let mut whole = encode(plan)?;
+            whole.truncate(whole.len() / 2);
+            whole
+        }
+        Some(HostileKind::Huge | HostileKind::LongKey) | None => encode(plan)?,
+    };
+    Ok(GeneratedImage { plan: plan.clone(), bytes })
+}
+
+fn encode(plan: &PlannedUpload) -> Result<Vec<u8>, image::ImageError> {
     let (w, h) = (plan.size.width, plan.size.height);
     let mut rng = Rng::new(plan.pixel_seed);
     let base = [rng.below(256) as u8, rng.below(256) as u8, rng.below(256) as u8];
@@ -46,7 +60,7 @@ pub fn generate(plan: &PlannedUpload) -> Result<GeneratedImage, image::ImageErro
             image::ExtendedColorType::Rgb8,
         )?,
     }
-    Ok(GeneratedImage { plan: plan.clone(), bytes: out.into_inner() })
+    Ok(out.into_inner())
 }
 
 #[cfg(test)]
@@ -63,7 +77,22 @@ mod tests {
             format,
             pixel_seed: seed,
             due: Duration::ZERO,
+            hostile: None,
         }
+    }
+
+    #[test]
+    fn hostile_inputs_are_what_they_say() {
+        let mut p = plan(Format::Jpeg, 5);
+        let whole = generate(&p).unwrap().bytes;
+        p.hostile = Some(HostileKind::TruncatedJpeg);
+        let cut = generate(&p).unwrap().bytes;
+        assert_eq!(cut.len(), whole.len() / 2);
+        assert_eq!(cut[..], whole[..cut.len()], "a prefix of the real image");
+        p.hostile = Some(HostileKind::Empty);
+        assert!(generate(&p).unwrap().bytes.is_empty());
+        p.hostile = Some(HostileKind::NotAnImage);
+        assert!(image::load_from_memory(&generate(&p).unwrap().bytes).is_err());
     }
 
     #[test]

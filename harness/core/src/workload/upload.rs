@@ -128,6 +128,7 @@ async fn put(client: &Client, bucket: &str, img: GeneratedImage, scheduled_at: u
             format: format!("{:?}", p.format).to_lowercase(),
             scheduled_at,
             acked_at: clock.now(),
+            hostile: p.hostile,
         }),
     }
 }

@@ -22,6 +22,7 @@ fn upload(key: &str, at: u64) -> Upload {
         format: "jpeg".into(),
         scheduled_at: at,
         acked_at: at + 5_000,
+        hostile: None,
     }
 }
 
@@ -95,7 +96,7 @@ fn lost_output_is_named() {
     assert!(l.findings.lost_events.is_empty());
     let (v, detail) = verdict_of(&h);
     assert_eq!(v, Verdict::Fail);
-    assert!(detail.starts_with("1 of 3 images have no thumbnail: a/b c.jpg"), "{detail}");
+    assert!(detail.starts_with("1 of 3 images have no thumbnail: ") && detail.ends_with("): a/b c.jpg"), "{detail}");
     assert!(!detail.contains("notification stage"), "{detail}");
 }
 
@@ -134,7 +135,7 @@ fn notification_losses_with_bounds_are_judged_by_notifications_lost() {
     let ledger = check(&h, &spec());
     let r = judge(&both, &h, &ledger, &metrics::compute(&ledger));
     assert_eq!(r[0].verdict, Verdict::Fail, "{}", r[0].detail);
-    assert!(r[0].detail.starts_with("1 of 3 images have no thumbnail: a/b c.jpg"), "{}", r[0].detail);
+    assert!(r[0].detail.starts_with("1 of 3 images have no thumbnail: 1 not told lost from unprocessed (the processor's committed offsets were not read): a/b c.jpg;"), "{}", r[0].detail);
 }
 
 #[test]
@@ -362,4 +363,143 @@ mod faults {
         h.upload_failures[0].at = 60_000_000;
         assert_eq!(verdict_of(&h).0, Verdict::Unknown);
     }
+}
+
+/// Three uploads without a thumbnail: one whose event the group committed (dropped
+/// by the processor), one whose event it had not reached, one with no event at all.
+fn three_missing(group: Option<GroupOffsets>) -> History {
+    let mut h = clean();
+    h.drained = false;
+    h.drain_end = crate::history::DrainEnd::Timeout;
+    h.outputs.clear();
+    h.events.retain(|e| e.key != "x+y.jpg");
+    // Events at offsets 0 ("a/b c.jpg") and 1 ("Müller 日本.png").
+    h.group = group;
+    h
+}
+
+fn committed_up_to(next: i64) -> GroupOffsets {
+    GroupOffsets { group: "thumbs".into(), topic: "images".into(), committed: [(0, next)].into(), error: None }
+}
+
+#[test]
+fn missing_thumbnails_are_told_lost_from_unprocessed_by_the_committed_offsets() {
+    let h = three_missing(Some(committed_up_to(1)));
+    let l = check(&h, &spec());
+    assert_eq!(l.findings.lost_outputs.len(), 3);
+    assert_eq!(l.findings.lost_by_processor, vec!["a/b c.jpg".to_string()]);
+    assert_eq!(l.findings.unprocessed, vec!["Müller 日本.png".to_string()]);
+    assert_eq!(l.findings.lost_events, vec!["x+y.jpg".to_string()]);
+    let class = |k: &str| l.entries.iter().find(|e| e.key == k).and_then(|e| e.missing);
+    assert_eq!(class("a/b c.jpg"), Some(Missing::Lost));
+    assert_eq!(class("Müller 日本.png"), Some(Missing::Unprocessed));
+    assert_eq!(class("x+y.jpg"), Some(Missing::NoEvent));
+    let (v, detail) = verdict_of(&h);
+    assert_eq!(v, Verdict::Fail);
+    assert!(
+        detail.contains("1 lost (group thumbs committed their events, yet no thumbnail exists: the processor dropped them): a/b c.jpg;"),
+        "{detail}"
+    );
+    assert!(detail.contains("1 unprocessed (group thumbs had not committed their events when the drain ended: a backlog, or a stuck or slow processor): Müller 日本.png"), "{detail}");
+    assert!(detail.contains("1 never had an event on the topic (lost at the notification stage): x+y.jpg"), "{detail}");
+}
+
+#[test]
+fn a_group_that_committed_nothing_leaves_every_event_unprocessed() {
+    let mut g = committed_up_to(0);
+    g.committed.clear();
+    let l = check(&three_missing(Some(g)), &spec());
+    assert!(l.findings.lost_by_processor.is_empty());
+    assert_eq!(l.findings.unprocessed.len(), 2);
+}
+
+#[test]
+fn unreadable_offsets_classify_nothing_and_say_why() {
+    let mut g = committed_up_to(5);
+    g.error = Some("coordinator not available".into());
+    let h = three_missing(Some(g));
+    let l = check(&h, &spec());
+    assert!(l.findings.lost_by_processor.is_empty() && l.findings.unprocessed.is_empty());
+    assert_eq!(l.entries[0].missing, Some(Missing::Unclassified));
+    let (_, detail) = verdict_of(&h);
+    assert!(
+        detail
+            .contains("2 not told lost from unprocessed (group thumbs's committed offsets could not be read: coordinator not available): "),
+        "{detail}"
+    );
+    // A history from before offsets were read (an old history.json) says so too.
+    let (_, detail) = verdict_of(&three_missing(None));
+    assert!(detail.contains("the processor's committed offsets were not read"), "{detail}");
+}
+
+#[test]
+fn one_committed_copy_of_a_duplicated_event_is_enough_to_call_it_lost() {
+    // Its first copy (partition 0, offset 1) is not committed; a redelivered copy
+    // on partition 1 is.
+    let mut g = committed_up_to(1);
+    g.committed.insert(1, 5);
+    let mut h = three_missing(Some(g));
+    let mut late = event("Müller 日本.png", 900_000, 3);
+    late.partition = 1;
+    h.events.push(late);
+    let l = check(&h, &spec());
+    assert_eq!(l.findings.lost_by_processor, vec!["Müller 日本.png".to_string(), "a/b c.jpg".to_string()]);
+    assert!(l.findings.unprocessed.is_empty());
+}
+
+#[test]
+fn a_settled_drain_is_named_in_the_verdict() {
+    let mut h = three_missing(Some(committed_up_to(2)));
+    h.drain_end = crate::history::DrainEnd::Settled;
+    let (_, detail) = verdict_of(&h);
+    assert!(detail.contains("the drain ended early"), "{detail}");
+    assert!(!detail.contains("drain timeout ran out"), "{detail}");
+}
+
+fn hostile(key: &str, kind: crate::scenario::HostileKind, at: u64) -> Upload {
+    Upload { hostile: Some(kind), ..upload(key, at) }
+}
+
+fn judge_skipped(h: &History) -> (Verdict, String) {
+    let ledger = check(h, &spec());
+    let m = metrics::compute(&ledger);
+    let r = judge(&[Expectation::SkippedInputs { planned: 3 }, Expectation::ExactlyOnce], h, &ledger, &m);
+    assert_eq!(r[1].verdict, Verdict::Pass, "hostile inputs that are not images stay out of exactly_once: {}", r[1].detail);
+    (r[0].verdict, r[0].detail.clone())
+}
+
+#[test]
+fn hostile_inputs_are_judged_apart_and_each_is_named() {
+    use crate::scenario::HostileKind::*;
+    let mut h = clean();
+    h.uploads.push(hostile("hostile/not-an-image.jpg", NotAnImage, 400_000));
+    h.uploads.push(hostile("hostile/truncated.jpg", TruncatedJpeg, 410_000));
+    h.uploads.push(hostile("hostile/huge.jpg", Huge, 420_000));
+    h.events.push(event("hostile/not-an-image.jpg", 401_000, 3));
+    h.outputs.push(output("hostile/truncated.jpg", "t1", 430_000, W));
+    h.outputs.push(output("hostile/huge.jpg", "h1", 440_000, W));
+    let (v, detail) = judge_skipped(&h);
+    assert_eq!(v, Verdict::Pass, "{detail}");
+    assert!(detail.contains("not_an_image hostile/not-an-image.jpg skipped"), "{detail}");
+    assert!(detail.contains("truncated_jpeg hostile/truncated.jpg one valid thumbnail"), "{detail}");
+    assert!(detail.contains("huge hostile/huge.jpg one valid thumbnail"), "{detail}");
+    let l = check(&h, &spec());
+    assert!(l.findings.stray_events.is_empty() && l.findings.phantom_outputs.is_empty());
+
+    // A thumbnail of text is wrong; so is an exit the scenario did not cause.
+    let mut bad = h.clone();
+    let mut junk = output("hostile/not-an-image.jpg", "n1", 450_000, W);
+    junk.inspection = Inspection::NotAnImage { reason: "no magic".into() };
+    bad.outputs.push(junk);
+    bad.processor_exits.push(ProcessorExit { at: 402_000, status: "exit code 1".into(), restarted: true });
+    let (v, detail) = judge_skipped(&bad);
+    assert_eq!(v, Verdict::Fail, "{detail}");
+    assert!(detail.contains("1 thumbnail version(s), though it is not an image"), "{detail}");
+    assert!(detail.contains("the processor exited 1 time(s) on its own (exit code 1)"), "{detail}");
+
+    // One hostile input never reached MinIO: not judged, not passed.
+    let mut short = h.clone();
+    short.uploads.retain(|u| u.hostile != Some(Huge));
+    short.outputs.retain(|o| o.key != "hostile/huge.jpg");
+    assert_eq!(judge_skipped(&short).0, Verdict::Unknown);
 }

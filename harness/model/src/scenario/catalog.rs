@@ -148,6 +148,18 @@ pub enum Action {
     Partition,
     /// The target's links get this treatment until the heal.
     Link(LinkEffect),
+    /// Records published to the events topic by the harness, as MinIO would have;
+    /// they stay there (no heal).
+    Publish(Published),
+}
+
+/// What an event fault publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Published {
+    /// Exact copies (key, value, headers) of events already on the topic.
+    Duplicates,
+    /// Records a processor must survive: see `PoisonKind`.
+    Poison,
 }
 
 /// What a link fault does to the bytes on a link.
@@ -179,6 +191,11 @@ pub enum Proof {
     Supervisor,
     /// The consumer group gained a member (effect) and is Stable again (recovery).
     GroupMembers,
+    /// The broker acknowledged every published record, at its partition and offset.
+    Acknowledged,
+    /// The processor's consumer group committed past every published record: the
+    /// processor took them and went on.
+    CommittedPast,
 }
 
 /// How many brokers a kind needs.
@@ -350,6 +367,26 @@ pub fn describe(kind: FaultKind) -> FaultDescription {
             EachBroker,
             EachBroker,
         )),
+        FaultKind::DuplicateEvents => no_outage(d(
+            "duplicate_events",
+            "`count` events already on the events topic (default 10, spread over what was\ndelivered) are published again, \
+             byte for byte with their keys and headers, as\nMinIO's at-least-once Kafka target does after a timeout. An \
+             idempotent processor\nstill writes each thumbnail once.",
+            KAFKA,
+            Action::Publish(Published::Duplicates),
+            Acknowledged,
+            CommittedPast,
+        )),
+        FaultKind::PoisonEvent => no_outage(d(
+            "poison_event",
+            "Records a processor must survive are published to the events topic: `poison`\nnames them (default all): \
+             malformed_json, missing_object (a created object\nthat does not exist), removal (s3:ObjectRemoved:Delete), \
+             other_bucket (a created\nobject in another bucket). Proven handled when the processor's group commits\npast them.",
+            KAFKA,
+            Action::Publish(Published::Poison),
+            Acknowledged,
+            CommittedPast,
+        )),
         FaultKind::ProcessorJoin => no_outage(d(
             "processor_join",
             "A second processor replica joins the consumer group (a rebalance); it stays\nuntil the run ends, as a scale-up \
@@ -381,6 +418,8 @@ pub enum Op {
     LinkProxy,
     /// Wipe MinIO's queue dir (the harness reaches it as a folder).
     WipeQueue,
+    /// Produce records to the events topic (the harness reaches Kafka as a client).
+    Publish,
 }
 
 impl EnvKind {
@@ -407,6 +446,7 @@ impl EnvKind {
                 Op::AddReplica,
                 Op::LinkProxy,
                 Op::WipeQueue,
+                Op::Publish,
             ],
             EnvKind::Containers => &[
                 Op::Stop(Service::Kafka),
@@ -417,14 +457,16 @@ impl EnvKind {
                 Op::Disconnect(Service::Kafka),
                 Op::Disconnect(Service::Minio),
                 Op::WipeQueue,
+                Op::Publish,
             ],
             // Pods deleted (with grace 0 for a kill) and StatefulSets scaled; the
             // processor's Deployment scaled up. Not yet: pausing (no freezer
             // through the API), partitions (bridge CNI enforces no NetworkPolicy),
             // MinIO's queue dir (on the node, not the harness's host).
-            EnvKind::Kubernetes => &[Op::Stop(Service::Kafka), Op::Stop(Service::Minio), Op::KillProcessor, Op::AddReplica],
-            // Someone else's pipeline: the harness observes it and touches nothing.
-            EnvKind::External => &[],
+            EnvKind::Kubernetes => &[Op::Stop(Service::Kafka), Op::Stop(Service::Minio), Op::KillProcessor, Op::AddReplica, Op::Publish],
+            // Someone else's pipeline: the harness controls none of its services; it
+            // can only publish to its topic, as any client could.
+            EnvKind::External => &[Op::Publish],
         }
     }
 
@@ -444,6 +486,7 @@ impl FaultDescription {
             Action::KillLeader | Action::RollingRestart => vec![Op::StopBroker],
             Action::KillProcessor => vec![Op::KillProcessor],
             Action::AddReplica => vec![Op::AddReplica],
+            Action::Publish(_) => vec![Op::Publish],
             Action::Link(_) => vec![Op::LinkProxy],
             Action::Partition if env.can(Op::LinkProxy) => vec![Op::LinkProxy],
             Action::Partition => vec![Op::Disconnect(target.service()?)],
@@ -454,7 +497,7 @@ impl FaultDescription {
 
 impl FaultKind {
     /// Every kind, in the order validation messages list them.
-    pub const ALL: [FaultKind; 14] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::BrokerStop,
         FaultKind::BrokerKill,
         FaultKind::BrokerPause,
@@ -468,6 +511,8 @@ impl FaultKind {
         FaultKind::Latency,
         FaultKind::Bandwidth,
         FaultKind::ConnectionReset,
+        FaultKind::DuplicateEvents,
+        FaultKind::PoisonEvent,
         FaultKind::ProcessorJoin,
     ];
 
@@ -528,7 +573,7 @@ pub const ENVIRONMENTS: [EnvKind; 3] = [EnvKind::Local, EnvKind::Containers, Env
 
 impl FaultKind {
     /// Declaration order (the schema lists kinds as scenario files have known them).
-    const SCHEMA_ORDER: [FaultKind; 14] = [
+    const SCHEMA_ORDER: [FaultKind; 16] = [
         FaultKind::BrokerStop,
         FaultKind::BrokerKill,
         FaultKind::BrokerPause,
@@ -543,6 +588,8 @@ impl FaultKind {
         FaultKind::LeaderKill,
         FaultKind::RollingRestart,
         FaultKind::ProcessorJoin,
+        FaultKind::DuplicateEvents,
+        FaultKind::PoisonEvent,
     ];
 }
 
@@ -641,21 +688,22 @@ mod tests {
         assert_eq!(
             keys(injectable(EnvKind::Local, 1)),
             "broker_stop, broker_kill, broker_pause, processor_crash, minio_restart, minio_kill, queue_dir_loss, \
-             partition, latency, bandwidth, connection_reset, processor_join"
+             partition, latency, bandwidth, connection_reset, duplicate_events, poison_event, processor_join"
         );
         assert_eq!(
             keys(injectable(EnvKind::Local, 3)),
-            "leader_kill, rolling_restart, processor_crash, minio_restart, minio_kill, processor_join"
+            "leader_kill, rolling_restart, processor_crash, minio_restart, minio_kill, duplicate_events, poison_event, processor_join"
         );
         assert_eq!(
             keys(injectable(EnvKind::Containers, 1)),
             "broker_stop, broker_kill, broker_pause, processor_crash, minio_restart, minio_kill, queue_dir_loss, \
-             partition, processor_join"
+             partition, duplicate_events, poison_event, processor_join"
         );
         assert_eq!(
             keys(injectable(EnvKind::Kubernetes, 1)),
-            "broker_stop, broker_kill, processor_crash, minio_restart, minio_kill, processor_join"
+            "broker_stop, broker_kill, processor_crash, minio_restart, minio_kill, duplicate_events, poison_event, processor_join"
         );
+        assert_eq!(keys(injectable(EnvKind::External, 1)), "duplicate_events, poison_event");
     }
 
     #[test]

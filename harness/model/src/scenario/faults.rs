@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::catalog::Target;
-use super::raw::{FaultKind, RawFault, RawRandomFaults};
+use super::raw::{FaultKind, PoisonKind, RawFault, RawRandomFaults};
 use super::units::{ByteRate, Span};
 use crate::rng::Rng;
 
@@ -44,6 +44,34 @@ pub struct FaultSpec {
     /// `latency` and `bandwidth`: what the link gets.
     #[serde(skip_serializing_if = "LinkParams::is_empty")]
     pub link: LinkParams,
+    /// `duplicate_events` and `poison_event`: what is published.
+    #[serde(skip_serializing_if = "EventParams::is_empty")]
+    pub events: EventParams,
+}
+
+/// Events already delivered to publish again when none is given.
+pub const DEFAULT_DUPLICATES: u32 = 10;
+
+/// What an event fault publishes to the events topic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EventParams {
+    /// `duplicate_events`: how many delivered events to publish again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// `poison_event`: the records, one message each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub poison: Vec<PoisonKind>,
+}
+
+impl EventParams {
+    pub fn is_empty(&self) -> bool {
+        *self == EventParams::default()
+    }
+
+    /// The defaults of `kind` (empty for kinds that publish nothing).
+    pub fn defaults(kind: FaultKind) -> EventParams {
+        resolve_events(kind, None, None).unwrap_or_default()
+    }
 }
 
 /// What a network fault does to the bytes on its links.
@@ -135,6 +163,9 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
                     FaultKind::ProcessorJoin => {
                         "does not apply to processor_join: the replica stays until the run ends; remove it".to_string()
                     }
+                    FaultKind::DuplicateEvents | FaultKind::PoisonEvent => {
+                        format!("does not apply to {}: what it publishes stays on the topic, there is no outage; remove it", kind.key())
+                    }
                     _ => format!("does not apply to {}: its supervisor restarts the processor; remove it", kind.key()),
                 },
             ))
@@ -144,7 +175,40 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
         return Err(("down_for", "must be greater than zero".into()));
     }
     let link = resolve_link(kind, raw.delay, raw.jitter, raw.bandwidth)?;
-    Ok(FaultSpec { index, kind, target, start, down_for, heal_after_uploads, link })
+    let events = resolve_events(kind, raw.count.map(|c| c.0), raw.poison)?;
+    Ok(FaultSpec { index, kind, target, start, down_for, heal_after_uploads, link, events })
+}
+
+/// `count` and `poison`: each only on its own kind, with defaults.
+fn resolve_events(kind: FaultKind, count: Option<u32>, poison: Option<Vec<PoisonKind>>) -> Result<EventParams, (&'static str, String)> {
+    let only = |key: &'static str, owner: &str| Err((key, format!("applies to {owner} faults only, not {}; remove it", kind.key())));
+    match kind {
+        FaultKind::DuplicateEvents => {
+            if poison.is_some() {
+                return only("poison", "poison_event");
+            }
+            let count = count.unwrap_or(DEFAULT_DUPLICATES);
+            if count == 0 {
+                return Err(("count", "must be at least 1".into()));
+            }
+            Ok(EventParams { count: Some(count), poison: Vec::new() })
+        }
+        FaultKind::PoisonEvent => {
+            if count.is_some() {
+                return only("count", "duplicate_events");
+            }
+            let mut poison = poison.unwrap_or_else(|| PoisonKind::ALL.to_vec());
+            if poison.is_empty() {
+                return Err(("poison", format!("name at least one of {}", PoisonKind::ALL.map(PoisonKind::key).join(", "))));
+            }
+            poison.sort();
+            poison.dedup();
+            Ok(EventParams { count: None, poison })
+        }
+        _ if count.is_some() => only("count", "duplicate_events"),
+        _ if poison.is_some() => only("poison", "poison_event"),
+        _ => Ok(EventParams::default()),
+    }
 }
 
 /// `delay`, `jitter` and `bandwidth`: each only on its own kind, with defaults.
@@ -247,6 +311,7 @@ pub fn random_schedule(r: &RandomFaults, seed: u64, horizon: Duration, first_ind
             down_for,
             heal_after_uploads: None,
             link: LinkParams::defaults(kind),
+            events: EventParams::defaults(kind),
         });
         let span_ms = (r.every_max - r.every_min).as_millis() as u64;
         let gap = r.every_min + Duration::from_millis(rng.below(span_ms + 1));

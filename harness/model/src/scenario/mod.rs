@@ -18,11 +18,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use catalog::{capability, describe, injectable, Action, Brokers, FaultDescription, Link, LinkEffect, Op, Proof, Service, Target};
+pub use catalog::{
+    capability, describe, injectable, Action, Brokers, FaultDescription, Link, LinkEffect, Op, Proof, Published, Service, Target,
+};
 pub use error::{Problem, ScenarioError};
-pub use faults::{FaultSpec, FaultStart, LinkParams, DEFAULT_BANDWIDTH, DEFAULT_DELAY};
+pub use faults::{EventParams, FaultSpec, FaultStart, LinkParams, DEFAULT_BANDWIDTH, DEFAULT_DELAY, DEFAULT_DUPLICATES};
 pub use names::{BucketName, TopicName};
-pub use raw::{BuiltinName, EnvKind, FaultKind, KeyStyle, Misconfiguration, RawScenario};
+pub use raw::{BuiltinName, EnvKind, FaultKind, HostileKind, HostileRule, KeyStyle, Misconfiguration, PoisonKind, RawScenario};
 pub use units::{ByteRate, Format, ImageSize, Rate};
 
 /// A validated scenario: everything the engine needs, with defaults filled in.
@@ -39,6 +41,9 @@ pub struct Scenario {
     pub workload: Workload,
     #[serde(with = "secs")]
     pub drain_timeout: Duration,
+    /// See `drain.quiet`.
+    #[serde(with = "secs")]
+    pub drain_quiet: Duration,
     /// The fault schedule: explicit faults, then the random ones drawn from the seed.
     pub faults: Vec<FaultSpec>,
     pub expectations: Vec<Expectation>,
@@ -175,6 +180,8 @@ pub struct Workload {
     pub sizes: Vec<ImageSize>,
     pub formats: Vec<Format>,
     pub keys: KeyStyle,
+    /// One upload of each, spread among the images (see `workload.hostile`).
+    pub hostile: Vec<HostileKind>,
 }
 
 /// Where in the pipeline a latency is measured.
@@ -266,6 +273,12 @@ pub enum Expectation {
     /// The environment was misconfigured on purpose; the harness must say that
     /// notifications never arrived and name the misconfigured address.
     MisconfigurationReported,
+    /// Hostile inputs were skipped (or, where allowed, got a valid thumbnail) and
+    /// the processor never exited.
+    SkippedInputs {
+        /// How many hostile inputs the workload has.
+        planned: u32,
+    },
 }
 
 impl Expectation {
@@ -278,6 +291,7 @@ impl Expectation {
             Expectation::NotificationsLost { .. } => "notifications_lost".to_string(),
             Expectation::FaultsTookEffect { .. } => "faults.took_effect".to_string(),
             Expectation::MisconfigurationReported => "misconfiguration_reported".to_string(),
+            Expectation::SkippedInputs { .. } => "skipped_inputs".to_string(),
         }
     }
 
@@ -303,6 +317,10 @@ impl Expectation {
             }
             Expectation::FaultsTookEffect { planned } => {
                 format!("each of the {planned} faults was injected, proven to take effect, healed and proven healed")
+            }
+            Expectation::SkippedInputs { .. } => {
+                "the processor skips inputs that are not images (no thumbnail), gives the valid ones a thumbnail, and never exits on them"
+                    .to_string()
             }
         }
     }

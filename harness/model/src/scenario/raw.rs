@@ -105,8 +105,13 @@ pub struct RawExternal {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Misconfiguration {
+    /// MinIO's Kafka target points at a port where an HTTP server answers.
     WrongListenerPort,
+    /// MinIO bootstraps from a listener that advertises an address where nothing answers.
     UnreachableAdvertisedListener,
+    /// MinIO's Kafka target points at a SASL_PLAINTEXT listener (mechanism PLAIN)
+    /// while it speaks PLAINTEXT, as with a Bitnami chart's SASL listeners.
+    SaslMismatch,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
@@ -220,6 +225,62 @@ pub struct RawWorkload {
     /// or `plain` (`img-0001.jpg`).
     #[serde(default)]
     pub keys: Option<KeyStyle>,
+    /// Hostile inputs mixed into the workload, one of each kind listed, spread
+    /// evenly among the images (in addition to them): `not_an_image`, `empty`,
+    /// `truncated_jpeg`, `huge`, `long_key`. Judge them with `expect.skipped_inputs`.
+    #[serde(default)]
+    pub hostile: Option<Vec<HostileKind>>,
+}
+
+/// An input that breaks processors people write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HostileKind {
+    /// Text bytes under a `.jpg` key: must be skipped.
+    NotAnImage,
+    /// A zero-byte `.jpg`: must be skipped.
+    Empty,
+    /// A JPEG cut off at half its length: skipped, or a valid thumbnail.
+    TruncatedJpeg,
+    /// One 8000x8000 JPEG, far larger than the rest: a valid image, so it gets a
+    /// thumbnail (exactly once) without the processor running out of memory.
+    Huge,
+    /// A valid image whose key is at S3's limit of 1024 bytes: gets a thumbnail.
+    LongKey,
+}
+
+/// What a correct processor does with a hostile input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostileRule {
+    /// No thumbnail at all.
+    Skip,
+    /// No thumbnail, or one valid thumbnail.
+    SkipOrThumbnail,
+    /// Exactly one valid thumbnail, like any image (judged by `exactly_once`).
+    Thumbnail,
+}
+
+impl HostileKind {
+    pub const ALL: [HostileKind; 5] =
+        [HostileKind::NotAnImage, HostileKind::Empty, HostileKind::TruncatedJpeg, HostileKind::Huge, HostileKind::LongKey];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            HostileKind::NotAnImage => "not_an_image",
+            HostileKind::Empty => "empty",
+            HostileKind::TruncatedJpeg => "truncated_jpeg",
+            HostileKind::Huge => "huge",
+            HostileKind::LongKey => "long_key",
+        }
+    }
+
+    pub fn rule(self) -> HostileRule {
+        match self {
+            HostileKind::NotAnImage | HostileKind::Empty => HostileRule::Skip,
+            HostileKind::TruncatedJpeg => HostileRule::SkipOrThumbnail,
+            HostileKind::Huge | HostileKind::LongKey => HostileRule::Thumbnail,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
@@ -236,6 +297,12 @@ pub struct RawDrain {
     /// Default 60s.
     #[serde(default)]
     pub timeout: Option<Span>,
+    /// Ends the drain early once the processor's consumer group has committed the
+    /// event of every missing thumbnail and no thumbnail has arrived for this long:
+    /// what is missing then was dropped by the processor, and waiting out the
+    /// timeout would change nothing. Default 10s.
+    #[serde(default)]
+    pub quiet: Option<Span>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -258,6 +325,11 @@ pub struct RawExpect {
     /// never arrived and name the misconfigured address as the likely cause.
     #[serde(default)]
     pub misconfiguration_reported: Option<bool>,
+    /// With `workload.hostile`: the processor skips what is not an image (no
+    /// thumbnail; a truncated JPEG may get a valid one), never exits on them, and
+    /// keeps going. Each hostile input is named with what became of it.
+    #[serde(default)]
+    pub skipped_inputs: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -324,6 +396,35 @@ pub enum FaultKind {
     LeaderKill,
     RollingRestart,
     ProcessorJoin,
+    DuplicateEvents,
+    PoisonEvent,
+}
+
+/// A record a `poison_event` fault publishes to the events topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PoisonKind {
+    /// A message that is not JSON (a MinIO event cut off mid-record).
+    MalformedJson,
+    /// An `s3:ObjectCreated:Put` record for an object that does not exist.
+    MissingObject,
+    /// An `s3:ObjectRemoved:Delete` record.
+    Removal,
+    /// An `s3:ObjectCreated:Put` record for a bucket that is not the source bucket.
+    OtherBucket,
+}
+
+impl PoisonKind {
+    pub const ALL: [PoisonKind; 4] = [PoisonKind::MalformedJson, PoisonKind::MissingObject, PoisonKind::Removal, PoisonKind::OtherBucket];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            PoisonKind::MalformedJson => "malformed_json",
+            PoisonKind::MissingObject => "missing_object",
+            PoisonKind::Removal => "removal",
+            PoisonKind::OtherBucket => "other_bucket",
+        }
+    }
 }
 
 /// One fault of the schedule.
@@ -359,6 +460,13 @@ pub struct RawFault {
     /// `bandwidth` only: the link's limit each direction (default 256KiB/s).
     #[serde(default)]
     pub bandwidth: Option<ByteRate>,
+    /// `duplicate_events` only: how many events already on the topic to publish
+    /// again (default 10).
+    #[serde(default)]
+    pub count: Option<Count>,
+    /// `poison_event` only: which records to publish (default: all four).
+    #[serde(default)]
+    pub poison: Option<Vec<PoisonKind>>,
 }
 
 /// "Every 10-20 s, one of these faults", reproducible from the seed.

@@ -7,7 +7,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::catalog::capability;
 use super::faults::{random_schedule, resolve_fault, resolve_random};
-use super::raw::{BuiltinName, EnvKind, KeyStyle, RawPercentiles, RawScenario};
+use super::raw::{BuiltinName, EnvKind, HostileKind, KeyStyle, RawPercentiles, RawScenario};
 use super::units::{Format, ImageSize};
 use super::{
     Environment, Expectation, External, Pipeline, Problem, Processor, ProcessorKind, Quantile, Scenario, ScenarioError, Stage, Workload,
@@ -210,6 +210,12 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         sizes: dedup(w.sizes.unwrap_or_else(|| vec![ImageSize { width: 640, height: 480 }])),
         formats: dedup(w.formats.unwrap_or_else(|| vec![Format::Jpeg, Format::Png])),
         keys: w.keys.unwrap_or(KeyStyle::Tricky),
+        hostile: {
+            let mut h = w.hostile.unwrap_or_default();
+            h.sort();
+            h.dedup();
+            h
+        },
     };
     if workload.sizes.is_empty() || workload.formats.is_empty() {
         return Err(ScenarioError::Invalid(Problem {
@@ -247,6 +253,17 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         }
         expectations.push(Expectation::NotificationsLost { at_least: n.at_least, at_most: n.at_most });
     }
+    match (e.skipped_inputs, workload.hostile.is_empty()) {
+        (Some(true), true) => {
+            return Err(problem(
+                expect_loc,
+                "expect.skipped_inputs",
+                format!("needs hostile inputs to judge: add `workload.hostile: [{}]`", HostileKind::ALL.map(HostileKind::key).join(", ")),
+            ))
+        }
+        (Some(true), false) => expectations.push(Expectation::SkippedInputs { planned: workload.hostile.len() as u32 }),
+        _ => {}
+    }
     let misconfigure = raw.environment.misconfigure;
     match (misconfigure, e.misconfiguration_reported) {
         (Some(_), Some(true)) if expectations.is_empty() => expectations.push(Expectation::MisconfigurationReported),
@@ -278,7 +295,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
             expect_loc,
             "expect",
             "states no expectation; add at least one of `exactly_once: true`, `latency`, `throughput`, \
-             `notifications_lost`"
+             `notifications_lost`, `skipped_inputs`"
                 .into(),
         ));
     }
@@ -327,6 +344,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         processor,
         workload,
         drain_timeout: raw.drain.timeout.map_or(Duration::from_secs(60), |s| s.0),
+        drain_quiet: raw.drain.quiet.map_or(Duration::from_secs(10), |s| s.0),
         expectations,
         source_text: text.to_string(),
     })

@@ -45,6 +45,16 @@ pub fn section(p: &mut Page, r: &RunResults, history: Option<&History>) {
         Some(c.invalid_outputs),
     );
     p.raw("</tbody></table>\n");
+    if c.lost_by_processor + c.unprocessed > 0 {
+        p.el(
+            "p",
+            "note",
+            &format!(
+                "Of the lost thumbnails, {} were dropped by the processor (its consumer group committed their events) and {} were unprocessed (their events were not committed when the drain ended).",
+                c.lost_by_processor, c.unprocessed
+            ),
+        );
+    }
     if c.processor_restarts > 0 {
         p.el("p", "note", &format!("The processor exited unexpectedly and was restarted {}×.", c.processor_restarts));
     }
@@ -93,6 +103,10 @@ fn problems(p: &mut Page, r: &RunResults, history: Option<&History>) {
         .map(|k| {
             let why = if lost_events.contains(k.as_str()) {
                 "no thumbnail; no event on the topic either: lost at the notification stage"
+            } else if f.lost_by_processor.contains(k) {
+                "lost: the processor's group committed its event, yet no thumbnail exists (dropped by the processor)"
+            } else if f.unprocessed.contains(k) {
+                "unprocessed: its event was not committed when the drain ended (a backlog, or a stuck or slow processor)"
             } else {
                 "no thumbnail, although its event was on the topic"
             };

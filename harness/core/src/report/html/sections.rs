@@ -130,7 +130,7 @@ pub fn environment(p: &mut Page, r: &RunResults, scenario_text: Option<&str>) {
     for (k, v) in timing_rows {
         p.raw("<tr><th>").raw(k).raw("</th>").el("td", "num", &format!("{v:.2} s")).raw("</tr>\n");
     }
-    let drained = if t.drained { "every upload accounted for" } else { "drain timeout ran out" };
+    let drained = if t.drained { harness_model::history::DrainEnd::Complete.describe() } else { t.drain_end.describe() };
     p.raw("<tr><th>Drain ended</th>").el("td", "", drained).raw("</tr>\n");
     p.raw("</tbody></table></div></div>\n");
     match scenario_text {
