@@ -196,13 +196,7 @@ fn a_processor_that_crashes_on_a_bad_input_fails_skipped_inputs() {
 }
 
 fn verdict(run: &Run, id: &str) -> (String, String) {
-    let e = run.results["expectations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == id)
-        .unwrap_or_else(|| panic!("no {id}: {}", run.explain()));
-    (e["verdict"].as_str().unwrap().to_string(), e["detail"].as_str().unwrap().to_string())
+    crate::util::expectation(&run.results, id, || run.explain())
 }
 
 #[test]

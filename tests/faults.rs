@@ -57,13 +57,7 @@ impl Run {
         )
     }
     pub(crate) fn verdict(&self, id: &str) -> (String, String) {
-        let e = self.results["expectations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["id"] == id)
-            .unwrap_or_else(|| panic!("no expectation {id}: {}", self.explain()));
-        (e["verdict"].as_str().unwrap().to_string(), e["detail"].as_str().unwrap().to_string())
+        crate::util::expectation(&self.results, id, || self.explain())
     }
     fn faults(&self) -> Vec<Value> {
         self.results["faults"].as_array().cloned().unwrap_or_default()

@@ -77,6 +77,17 @@ pub fn only_run_dir(reports: &Path) -> PathBuf {
     dirs.into_iter().next().unwrap()
 }
 
+/// The verdict and detail of expectation `id` in a results.json; `context` explains a miss.
+pub fn expectation(results: &serde_json::Value, id: &str, context: impl Fn() -> String) -> (String, String) {
+    let e = results["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("no expectation {id}: {}", context()));
+    (e["verdict"].as_str().unwrap().to_string(), e["detail"].as_str().unwrap().to_string())
+}
+
 pub fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))

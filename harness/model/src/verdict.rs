@@ -349,8 +349,15 @@ fn missing_thumbnails(history: &History, f: &Findings, missing: &[&String], n: u
     }
     if !unprocessed.is_empty() {
         let when = if history.drain_end == DrainEnd::Interrupted { "when the run was interrupted" } else { "when the drain ended" };
+        let nothing = match group {
+            Some(g) if g.committed.is_empty() => format!(
+                "; {name} has committed nothing on topic {}: a processor that reads with another group id than KAFKA_GROUP_ID looks like this",
+                g.topic
+            ),
+            _ => String::new(),
+        };
         why.push(format!(
-            "{} unprocessed ({name} had not committed their events {when}: a backlog, or a stuck or slow processor): {}",
+            "{} unprocessed ({name} had not committed their events {when}: a backlog, or a stuck or slow processor{nothing}): {}",
             unprocessed.len(),
             list(unprocessed.iter())
         ));

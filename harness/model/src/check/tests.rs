@@ -408,9 +408,12 @@ fn missing_thumbnails_are_told_lost_from_unprocessed_by_the_committed_offsets() 
 fn a_group_that_committed_nothing_leaves_every_event_unprocessed() {
     let mut g = committed_up_to(0);
     g.committed.clear();
-    let l = check(&three_missing(Some(g)), &spec());
+    let h = three_missing(Some(g));
+    let l = check(&h, &spec());
     assert!(l.findings.lost_by_processor.is_empty());
     assert_eq!(l.findings.unprocessed.len(), 2);
+    let (_, detail) = verdict_of(&h);
+    assert!(detail.contains("group thumbs has committed nothing on topic images"), "{detail}");
 }
 
 #[test]
