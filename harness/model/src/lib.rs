@@ -11,6 +11,7 @@ pub mod history;
 pub mod keys;
 pub mod lint;
 pub mod metrics;
+pub mod records;
 pub mod results;
 pub mod rng;
 pub mod scenario;
