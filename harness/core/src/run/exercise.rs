@@ -1,13 +1,13 @@
 //! The middle of a run, against a ready environment: observers, processor,
 //! workload, drain, and the final listing that completes the history.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness_model::check::{classify_missing, Missing};
-use harness_model::history::{DrainEnd, GroupOffsets, History, ProcessorExit};
+use harness_model::history::{DrainEnd, EventSeen, GroupOffsets, History, ProcessorExit};
 use harness_model::scenario::{EnvKind, HostileRule, ProcessorKind, Scenario};
 use harness_model::workload::plan;
 
@@ -269,8 +269,13 @@ async fn drain(
         }
         let offsets = group.committed_async(GROUP_TIMEOUT.min(left)).await;
         let events = o.events.lock().map(|v| v.clone()).unwrap_or_default();
-        let all_dropped =
-            missing(o, expected).iter().all(|k| classify_missing(events.iter().filter(|e| &e.key == k), Some(&offsets)) == Missing::Lost);
+        let mut events_of: HashMap<&str, Vec<&EventSeen>> = HashMap::new();
+        for e in &events {
+            events_of.entry(e.key.as_str()).or_default().push(e);
+        }
+        let all_dropped = missing(o, expected)
+            .iter()
+            .all(|k| classify_missing(events_of.get(k.as_str()).into_iter().flatten().copied(), Some(&offsets)) == Missing::Lost);
         if all_dropped {
             return DrainEnd::Settled;
         }
