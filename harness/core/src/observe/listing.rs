@@ -63,11 +63,18 @@ pub async fn versions_now(client: &Client, bucket: &str) -> Result<HashSet<Stamp
 }
 
 /// Outputs of a pipeline whose MinIO announces nothing to the harness (an external
-/// one): lists `bucket` every [`POLL_EVERY`] and records each version that was not
-/// there at the start, seen at the poll that found it (so a latency is late by up
-/// to one poll). Runs until aborted.
-pub(super) async fn poll_outputs(client: Client, bucket: String, observed: std::sync::Arc<super::Observed>, clock: crate::clock::Clock) {
-    let mut known = versions_now(&client, &bucket).await.unwrap_or_default();
+/// one): lists `bucket` every [`POLL_EVERY`] and records each version not in `known`
+/// (the versions there before the run), seen at the poll that found it (so a latency
+/// is late by up to one poll). Runs until aborted. `known` is the caller's, taken
+/// before anything of the run was written: a baseline listed here, concurrently with
+/// the run's first writes, could take the harness's probe for the pipeline's past.
+pub(super) async fn poll_outputs(
+    client: Client,
+    bucket: String,
+    observed: std::sync::Arc<super::Observed>,
+    clock: crate::clock::Clock,
+    mut known: HashSet<Stamp>,
+) {
     let mut every = tokio::time::interval(POLL_EVERY);
     loop {
         every.tick().await;

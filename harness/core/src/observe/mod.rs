@@ -78,12 +78,14 @@ impl Observers {
     }
 
     /// Like [`Observers::start`], but outputs are found by listing `bucket` (for a
-    /// pipeline whose MinIO the harness did not configure to announce them).
+    /// pipeline whose MinIO the harness did not configure to announce them); the
+    /// versions in `before` were there before the run and are not its outputs.
     pub async fn start_listing(
         bootstrap: &str,
         events_topic: &str,
         s3: aws_sdk_s3::Client,
         bucket: &str,
+        before: std::collections::HashSet<Stamp>,
         run_id: &str,
         clock: Clock,
     ) -> Result<Self, ObserveError> {
@@ -91,7 +93,7 @@ impl Observers {
         let events = topic::assign_all(bootstrap, events_topic, &format!("harness-observer-{run_id}")).await?;
         let tasks = vec![
             tokio::spawn(topic::record_events(events, observed.clone(), clock)),
-            tokio::spawn(listing::poll_outputs(s3, bucket.to_string(), observed.clone(), clock)),
+            tokio::spawn(listing::poll_outputs(s3, bucket.to_string(), observed.clone(), clock, before)),
         ];
         Ok(Observers { observed, tasks })
     }
