@@ -32,6 +32,7 @@ fn spec(run_dir: &Path, brokers: u32, fault_links: bool) -> EnvSpec {
         minio_kafka_address: None,
         minio_listener_advertises: None,
         minio_listener_sasl: None,
+        minio_target_sasl: false,
         fault_links,
         seed: 1,
     }

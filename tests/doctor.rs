@@ -33,6 +33,8 @@ struct Case {
     rule_on: Option<&'static str>,
     processor: bool,
     canary: bool,
+    /// MinIO's target speaks SASL/PLAIN.
+    sasl: bool,
 }
 
 struct Answer {
@@ -160,7 +162,15 @@ async fn each_broken_setup() {
 
     let plain = bootstrap.clone();
     let cases = [
-        Case { name: "correct", brokers: plain.clone(), queue_dir: true, rule_on: Some("images"), processor: true, canary: true },
+        Case {
+            name: "correct",
+            brokers: plain.clone(),
+            queue_dir: true,
+            rule_on: Some("images"),
+            processor: true,
+            canary: true,
+            sasl: false,
+        },
         Case {
             name: "1 wrong port (HTTP)",
             brokers: decoy.address(),
@@ -168,6 +178,7 @@ async fn each_broken_setup() {
             rule_on: Some("images"),
             processor: true,
             canary: true,
+            sasl: false,
         },
         Case {
             name: "2 unreachable advertised listener",
@@ -176,6 +187,7 @@ async fn each_broken_setup() {
             rule_on: Some("images"),
             processor: true,
             canary: true,
+            sasl: false,
         },
         Case {
             name: "3 SASL listener, PLAINTEXT MinIO",
@@ -184,6 +196,16 @@ async fn each_broken_setup() {
             rule_on: Some("images"),
             processor: true,
             canary: true,
+            sasl: false,
+        },
+        Case {
+            name: "3 PLAINTEXT listener, SASL MinIO",
+            brokers: plain.clone(),
+            queue_dir: true,
+            rule_on: Some("images"),
+            processor: true,
+            canary: true,
+            sasl: true,
         },
         Case {
             name: "5 notification on the wrong bucket",
@@ -192,10 +214,35 @@ async fn each_broken_setup() {
             rule_on: Some("thumbnails"),
             processor: true,
             canary: true,
+            sasl: false,
         },
-        Case { name: "5 no notification", brokers: plain.clone(), queue_dir: true, rule_on: None, processor: true, canary: true },
-        Case { name: "6 no queue_dir", brokers: plain.clone(), queue_dir: false, rule_on: Some("images"), processor: true, canary: false },
-        Case { name: "7 no processor", brokers: plain.clone(), queue_dir: true, rule_on: Some("images"), processor: false, canary: true },
+        Case {
+            name: "5 no notification",
+            brokers: plain.clone(),
+            queue_dir: true,
+            rule_on: None,
+            processor: true,
+            canary: true,
+            sasl: false,
+        },
+        Case {
+            name: "6 no queue_dir",
+            brokers: plain.clone(),
+            queue_dir: false,
+            rule_on: Some("images"),
+            processor: true,
+            canary: false,
+            sasl: false,
+        },
+        Case {
+            name: "7 no processor",
+            brokers: plain.clone(),
+            queue_dir: true,
+            rule_on: Some("images"),
+            processor: false,
+            canary: true,
+            sasl: false,
+        },
     ];
     let mut table = Vec::new();
     for (i, case) in cases.iter().enumerate() {
@@ -208,6 +255,7 @@ async fn each_broken_setup() {
             queue_dir: case.queue_dir,
             queue_limit: None,
             sync_events: false,
+            events_sasl: case.sasl.then(|| ("student".to_string(), "pw".to_string())),
             credentials: S3Credentials { access_key: USER.into(), secret_key: SECRET.into(), region: "us-east-1".into() },
             ready_timeout: Duration::from_secs(60),
         };
@@ -272,6 +320,12 @@ async fn each_broken_setup() {
                 assert!(err["evidence"].as_str().unwrap().contains("SASL handshake (mechanisms: PLAIN)"), "{shown}");
                 assert!(cause.contains("Unexpected Kafka request of type METADATA during SASL handshake"), "{shown}");
                 assert!(fix.contains("sasl=on") && fix.contains("sasl_mechanism=plain"), "{shown}");
+            }
+            "3 PLAINTEXT listener, SASL MinIO" => {
+                assert_eq!(a.code, 1, "{shown}");
+                assert_eq!(err["link"], "minio_kafka_target", "{shown}");
+                assert!(err["evidence"].as_str().unwrap().contains("a PLAINTEXT listener, but MinIO is set to use SASL"), "{shown}");
+                assert!(fix.contains("sasl=off"), "{shown}");
             }
             "5 notification on the wrong bucket" => {
                 assert_eq!(a.code, 1, "{shown}");

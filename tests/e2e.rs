@@ -162,6 +162,21 @@ fn processor_that_writes_twice_fails_and_names_the_duplicates() {
     assert!(run.stdout.contains("more than one thumbnail version"), "{}", run.explain());
 }
 
+/// A replay against a processor that writes blindly: each replayed event makes a
+/// second thumbnail version, and exactly_once names every one of them.
+#[test]
+fn a_replay_makes_a_blind_writer_write_each_replayed_thumbnail_twice() {
+    let run = run_scenario("tests/scenarios/student-replayed.yaml", true);
+    assert_eq!(run.code, 1, "{}", run.explain());
+    let fault = &run.results["faults"][0];
+    assert!(fault["recovered_at"].is_number(), "{}", run.explain());
+    assert!(fault["proof"].as_str().unwrap().contains("10 events to consume again"), "{}", run.explain());
+    let twice = run.results["findings"]["duplicate_outputs"].as_array().unwrap();
+    assert_eq!(twice.len(), 10, "one second version per replayed event: {}", run.explain());
+    assert!(twice.iter().all(|pair| pair[1] == 2), "{}", run.explain());
+    assert!(run.keys("lost_outputs").is_empty(), "{}", run.explain());
+}
+
 #[test]
 fn hostile_inputs_are_skipped_or_thumbnailed_by_the_reference_processor_and_each_is_named() {
     let run = run_scenario("scenarios/hostile-inputs.yaml", false);

@@ -64,6 +64,7 @@ async fn external_pipeline() {
         queue_dir: true,
         queue_limit: None,
         sync_events: false,
+        events_sasl: None,
         credentials: S3Credentials { access_key: USER.into(), secret_key: SECRET.into(), region: "us-east-1".into() },
         ready_timeout: Duration::from_secs(60),
     };

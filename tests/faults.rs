@@ -283,6 +283,19 @@ fn a_sasl_listener_with_a_plaintext_minio_is_diagnosed_from_the_brokers_answers(
     assert!(detail.contains("MINIO_NOTIFY_KAFKA_SASL_"), "{detail}");
 }
 
+/// The reverse: MinIO speaking SASL/PLAIN to a PLAINTEXT listener. The listener
+/// answers Metadata with no handshake; the diagnosis names the target's setting.
+#[test]
+fn a_sasl_minio_on_a_plaintext_listener_is_diagnosed_from_the_brokers_answers() {
+    let run = run("scenarios/faults/sasl-on-plaintext.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let (v, detail) = run.verdict("misconfiguration_reported");
+    assert_eq!(v, "pass", "{detail}");
+    assert!(detail.contains("likely cause: MinIO's Kafka target speaks SASL (MINIO_NOTIFY_KAFKA_SASL_1=on"), "{detail}");
+    assert!(detail.contains("a PLAINTEXT listener: it answers Metadata with no handshake"), "{detail}");
+    assert!(detail.contains("MINIO_NOTIFY_KAFKA_SASL_1=off"), "{detail}");
+}
+
 /// A listener that answers the bootstrap but advertises a dead address: the
 /// diagnosis names the advertised address, not the (working) bootstrap.
 #[test]
@@ -418,6 +431,28 @@ fn duplicated_events_are_published_proven_and_absorbed_by_an_idempotent_processo
     let dups = run.results["findings"]["duplicate_events"].as_array().unwrap();
     assert!(dups.len() >= 10, "{}", run.explain());
     assert_eq!(run.results["counts"]["duplicate_outputs"], 0, "{}", run.explain());
+}
+
+/// The group rewound while every replica is stopped: proven by the offsets read
+/// back, recovered when the group commits past where it had been; the reference
+/// processor's If-None-Match writes keep each upload at one thumbnail, and a stop
+/// the harness asked for is no restart.
+#[test]
+fn a_replay_is_proven_and_an_idempotent_processor_writes_nothing_twice() {
+    let run = run("scenarios/faults/replay.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    run.assert_faults_proven(
+        &["replay"],
+        &[
+            "1 processor(s) stopped",
+            "reset like `kafka-consumer-groups --reset-offsets`",
+            "20 events to consume again",
+            "read back",
+            "committed past all",
+        ],
+    );
+    assert_eq!(run.results["counts"]["duplicate_outputs"], 0, "{}", run.explain());
+    assert_eq!(run.results["counts"]["processor_restarts"], 0, "{}", run.explain());
 }
 
 #[test]

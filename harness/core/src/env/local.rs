@@ -139,7 +139,7 @@ impl LocalEnv {
         if let Err(super::Unprepared::NoEvent) = prepared {
             let spec = &self.spec;
             let minio_brokers = self.minio_cfg.as_ref().map(|c| c.kafka_bootstrap.clone()).unwrap_or_default();
-            let diagnosis = diagnose_no_event(&minio_brokers, &bootstrap, minio::EVENTS_TARGET).await;
+            let diagnosis = diagnose_no_event(&minio_brokers, &bootstrap, minio::EVENTS_TARGET, spec.minio_target_sasl).await;
             return Err(EnvError::Canary(Box::new(CanaryLost {
                 bucket: spec.source_bucket.clone(),
                 key: self.canary_key.clone(),
@@ -236,6 +236,9 @@ impl LocalEnv {
                 queue_dir: self.spec.minio_queue_dir,
                 queue_limit: self.spec.minio_queue_limit,
                 sync_events: self.spec.minio_sync_events,
+                // Any user and password: a PLAINTEXT listener never gets as far as
+                // checking them.
+                events_sasl: self.spec.minio_target_sasl.then(|| ("minio".to_string(), "harness".to_string())),
                 credentials: self.endpoints.credentials.clone(),
                 ready_timeout: self.spec.ready_timeout,
             };
@@ -276,6 +279,22 @@ impl LocalEnv {
             }
             return Err(err.into());
         }
+    }
+
+    /// Every processor replica stopped (SIGTERM with the contract's grace, or
+    /// SIGKILL when `hard`) and held so, under its supervisor, until
+    /// `start_service`; returns how each ended, as a phrase for the proof.
+    async fn hold_processors(&self, hard: bool) -> Result<Option<String>, EnvError> {
+        let grace = if hard { Duration::ZERO } else { PROCESSOR_GRACE };
+        let mut ended = Vec::new();
+        for p in self.processor.iter().chain(&self.replicas) {
+            let how = p.supervision().hold(grace).await.map_err(|e| EnvError::Processor(format!("stopping {}: {e}", p.name())))?;
+            ended.push(format!("{}: {}", p.name(), how.unwrap_or_else(|| "was not running".into())));
+        }
+        if ended.is_empty() {
+            return Err(not_running("a running processor"));
+        }
+        Ok(Some(format!("{} processor(s) stopped ({})", ended.len(), ended.join("; "))))
     }
 
     /// What the processor is given: the links' proxies where there are some.
@@ -474,7 +493,7 @@ impl Environment for LocalEnv {
         let exit = match service {
             Service::Kafka => self.signal_kafka_node(1, signal).await,
             Service::Minio => self.signal_minio(signal).await,
-            Service::Processor => Err(super::unsupported(EnvKind::Local, "stopping the processor as a fault")),
+            Service::Processor => return self.hold_processors(hard).await,
         }?;
         // A whole phrase for the proof ("process exit code 143 after SIGTERM").
         Ok(exit.map(|e| format!("process {e}")))
@@ -484,7 +503,13 @@ impl Environment for LocalEnv {
         match service {
             Service::Kafka => self.restart_kafka_node(1).await,
             Service::Minio => self.restart_minio().await,
-            Service::Processor => Err(super::unsupported(EnvKind::Local, "starting the processor as a heal")),
+            Service::Processor => {
+                let t = Instant::now();
+                for p in self.processor.iter().chain(&self.replicas) {
+                    p.supervision().release().await.map_err(|e| EnvError::Processor(format!("starting {} again: {e}", p.name())))?;
+                }
+                Ok(t.elapsed())
+            }
         }
     }
 
@@ -571,13 +596,25 @@ impl Drop for LocalEnv {
 /// would: no Kafka listener at the target's address (the bootstrap fails), or a
 /// listener that answers the bootstrap but advertises an address where nothing
 /// answers (clients go there next, and their produce goes nowhere).
-async fn diagnose_no_event(minio_brokers: &str, kafka_bootstrap: &str, target: &str) -> Option<String> {
+async fn diagnose_no_event(minio_brokers: &str, kafka_bootstrap: &str, target: &str, target_sasl: bool) -> Option<String> {
     if minio_brokers.is_empty() {
         return None;
     }
     // A SASL listener answers ApiVersions and closes on anything else before the
-    // handshake: told from the broker's answers, not guessed from a timeout.
-    if let Ok(Listener::Sasl { mechanisms }) = kafka_wire::probe(minio_brokers, None, Duration::from_secs(2)).await {
+    // handshake; a PLAINTEXT one answers Metadata straight away: told from the
+    // broker's answers, not guessed from a timeout.
+    let listener = kafka_wire::probe(minio_brokers, None, Duration::from_secs(2)).await;
+    if let (Ok(Listener::Plaintext { .. }), true) = (&listener, target_sasl) {
+        return Some(format!(
+            "likely cause: MinIO's Kafka target speaks SASL (MINIO_NOTIFY_KAFKA_SASL_{target}=on, mechanism PLAIN) \
+             to {minio_brokers}, a PLAINTEXT listener: it answers Metadata with no handshake, and does not take \
+             the SASL handshake MinIO opens with, so the target stays offline (MinIO logs \"kafka: client has run \
+             out of available brokers to talk to\"). Fix: turn SASL off for the target \
+             (MINIO_NOTIFY_KAFKA_SASL_{target}=off, or `mc admin config set ALIAS notify_kafka:{target} sasl=off`), \
+             or point it at a SASL_PLAINTEXT listener of the broker"
+        ));
+    }
+    if let (Ok(Listener::Sasl { mechanisms }), false) = (listener, target_sasl) {
         return Some(format!(
             "likely cause: MinIO's Kafka target points at {minio_brokers} (MINIO_NOTIFY_KAFKA_BROKERS_{target}), \
              a SASL_PLAINTEXT listener (mechanisms: {}) that closes the connection on any request before a SASL \

@@ -69,6 +69,9 @@ pub struct EnvSpec {
     /// MinIO's Kafka target points at a SASL_PLAINTEXT listener of the broker on
     /// this port, and speaks PLAINTEXT to it (a misconfiguration on purpose; local only).
     pub minio_listener_sasl: Option<u16>,
+    /// MinIO's pipeline target speaks SASL/PLAIN to the broker's PLAINTEXT
+    /// listener (a misconfiguration on purpose; local only).
+    pub minio_target_sasl: bool,
     /// Put a TCP fault proxy on each link (`minio->kafka`, `processor->kafka`,
     /// `processor->minio`) for network faults (local only).
     pub fault_links: bool,
@@ -116,6 +119,9 @@ pub enum EnvError {
     /// The container engine or one of its operations failed (message names it).
     #[error("{0}")]
     Engine(String),
+    /// The processor could not be stopped or started as asked (message names it).
+    #[error("{0}")]
+    Processor(String),
     /// The environment cannot do this (validation should have rejected the scenario).
     #[error("{operation} is not supported by the {environment} environment")]
     Unsupported { environment: &'static str, operation: String },

@@ -3,12 +3,17 @@
 //! (poison). The broker's acknowledgement of each record, at its partition and
 //! offset, is the proof of effect; the processor group committing past all of them
 //! is the proof that the processor took them and went on.
+//!
+//! And the replay: the processor group's committed offsets moved back while every
+//! replica is stopped ([`rewind`]), proven by reading them back; the group
+//! committing past where it had been is the proof that it consumed them again.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use harness_model::scenario::{FaultSpec, PoisonKind, Published};
 use harness_model::HARNESS_KEY_PREFIX;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -27,6 +32,131 @@ const STEP: Duration = Duration::from_secs(10);
 pub struct PublishedRecords {
     pub offsets: Vec<(i32, i64)>,
     pub summary: String,
+}
+
+/// How long a rewind waits for the processor's group to have no member left (a
+/// member that did not leave is dropped when its session times out: 45 s by
+/// librdkafka's default).
+const EMPTY_GROUP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Moves the committed offsets of `group` on the events topic back by `count`
+/// events over the partitions (`None`: to the earliest offset), as
+/// `kafka-consumer-groups --reset-offsets` does; the processor must be stopped
+/// (the broker takes a commit from outside the group only when it is empty, so
+/// this waits for that, bounded). Returns the records the group must commit past
+/// again (the last one it had committed, per partition moved) and the proof.
+pub async fn rewind(ep: &Endpoints, group: &str, count: Option<u32>) -> Result<PublishedRecords, String> {
+    let (b, g, t) = (ep.kafka_bootstrap.clone(), group.to_string(), ep.events_topic.clone());
+    tokio::task::spawn_blocking(move || rewind_blocking(&b, &g, &t, count)).await.map_err(|e| format!("rewinding: {e}"))?
+}
+
+fn rewind_blocking(bootstrap: &str, group: &str, topic: &str, count: Option<u32>) -> Result<PublishedRecords, String> {
+    let consumer: BaseConsumer = helper_client_config(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .create()
+        .map_err(|e| format!("consumer: {e}"))?;
+    let metadata = consumer.fetch_metadata(Some(topic), STEP).map_err(|e| format!("metadata of {topic}: {e}"))?;
+    let partitions: Vec<i32> =
+        metadata.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut lows = BTreeMap::new();
+    for &p in &partitions {
+        let (low, _) = consumer.fetch_watermarks(topic, p, STEP).map_err(|e| format!("watermarks of {topic}/{p}: {e}"))?;
+        lows.insert(p, low);
+    }
+    let committed = |consumer: &BaseConsumer| -> Result<BTreeMap<i32, i64>, String> {
+        let mut tpl = TopicPartitionList::new();
+        for &p in &partitions {
+            tpl.add_partition(topic, p);
+        }
+        let list = consumer.committed_offsets(tpl, STEP).map_err(|e| format!("the committed offsets of group {group}: {e}"))?;
+        Ok(list
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect())
+    };
+    let before = committed(&consumer)?;
+    let targets = rewind_targets(&before, &lows, count);
+    if targets.is_empty() {
+        return Err(format!("consumer group {group} has committed nothing on {topic} that could be consumed again"));
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (&p, &o) in &targets {
+        tpl.add_partition_offset(topic, p, Offset::Offset(o)).map_err(|e| e.to_string())?;
+    }
+    // A commit from outside the group (no member id, no generation) is taken only
+    // once the group is empty: the stopped replicas' leaving, or their sessions
+    // timing out.
+    let started = Instant::now();
+    loop {
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => break,
+            Err(e) if started.elapsed() >= EMPTY_GROUP_LIMIT => {
+                return Err(format!(
+                    "committing the rewound offsets of group {group} was refused for {} s: {e} (a member of the group is \
+                     still there: another consumer with the same group id?)",
+                    EMPTY_GROUP_LIMIT.as_secs()
+                ))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+    let waited = started.elapsed();
+    let read_back = committed(&consumer)?;
+    let moved: Vec<String> = targets.iter().map(|(p, o)| format!("{topic}/{p} {}→{o}", before[p])).collect();
+    let wrong: Vec<String> = targets
+        .iter()
+        .filter(|(p, o)| read_back.get(p) != Some(o))
+        .map(|(p, o)| format!("{topic}/{p} reads {} instead of {o}", read_back.get(p).map_or("nothing".to_string(), i64::to_string)))
+        .collect();
+    if !wrong.is_empty() {
+        return Err(format!("rewound group {group} ({}), but its offsets read back otherwise: {}", moved.join(", "), wrong.join(", ")));
+    }
+    let events: i64 = targets.iter().map(|(p, o)| before[p] - o).sum();
+    let summary = format!(
+        "consumer group {group} reset like `kafka-consumer-groups --reset-offsets`: {} ({events} events to consume again; \
+         the group was empty after {:.1} s; read back from the broker)",
+        moved.join(", "),
+        waited.as_secs_f64()
+    );
+    // The last record each moved partition had committed: committing past it again
+    // means the replayed events were consumed.
+    let offsets = targets.keys().map(|p| (*p, before[p] - 1)).collect();
+    Ok(PublishedRecords { offsets, summary })
+}
+
+/// Where each partition's committed offset goes: back by `count` events dealt out
+/// over the partitions one at a time (`None`: to the low watermark), never below
+/// the low watermark. Only partitions that move are in the answer.
+fn rewind_targets(committed: &BTreeMap<i32, i64>, lows: &BTreeMap<i32, i64>, count: Option<u32>) -> BTreeMap<i32, i64> {
+    let floor = |p: &i32| lows.get(p).copied().unwrap_or(0);
+    let mut target: BTreeMap<i32, i64> = committed.clone();
+    match count {
+        None => target.iter_mut().for_each(|(p, o)| *o = floor(p).min(*o)),
+        Some(n) => {
+            let mut left = n;
+            while left > 0 {
+                let mut moved = false;
+                for (p, o) in target.iter_mut() {
+                    if left > 0 && *o > floor(p) {
+                        *o -= 1;
+                        left -= 1;
+                        moved = true;
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+    }
+    target.retain(|p, o| committed[p] > *o);
+    target
 }
 
 /// One message as it will be (re)published.
@@ -237,6 +367,18 @@ mod tests {
         assert_eq!(spread((0..10).collect(), 3), vec![0, 3, 6]);
         assert_eq!(spread((0..2).collect(), 5), vec![0, 1]);
         assert_eq!(spread((0..4).collect(), 4), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_rewind_deals_its_count_over_the_partitions_and_stops_at_the_low_watermark() {
+        let map = |v: &[(i32, i64)]| v.iter().copied().collect::<BTreeMap<_, _>>();
+        let committed = map(&[(0, 10), (1, 3), (2, 7)]);
+        let lows = map(&[(0, 0), (1, 2), (2, 7), (3, 0)]);
+        assert_eq!(rewind_targets(&committed, &lows, None), map(&[(0, 0), (1, 2)]), "all: to the low watermark; 2 has nothing to replay");
+        assert_eq!(rewind_targets(&committed, &lows, Some(3)), map(&[(0, 8), (1, 2)]), "one at a time while a partition has room");
+        assert_eq!(rewind_targets(&committed, &lows, Some(100)), map(&[(0, 0), (1, 2)]), "never below the low watermark");
+        assert!(rewind_targets(&map(&[(0, 5)]), &map(&[(0, 5)]), None).is_empty(), "nothing committed beyond what is on the topic");
+        assert!(rewind_targets(&BTreeMap::new(), &lows, Some(4)).is_empty(), "a group that committed nothing has nothing to replay");
     }
 
     #[test]

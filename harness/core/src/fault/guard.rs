@@ -33,6 +33,10 @@ enum Applied {
     ReplicaJoined { pid: u32 },
     /// Records published to the events topic; they stay there, nothing to undo.
     Published(PublishedRecords),
+    /// Every processor replica held stopped and the group's offsets moved back;
+    /// heal starts the replicas again. The records are those the group had
+    /// committed, to be committed past again.
+    Rewound(PublishedRecords),
 }
 
 /// An applied fault. Call [`Injected::heal`]; healing twice is harmless. Dropping
@@ -73,7 +77,7 @@ pub fn admissible(env: &dyn Environment, spec: &FaultSpec) -> Result<(), String>
 
 /// Applies `spec` to the environment: the action its kind's description names,
 /// through the operation the environment has for it.
-pub async fn inject(env: &mut dyn Environment, spec: &FaultSpec) -> Result<Injected, FaultError> {
+pub async fn inject(env: &mut dyn Environment, spec: &FaultSpec, processor_group: &str) -> Result<Injected, FaultError> {
     let kind = spec.kind;
     let env_err = |what: &'static str| move |source| FaultError::Env { index: spec.index, kind: kind.key(), what, source };
     let other = |what: String| FaultError::Other { index: spec.index, kind: kind.key(), what };
@@ -125,6 +129,21 @@ pub async fn inject(env: &mut dyn Environment, spec: &FaultSpec) -> Result<Injec
             let published = events::publish(&ep, spec, what).await.map_err(other)?;
             (Applied::Published(published), None)
         }
+        Action::Rewind => {
+            let stopped = env.stop_service(Service::Processor, false).await.map_err(env_err("stopping the processor"))?;
+            let ep = env.endpoints().clone();
+            match events::rewind(&ep, processor_group, spec.events.count).await {
+                Ok(rewound) => (Applied::Rewound(rewound), stopped),
+                Err(e) => {
+                    // Nothing was moved: the processor goes on from where it was.
+                    let again = match env.start_service(Service::Processor).await {
+                        Ok(_) => "the processor was started again".to_string(),
+                        Err(start) => format!("and starting the processor again failed: {start}"),
+                    };
+                    return Err(other(format!("{e}; {again}")));
+                }
+            }
+        }
         Action::Partition | Action::Link(_) => match d.ops(spec.target, env.kind()).as_deref() {
             Some([Op::LinkProxy]) => {
                 let controls = env.link_controls(spec.target).map_err(env_err("finding the link's fault proxy"))?;
@@ -166,6 +185,9 @@ impl Injected {
             &Applied::Down(service) => {
                 env.start_service(service).await.map_err(err("starting the service again"))?;
             }
+            Applied::Rewound(_) => {
+                env.start_service(Service::Processor).await.map_err(err("starting the processor again"))?;
+            }
             &Applied::BrokerDown(node) => {
                 env.start_broker(node).await.map_err(err("starting the broker again"))?;
             }
@@ -194,10 +216,11 @@ impl Injected {
         }
     }
 
-    /// What an event fault published.
-    pub fn published(&self) -> Option<&PublishedRecords> {
+    /// What an event fault published, or what a replay rewound: the records the
+    /// processor's group must commit past.
+    pub fn records(&self) -> Option<&PublishedRecords> {
         match &self.applied {
-            Applied::Published(p) => Some(p),
+            Applied::Published(p) | Applied::Rewound(p) => Some(p),
             _ => None,
         }
     }

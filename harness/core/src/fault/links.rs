@@ -43,7 +43,8 @@ pub fn link_fault(spec: &FaultSpec) -> Option<LinkFault> {
         | Action::RollingRestart
         | Action::KillProcessor
         | Action::AddReplica
-        | Action::Publish(_) => return None,
+        | Action::Publish(_)
+        | Action::Rewind => return None,
     })
 }
 

@@ -121,6 +121,8 @@ enum Probe {
     Acknowledged,
     /// The processor group's committed offsets, past what was published.
     CommittedPast,
+    /// The processor group's committed offsets read back after a rewind.
+    Rewound,
 }
 
 /// A processor instance as the environment knows it: a pid, or on Kubernetes the
@@ -153,6 +155,7 @@ fn probe_for(proof: Proof, spec: &FaultSpec, env: &dyn Environment) -> Result<Pr
         Proof::EachBroker => Ok(Probe::EachBroker),
         Proof::Acknowledged => Ok(Probe::Acknowledged),
         Proof::CommittedPast => Ok(Probe::CommittedPast),
+        Proof::Rewound => Ok(Probe::Rewound),
     }
 }
 
@@ -221,7 +224,7 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
         0
     };
     let t0 = Instant::now();
-    let mut guard = match inject(env, spec).await {
+    let mut guard = match inject(env, spec, inp.processor_group).await {
         Ok(g) => g,
         Err(e) => {
             w.proof = format!("could not be applied: {e}");
@@ -336,12 +339,12 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
                 None => w.proof = "no processor status to observe".into(),
             }
         }
-        Probe::Acknowledged => match guard.published() {
+        Probe::Acknowledged | Probe::Rewound => match guard.records() {
             Some(p) => {
                 w.effect_seen_at = Some(clock.now());
-                w.proof = p.summary.clone();
+                w.proof = format!("{}{}", guard.exit_status.as_ref().map(|s| format!("{s}; ")).unwrap_or_default(), p.summary);
             }
-            None => w.proof = "nothing was published".into(),
+            None => w.proof = "nothing was published or rewound".into(),
         },
         Probe::CommittedPast | Probe::EachBroker => unreachable!("not a proof of effect"),
     }
@@ -424,8 +427,11 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
                 }
                 None => Err("no processor status".into()),
             },
-            Probe::CommittedPast => committed_past(group.as_ref(), guard.published().map_or(&[][..], |p| &p.offsets)).await,
-            Probe::Acknowledged | Probe::EachBroker => unreachable!("not a proof of recovery"),
+            Probe::CommittedPast => {
+                let noun = if d.action == Action::Rewind { "records it had committed before the rewind" } else { "published records" };
+                committed_past(group.as_ref(), guard.records().map_or(&[][..], |p| &p.offsets), noun).await
+            }
+            Probe::Acknowledged | Probe::Rewound | Probe::EachBroker => unreachable!("not a proof of recovery"),
         };
         match r {
             Ok(ok) => {
@@ -454,6 +460,7 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
 async fn committed_past(
     group: Option<&Result<crate::observe::group::GroupReader, String>>,
     published: &[(i32, i64)],
+    noun: &str,
 ) -> Result<String, String> {
     let reader = match group {
         Some(Ok(r)) => r,
@@ -467,7 +474,7 @@ async fn committed_past(
     let behind: Vec<String> =
         published.iter().filter(|(p, o)| offsets.covers(*p, *o) != Some(true)).map(|(p, o)| format!("{}/{p}@{o}", offsets.topic)).collect();
     if behind.is_empty() {
-        Ok(format!("consumer group {} committed past all {} published records", offsets.group, published.len()))
+        Ok(format!("consumer group {} committed past all {} {noun}", offsets.group, published.len()))
     } else {
         tokio::time::sleep(GROUP_POLL).await;
         let at: Vec<String> = offsets.committed.iter().map(|(p, o)| format!("{p}:{o}")).collect();

@@ -127,7 +127,12 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         .as_ref()
         .map(|w| w.address())
         .or_else(|| unreachable_advertised.clone())
-        .or_else(|| sasl_listener.map(|p| format!("127.0.0.1:{p}")));
+        .or_else(|| sasl_listener.map(|p| format!("127.0.0.1:{p}")))
+        // No address is wrong there: the diagnosis must name the target's setting.
+        .or_else(|| {
+            (scenario.environment.misconfigure == Some(Misconfiguration::SaslOnPlaintext))
+                .then(|| format!("MINIO_NOTIFY_KAFKA_SASL_{}=on", crate::services::minio::EVENTS_TARGET))
+        });
     if !external {
         ctx.progress.say(&format!("starting Kafka and MinIO ({} environment)", ctx.env_info.kind));
     }
@@ -146,6 +151,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         minio_kafka_address: wrong_port.as_ref().map(|w| w.address()),
         minio_listener_advertises: unreachable_advertised,
         minio_listener_sasl: sasl_listener,
+        minio_target_sasl: scenario.environment.misconfigure == Some(Misconfiguration::SaslOnPlaintext),
         fault_links: scenario.faults.iter().any(|f| f.kind.is_network()),
         seed: scenario.seed,
     };

@@ -83,6 +83,9 @@ pub struct MinioConfig {
     /// the harness's observation, not part of the pipeline under test.
     pub queue_limit: Option<u32>,
     pub sync_events: bool,
+    /// The pipeline's target speaks SASL/PLAIN with this user and password
+    /// (`None`: PLAINTEXT, as the harness's brokers expect).
+    pub events_sasl: Option<(String, String)>,
     pub credentials: S3Credentials,
     pub ready_timeout: Duration,
 }
@@ -115,6 +118,12 @@ pub fn minio_env(cfg: &MinioConfig) -> Vec<(String, String)> {
             set("QUEUE_DIR", cfg.queue_dir_path().display().to_string());
             let limit = if id == EVENTS_TARGET { cfg.queue_limit.unwrap_or(QUEUE_LIMIT) } else { QUEUE_LIMIT };
             set("QUEUE_LIMIT", limit.to_string());
+        }
+        if let Some((user, password)) = cfg.events_sasl.as_ref().filter(|_| id == EVENTS_TARGET) {
+            set("SASL", "on".into());
+            set("SASL_MECHANISM", "plain".into());
+            set("SASL_USERNAME", user.clone());
+            set("SASL_PASSWORD", password.clone());
         }
     }
     if cfg.sync_events {
@@ -343,6 +352,7 @@ mod tests {
             queue_dir,
             queue_limit: None,
             sync_events,
+            events_sasl: None,
             credentials: S3Credentials { access_key: "harness-ak".into(), secret_key: "secret-sk".into(), region: "us-east-1".into() },
             ready_timeout: Duration::from_secs(60),
         }
@@ -365,6 +375,15 @@ mod tests {
         assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_ENABLE_2"), Some("on"));
         assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_TOPIC_2"), Some("harness-outputs"));
         assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_QUEUE_DIR_1"), None);
+        assert_eq!(get(&env, "MINIO_NOTIFY_KAFKA_SASL_1"), None, "PLAINTEXT unless asked");
+        let sasl = minio_env(&MinioConfig { events_sasl: Some(("u".into(), "p".into())), ..config(false, false) });
+        assert_eq!(get(&sasl, "MINIO_NOTIFY_KAFKA_SASL_1"), Some("on"));
+        assert_eq!(get(&sasl, "MINIO_NOTIFY_KAFKA_SASL_MECHANISM_1"), Some("plain"));
+        assert_eq!(
+            (get(&sasl, "MINIO_NOTIFY_KAFKA_SASL_USERNAME_1"), get(&sasl, "MINIO_NOTIFY_KAFKA_SASL_PASSWORD_1")),
+            (Some("u"), Some("p"))
+        );
+        assert_eq!(get(&sasl, "MINIO_NOTIFY_KAFKA_SASL_2"), None, "the harness's own outputs target stays PLAINTEXT");
         assert_eq!(get(&env, "MINIO_API_SYNC_EVENTS"), None);
     }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::process::{describe_status, ChildProcess, ChildSpec, ProcessGroup};
@@ -110,6 +110,8 @@ pub struct ProcessorStatus {
     pub last_spawn_error: Option<String>,
     /// `stop()` was called and the process is gone.
     pub stopped: bool,
+    /// `hold()` stopped the process and nothing runs until `release()`.
+    pub held: bool,
 }
 
 /// How one process ended, as its launcher saw it; the supervisor adds the times.
@@ -153,12 +155,26 @@ pub trait Launcher: Send + 'static {
 
 /// A supervising task: keeps a processor running through its [`Launcher`],
 /// restarting it with backoff when it exits on its own, until stopped; every
-/// start and exit is published as a [`ProcessorStatus`].
+/// start and exit is published as a [`ProcessorStatus`]. It can also hold the
+/// processor stopped and release it again (an operator scaling a Deployment to
+/// zero and back), keeping one history of starts and exits throughout.
 #[derive(Debug)]
 pub struct Supervision {
-    stop_tx: Option<oneshot::Sender<Duration>>,
+    commands: mpsc::UnboundedSender<Command>,
     task: Option<JoinHandle<()>>,
     status: watch::Receiver<ProcessorStatus>,
+}
+
+/// What the supervising task is asked to do.
+#[derive(Debug)]
+enum Command {
+    /// Stop the process with this grace and end supervision.
+    Stop(Duration),
+    /// Stop the process with this grace and start nothing until `Release`;
+    /// answers how it ended (`None`: nothing was running).
+    Hold(Duration, oneshot::Sender<Option<String>>),
+    /// Start the held process again; answers its pid, or why it could not start.
+    Release(oneshot::Sender<Result<Option<u32>, String>>),
 }
 
 impl Supervision {
@@ -166,9 +182,26 @@ impl Supervision {
     /// Call from async code on the run's runtime.
     pub fn spawn(launcher: impl Launcher, pid: Option<u32>) -> Self {
         let (status_tx, status) = watch::channel(ProcessorStatus { starts: 1, pid, ..ProcessorStatus::default() });
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(supervise(launcher, tokio::time::Instant::now(), status_tx, stop_rx));
-        Supervision { stop_tx: Some(stop_tx), task: Some(task), status }
+        let (commands, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(supervise(launcher, tokio::time::Instant::now(), status_tx, rx));
+        Supervision { commands, task: Some(task), status }
+    }
+
+    /// Stops the process through the launcher with `grace` (or cancels a pending
+    /// restart) and starts nothing until [`Supervision::release`]. The exit is an
+    /// expected one. Returns how the process ended, `None` when none was running.
+    pub async fn hold(&self, grace: Duration) -> Result<Option<String>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Hold(grace, tx)).map_err(|_| "the processor's supervision has ended".to_string())?;
+        rx.await.map_err(|_| "the processor's supervision ended while stopping it".to_string())
+    }
+
+    /// Starts a held process again (a start, not a restart: nothing crashed).
+    /// Returns its pid, if known. Releasing a running process changes nothing.
+    pub async fn release(&self) -> Result<Option<u32>, String> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Release(tx)).map_err(|_| "the processor's supervision has ended".to_string())?;
+        rx.await.map_err(|_| "the processor's supervision ended while starting it".to_string())?
     }
 
     /// A receiver of the status: `borrow()` for a snapshot, `changed()` to
@@ -180,9 +213,7 @@ impl Supervision {
     /// Stops the process through the launcher with `grace`, or cancels a pending
     /// restart, and waits for the task. Returns the final status. Harmless twice.
     pub async fn stop(&mut self, grace: Duration) -> ProcessorStatus {
-        if let Some(tx) = self.stop_tx.take() {
-            let _ = tx.send(grace);
-        }
+        let _ = self.commands.send(Command::Stop(grace));
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -190,58 +221,123 @@ impl Supervision {
     }
 }
 
+/// Where the supervisor loop is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Running,
+    /// The process exited on its own; a restart follows the backoff.
+    BackingOff,
+    /// Stopped by `Hold`; nothing starts until `Release`.
+    Held,
+}
+
 /// The supervisor loop. `started` is when the running process started; uptimes
 /// are measured on tokio's clock (the same as `Instant` unless time is paused).
+/// A closed command channel (the supervisor was dropped) means: stop now.
 async fn supervise(
     mut launcher: impl Launcher,
     mut started: tokio::time::Instant,
     status: watch::Sender<ProcessorStatus>,
-    mut stop_rx: oneshot::Receiver<Duration>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
-    let mut running = true;
+    let mut state = State::Running;
     let mut backoff = INITIAL_BACKOFF;
     loop {
-        if running {
-            tokio::select! {
+        let command = match state {
+            State::Running => tokio::select! {
                 exit = launcher.wait_exit() => {
                     let uptime = started.elapsed();
                     status.send_modify(|s| { s.pid = None; s.exits.push(exit.record(uptime, false)); });
                     if uptime >= STABLE_AFTER {
                         backoff = INITIAL_BACKOFF;
                     }
-                    running = false;
+                    state = State::BackingOff;
+                    continue;
                 }
-                grace = &mut stop_rx => {
-                    // A dropped supervisor (Err) means: kill now.
-                    let exit = launcher.stop(grace.unwrap_or(Duration::ZERO)).await;
-                    let uptime = started.elapsed();
-                    status.send_modify(|s| { s.pid = None; s.exits.push(exit.record(uptime, true)); s.stopped = true; });
-                    return;
+                command = commands.recv() => command,
+            },
+            State::BackingOff => tokio::select! {
+                _ = tokio::time::sleep(backoff) => {
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    match launcher.restart().await {
+                        Ok(pid) => {
+                            started = tokio::time::Instant::now();
+                            state = State::Running;
+                            status.send_modify(|s| {
+                                s.starts += 1;
+                                s.restarts += 1;
+                                s.pid = pid;
+                                s.last_spawn_error = None;
+                            });
+                        }
+                        Err(e) => status.send_modify(|s| s.last_spawn_error = Some(e)),
+                    }
+                    continue;
                 }
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = &mut stop_rx => {
-                status.send_modify(|s| s.stopped = true);
+                command = commands.recv() => command,
+            },
+            State::Held => commands.recv().await,
+        };
+        let running = state == State::Running;
+        match command {
+            None | Some(Command::Stop(_)) => {
+                let grace = match command {
+                    Some(Command::Stop(grace)) => grace,
+                    _ => Duration::ZERO,
+                };
+                if running {
+                    stop_expected(&mut launcher, &status, grace, started).await;
+                }
+                status.send_modify(|s| {
+                    s.stopped = true;
+                    s.held = false;
+                });
                 return;
             }
-        }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
-        match launcher.restart().await {
-            Ok(pid) => {
-                started = tokio::time::Instant::now();
-                running = true;
-                status.send_modify(|s| {
-                    s.starts += 1;
-                    s.restarts += 1;
-                    s.pid = pid;
-                    s.last_spawn_error = None;
-                });
+            Some(Command::Hold(grace, reply)) => {
+                let ended = if running { Some(stop_expected(&mut launcher, &status, grace, started).await) } else { None };
+                status.send_modify(|s| s.held = true);
+                state = State::Held;
+                let _ = reply.send(ended);
             }
-            Err(e) => status.send_modify(|s| s.last_spawn_error = Some(e)),
+            Some(Command::Release(reply)) => {
+                if state != State::Held {
+                    let _ = reply.send(Ok(status.borrow().pid));
+                    continue;
+                }
+                let started_again = launcher.restart().await;
+                if let Ok(pid) = started_again {
+                    started = tokio::time::Instant::now();
+                    backoff = INITIAL_BACKOFF;
+                    state = State::Running;
+                    status.send_modify(|s| {
+                        s.starts += 1;
+                        s.pid = pid;
+                        s.held = false;
+                        s.last_spawn_error = None;
+                    });
+                }
+                let _ = reply.send(started_again);
+            }
         }
     }
+}
+
+/// Stops the running process, as asked (an expected exit); returns how it ended.
+async fn stop_expected(
+    launcher: &mut impl Launcher,
+    status: &watch::Sender<ProcessorStatus>,
+    grace: Duration,
+    started: tokio::time::Instant,
+) -> String {
+    let exit = launcher.stop(grace).await;
+    let uptime = started.elapsed();
+    let said = exit.status.clone();
+    status.send_modify(|s| {
+        s.pid = None;
+        s.exits.push(exit.record(uptime, true));
+    });
+    said
 }
 
 /// Runs the processor as a host process until stopped; restarts it when it
@@ -282,6 +378,11 @@ impl ProcessorSupervisor {
     /// Returns the final status. Harmless twice.
     pub async fn stop(&mut self, grace: Duration) -> ProcessorStatus {
         self.supervision.stop(grace).await
+    }
+
+    /// The supervision, to hold the processor stopped and release it again.
+    pub fn supervision(&self) -> &Supervision {
+        &self.supervision
     }
 }
 
@@ -479,6 +580,57 @@ mod tests {
         let stop = &last.exits[1];
         assert!(stop.expected);
         assert_eq!((stop.signal, stop.uptime), (Some(libc::SIGTERM), Duration::from_secs(30)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_process_stays_stopped_until_released_and_keeps_its_history() {
+        let secs = Duration::from_secs;
+        // The first process crashes after 1 s; its replacement runs until held.
+        let (launcher, calls) = fake(&[1_000], vec![Ok(Some(2)), Ok(Some(3))]);
+        let mut sup = Supervision::spawn(launcher, Some(1));
+        let mut rx = sup.status();
+        rx.wait_for(|s| s.pid == Some(2)).await.unwrap();
+        tokio::time::sleep(secs(5)).await;
+
+        let ended = sup.hold(secs(10)).await.unwrap();
+        assert_eq!(ended.as_deref(), Some("killed by signal 15 (SIGTERM)"));
+        let held = rx.borrow().clone();
+        assert!(held.held && !held.stopped);
+        assert_eq!((held.starts, held.restarts, held.pid, held.exits.len()), (2, 1, None, 2));
+        assert!(held.exits[1].expected, "a hold is an exit the harness asked for");
+        // However long it is held, nothing starts: no backoff restart.
+        tokio::time::sleep(secs(60)).await;
+        assert_eq!(sup.hold(secs(10)).await.unwrap(), None, "holding twice stops nothing");
+
+        assert_eq!(sup.release().await, Ok(Some(3)));
+        let released = rx.borrow().clone();
+        assert!(!released.held);
+        assert_eq!(
+            (released.starts, released.restarts, released.pid, released.exits.len()),
+            (3, 1, Some(3), 2),
+            "a release is a start, not a restart"
+        );
+        assert_eq!(sup.release().await, Ok(Some(3)), "releasing a running process changes nothing");
+
+        let last = sup.stop(secs(10)).await;
+        assert!(last.stopped && !last.held);
+        assert_eq!(last.exits.len(), 3, "one history across the hold: crash, hold, stop");
+        let ms = Duration::from_millis;
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [Call::Restart(ms(1_500)), Call::Stop(ms(6_500), secs(10)), Call::Restart(ms(66_500)), Call::Stop(ms(66_500), secs(10))]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_release_leaves_it_held_and_says_why() {
+        let (launcher, _) = fake(&[], vec![Err("no such file".into()), Ok(Some(9))]);
+        let mut sup = Supervision::spawn(launcher, Some(1));
+        sup.hold(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(sup.release().await, Err("no such file".to_string()));
+        assert!(sup.status().borrow().held);
+        assert_eq!(sup.release().await, Ok(Some(9)));
+        assert_eq!(sup.stop(Duration::ZERO).await.starts, 2);
     }
 
     #[tokio::test]

@@ -151,6 +151,10 @@ pub enum Action {
     /// Records published to the events topic by the harness, as MinIO would have;
     /// they stay there (no heal).
     Publish(Published),
+    /// Every processor replica stopped, the processor group's committed offsets
+    /// moved back (an operator's `kafka-consumer-groups --reset-offsets`), the
+    /// replicas started again: the heal.
+    Rewind,
 }
 
 /// What an event fault publishes.
@@ -194,8 +198,11 @@ pub enum Proof {
     /// The broker acknowledged every published record, at its partition and offset.
     Acknowledged,
     /// The processor's consumer group committed past every published record: the
-    /// processor took them and went on.
+    /// processor took them and went on. After a rewind: past every record it had
+    /// committed before, consumed again.
     CommittedPast,
+    /// The processor group's committed offsets, read back, are the rewound ones.
+    Rewound,
 }
 
 /// How many brokers a kind needs.
@@ -387,6 +394,18 @@ pub fn describe(kind: FaultKind) -> FaultDescription {
             Acknowledged,
             CommittedPast,
         )),
+        FaultKind::Replay => no_outage(d(
+            "replay",
+            "Every processor replica is stopped (SIGTERM, as for a deploy), the processor's\nconsumer group's committed offsets \
+             are moved back by `count` events over the\npartitions (default: all, to the earliest offset), as an operator's\n\
+             `kafka-consumer-groups --reset-offsets` does, and the replicas start again. The\nprocessor consumes those events \
+             a second time; an idempotent one writes no\nthumbnail twice. No `down_for`: the processor is down only as long as \
+             the reset\ntakes.",
+            PROCESSOR,
+            Action::Rewind,
+            Rewound,
+            CommittedPast,
+        )),
         FaultKind::ProcessorJoin => no_outage(d(
             "processor_join",
             "A second processor replica joins the consumer group (a rebalance); it stays\nuntil the run ends, as a scale-up \
@@ -422,6 +441,9 @@ pub enum Op {
     Publish,
 }
 
+// `Op::Stop(Service::Processor)`: every processor replica stopped and held so
+// (under its supervisor, whose history goes on) until it is started again.
+
 impl EnvKind {
     /// The environment's name in scenario files: `local`.
     pub fn name(self) -> &'static str {
@@ -440,6 +462,7 @@ impl EnvKind {
             EnvKind::Local => &[
                 Op::Stop(Service::Kafka),
                 Op::Stop(Service::Minio),
+                Op::Stop(Service::Processor),
                 Op::Pause(Service::Kafka),
                 Op::StopBroker,
                 Op::KillProcessor,
@@ -451,6 +474,7 @@ impl EnvKind {
             EnvKind::Containers => &[
                 Op::Stop(Service::Kafka),
                 Op::Stop(Service::Minio),
+                Op::Stop(Service::Processor),
                 Op::Pause(Service::Kafka),
                 Op::KillProcessor,
                 Op::AddReplica,
@@ -462,7 +486,8 @@ impl EnvKind {
             // Pods deleted (with grace 0 for a kill) and StatefulSets scaled; the
             // processor's Deployment scaled up. Not yet: pausing (no freezer
             // through the API), partitions (bridge CNI enforces no NetworkPolicy),
-            // MinIO's queue dir (on the node, not the harness's host).
+            // MinIO's queue dir (on the node, not the harness's host), holding the
+            // processor stopped (a scale to zero the pod watcher does not yet follow).
             EnvKind::Kubernetes => &[Op::Stop(Service::Kafka), Op::Stop(Service::Minio), Op::KillProcessor, Op::AddReplica, Op::Publish],
             // Someone else's pipeline: the harness controls none of its services; it
             // can only publish to its topic, as any client could.
@@ -487,6 +512,7 @@ impl FaultDescription {
             Action::KillProcessor => vec![Op::KillProcessor],
             Action::AddReplica => vec![Op::AddReplica],
             Action::Publish(_) => vec![Op::Publish],
+            Action::Rewind => vec![Op::Stop(Service::Processor)],
             Action::Link(_) => vec![Op::LinkProxy],
             Action::Partition if env.can(Op::LinkProxy) => vec![Op::LinkProxy],
             Action::Partition => vec![Op::Disconnect(target.service()?)],
@@ -497,7 +523,7 @@ impl FaultDescription {
 
 impl FaultKind {
     /// Every kind, in the order validation messages list them.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 17] = [
         FaultKind::BrokerStop,
         FaultKind::BrokerKill,
         FaultKind::BrokerPause,
@@ -513,6 +539,7 @@ impl FaultKind {
         FaultKind::ConnectionReset,
         FaultKind::DuplicateEvents,
         FaultKind::PoisonEvent,
+        FaultKind::Replay,
         FaultKind::ProcessorJoin,
     ];
 
@@ -573,7 +600,7 @@ pub const ENVIRONMENTS: [EnvKind; 3] = [EnvKind::Local, EnvKind::Containers, Env
 
 impl FaultKind {
     /// Declaration order (the schema lists kinds as scenario files have known them).
-    const SCHEMA_ORDER: [FaultKind; 16] = [
+    const SCHEMA_ORDER: [FaultKind; 17] = [
         FaultKind::BrokerStop,
         FaultKind::BrokerKill,
         FaultKind::BrokerPause,
@@ -590,6 +617,7 @@ impl FaultKind {
         FaultKind::ProcessorJoin,
         FaultKind::DuplicateEvents,
         FaultKind::PoisonEvent,
+        FaultKind::Replay,
     ];
 }
 
@@ -688,16 +716,17 @@ mod tests {
         assert_eq!(
             keys(injectable(EnvKind::Local, 1)),
             "broker_stop, broker_kill, broker_pause, processor_crash, minio_restart, minio_kill, queue_dir_loss, \
-             partition, latency, bandwidth, connection_reset, duplicate_events, poison_event, processor_join"
+             partition, latency, bandwidth, connection_reset, duplicate_events, poison_event, replay, processor_join"
         );
         assert_eq!(
             keys(injectable(EnvKind::Local, 3)),
-            "leader_kill, rolling_restart, processor_crash, minio_restart, minio_kill, duplicate_events, poison_event, processor_join"
+            "leader_kill, rolling_restart, processor_crash, minio_restart, minio_kill, duplicate_events, poison_event, replay, \
+             processor_join"
         );
         assert_eq!(
             keys(injectable(EnvKind::Containers, 1)),
             "broker_stop, broker_kill, broker_pause, processor_crash, minio_restart, minio_kill, queue_dir_loss, \
-             partition, duplicate_events, poison_event, processor_join"
+             partition, duplicate_events, poison_event, replay, processor_join"
         );
         assert_eq!(
             keys(injectable(EnvKind::Kubernetes, 1)),

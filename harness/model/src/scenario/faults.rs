@@ -55,7 +55,8 @@ pub const DEFAULT_DUPLICATES: u32 = 10;
 /// What an event fault publishes to the events topic.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct EventParams {
-    /// `duplicate_events`: how many delivered events to publish again.
+    /// `duplicate_events`: how many delivered events to publish again. `replay`:
+    /// how many committed events to consume again (`None`: all of them).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u32>,
     /// `poison_event`: the records, one message each.
@@ -166,6 +167,9 @@ pub(super) fn resolve_fault(index: u32, raw: RawFault) -> Result<FaultSpec, (&'s
                     FaultKind::DuplicateEvents | FaultKind::PoisonEvent => {
                         format!("does not apply to {}: what it publishes stays on the topic, there is no outage; remove it", kind.key())
                     }
+                    FaultKind::Replay => {
+                        "does not apply to replay: the processor is down only as long as the reset takes; remove it".to_string()
+                    }
                     _ => format!("does not apply to {}: its supervisor restarts the processor; remove it", kind.key()),
                 },
             ))
@@ -193,9 +197,18 @@ fn resolve_events(kind: FaultKind, count: Option<u32>, poison: Option<Vec<Poison
             }
             Ok(EventParams { count: Some(count), poison: Vec::new() })
         }
+        FaultKind::Replay => {
+            if poison.is_some() {
+                return only("poison", "poison_event");
+            }
+            if count == Some(0) {
+                return Err(("count", "must be at least 1 (leave it out to replay everything the group committed)".into()));
+            }
+            Ok(EventParams { count, poison: Vec::new() })
+        }
         FaultKind::PoisonEvent => {
             if count.is_some() {
-                return only("count", "duplicate_events");
+                return only("count", "duplicate_events and replay");
             }
             let mut poison = poison.unwrap_or_else(|| PoisonKind::ALL.to_vec());
             if poison.is_empty() {
@@ -205,7 +218,7 @@ fn resolve_events(kind: FaultKind, count: Option<u32>, poison: Option<Vec<Poison
             poison.dedup();
             Ok(EventParams { count: None, poison })
         }
-        _ if count.is_some() => only("count", "duplicate_events"),
+        _ if count.is_some() => only("count", "duplicate_events and replay"),
         _ if poison.is_some() => only("poison", "poison_event"),
         _ => Ok(EventParams::default()),
     }

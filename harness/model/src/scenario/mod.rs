@@ -313,7 +313,7 @@ impl Expectation {
                 format!("{range} uploads lost at the notification stage (no event on the topic), every one named")
             }
             Expectation::MisconfigurationReported => {
-                "the harness reports that notifications never arrived and names the misconfigured address".to_string()
+                "the harness reports that notifications never arrived and names the misconfigured address or setting".to_string()
             }
             Expectation::FaultsTookEffect { planned } => {
                 format!("each of the {planned} faults was injected, proven to take effect, healed and proven healed")

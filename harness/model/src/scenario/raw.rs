@@ -72,7 +72,9 @@ pub struct RawEnvironment {
     /// harness diagnoses it: `wrong_listener_port` points MinIO's Kafka target at a
     /// port where an HTTP server answers instead of a Kafka listener;
     /// `unreachable_advertised_listener` lets MinIO bootstrap from a real listener
-    /// whose advertised address nothing answers on (local environment).
+    /// whose advertised address nothing answers on; `sasl_mismatch` points it at a
+    /// SASL_PLAINTEXT listener while it speaks PLAINTEXT; `sasl_on_plaintext` has
+    /// it speak SASL/PLAIN to a PLAINTEXT listener (local environment).
     #[serde(default)]
     pub misconfigure: Option<Misconfiguration>,
     /// With `kind: external`: where the existing pipeline is reached. The harness
@@ -112,6 +114,9 @@ pub enum Misconfiguration {
     /// MinIO's Kafka target points at a SASL_PLAINTEXT listener (mechanism PLAIN)
     /// while it speaks PLAINTEXT, as with a Bitnami chart's SASL listeners.
     SaslMismatch,
+    /// The reverse: MinIO's Kafka target speaks SASL/PLAIN to the broker's
+    /// PLAINTEXT listener.
+    SaslOnPlaintext,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
@@ -322,7 +327,8 @@ pub struct RawExpect {
     #[serde(default)]
     pub notifications_lost: Option<RawCountBounds>,
     /// With `environment.misconfigure`: the harness must report that notifications
-    /// never arrived and name the misconfigured address as the likely cause.
+    /// never arrived and name the misconfigured address (or, for
+    /// `sasl_on_plaintext`, setting) as the likely cause.
     #[serde(default)]
     pub misconfiguration_reported: Option<bool>,
     /// With `workload.hostile`: the processor skips what is not an image (no
@@ -398,6 +404,7 @@ pub enum FaultKind {
     ProcessorJoin,
     DuplicateEvents,
     PoisonEvent,
+    Replay,
 }
 
 /// A record a `poison_event` fault publishes to the events topic.
@@ -460,8 +467,10 @@ pub struct RawFault {
     /// `bandwidth` only: the link's limit each direction (default 256KiB/s).
     #[serde(default)]
     pub bandwidth: Option<ByteRate>,
-    /// `duplicate_events` only: how many events already on the topic to publish
-    /// again (default 10).
+    /// `duplicate_events`: how many events already on the topic to publish again
+    /// (default 10). `replay`: how many events the processor's group consumes
+    /// again, counted back from its committed offsets over the partitions
+    /// (default: all of them, back to the earliest offset).
     #[serde(default)]
     pub count: Option<Count>,
     /// `poison_event` only: which records to publish (default: all four).

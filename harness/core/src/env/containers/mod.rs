@@ -274,6 +274,7 @@ impl ContainersEnv {
             queue_dir: self.spec.minio_queue_dir,
             queue_limit: self.spec.minio_queue_limit,
             sync_events: self.spec.minio_sync_events,
+            events_sasl: None,
             credentials: self.endpoints.credentials.clone(),
             ready_timeout: self.spec.ready_timeout,
         };
@@ -408,6 +409,27 @@ impl ContainersEnv {
         }
     }
 
+    /// The processor and its replicas, with their names.
+    fn processors(&self) -> Vec<(String, &ProcessorRun)> {
+        let primary = self.processor.as_ref().map(|p| ("processor".to_string(), p));
+        primary.into_iter().chain(self.replicas.iter().map(|(n, p)| (n.clone(), p))).collect()
+    }
+
+    /// Every processor replica stopped (SIGTERM with its grace, or SIGKILL when
+    /// `hard`) and held so until `start_service`; returns how each ended.
+    async fn hold_processors(&self, hard: bool) -> Result<Option<String>, EnvError> {
+        let grace = if hard { Duration::ZERO } else { PROCESSOR_GRACE };
+        let mut ended = Vec::new();
+        for (name, run) in self.processors() {
+            let how = run.hold(grace).await.map_err(|e| EnvError::Processor(format!("stopping {name}: {e}")))?;
+            ended.push(format!("{name}: {}", how.unwrap_or_else(|| "was not running".into())));
+        }
+        if ended.is_empty() {
+            return Err(EnvError::Engine("no processor runs".into()));
+        }
+        Ok(Some(format!("{} processor(s) stopped ({})", ended.len(), ended.join("; "))))
+    }
+
     async fn spawn_processor(&self, spec: &ProcessorSpec) -> Result<ProcessorRun, EnvError> {
         if !spec.builtin {
             let child = processor::child_spec(spec, &self.endpoints);
@@ -523,8 +545,7 @@ impl Environment for ContainersEnv {
                 pid: self.pids.get(minio::SERVICE).copied(),
             },
         ];
-        let primary = self.processor.as_ref().map(|p| ("processor".to_string(), p));
-        for (name, p) in primary.into_iter().chain(self.replicas.iter().map(|(n, p)| (n.clone(), p))) {
+        for (name, p) in self.processors() {
             let pid = p.status().borrow().pid;
             out.push(ServiceInfo { log_path: self.group.log_path(&name), name, version: String::new(), pid });
         }
@@ -604,6 +625,9 @@ impl Environment for ContainersEnv {
     /// Stops the service's container: SIGTERM with the service's grace, or SIGKILL
     /// when `hard`. Returns how it exited.
     async fn stop_service(&mut self, service: Service, hard: bool) -> Result<Option<String>, EnvError> {
+        if service == Service::Processor {
+            return self.hold_processors(hard).await;
+        }
         let id = self.container_id(service)?;
         if hard {
             self.docker
@@ -632,8 +656,14 @@ impl Environment for ContainersEnv {
     /// Starts a stopped service's container again (same ports, same data) and waits
     /// for its readiness probe; returns how long that took.
     async fn start_service(&mut self, service: Service) -> Result<Duration, EnvError> {
-        let id = self.container_id(service)?;
         let t = Instant::now();
+        if service == Service::Processor {
+            for (name, run) in self.processors() {
+                run.release().await.map_err(|e| EnvError::Processor(format!("starting {name} again: {e}")))?;
+            }
+            return Ok(t.elapsed());
+        }
+        let id = self.container_id(service)?;
         self.docker
             .start_container(&id, None::<StartContainerOptions>)
             .await

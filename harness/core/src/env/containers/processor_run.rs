@@ -44,6 +44,29 @@ impl ProcessorRun {
         }
     }
 
+    fn supervision(&self) -> &Supervision {
+        match self {
+            ProcessorRun::Host(s) => s.supervision(),
+            ProcessorRun::Container(c) => &c.supervision,
+        }
+    }
+
+    /// Stops the processor (SIGTERM, up to `grace`, SIGKILL) and starts nothing
+    /// until [`ProcessorRun::release`]; returns how it ended.
+    pub(super) async fn hold(&self, grace: Duration) -> Result<Option<String>, String> {
+        // A container's stop is two engine calls of at most ENGINE_TIMEOUT each.
+        let limit = grace + 2 * ENGINE_TIMEOUT;
+        match tokio::time::timeout(limit, self.supervision().hold(grace)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("the processor did not stop within {} s", limit.as_secs())),
+        }
+    }
+
+    /// Starts a held processor again; returns its pid, if known.
+    pub(super) async fn release(&self) -> Result<Option<u32>, String> {
+        self.supervision().release().await
+    }
+
     /// Stops the processor (SIGTERM, 10 s grace, SIGKILL). Harmless twice.
     /// (A container's launcher has its own engine client; `_docker` stays for
     /// the callers.)

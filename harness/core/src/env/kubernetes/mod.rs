@@ -280,6 +280,7 @@ impl KubernetesEnv {
             queue_dir: self.spec.minio_queue_dir,
             queue_limit: self.spec.minio_queue_limit,
             sync_events: self.spec.minio_sync_events,
+            events_sasl: None,
             credentials: self.endpoints.credentials.clone(),
             ready_timeout: self.spec.ready_timeout,
         };
