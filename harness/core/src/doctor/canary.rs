@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::{Finding, Link, Notes, Target};
-use crate::services::canary::{canary_png, wait_for_object_event};
+use crate::services::canary::{canary_png, high_watermarks, wait_for_object_event_from};
 use crate::services::s3::describe_sdk_error;
 
 /// Where the canary goes: a key the source bucket's notification filter lets through.
@@ -21,6 +21,10 @@ pub(super) async fn check(t: &Target, s3: &aws_sdk_s3::Client, route: &Route, no
     let suffix = if route.suffix.is_empty() { ".png" } else { route.suffix.as_str() };
     let key = format!("{}harness-doctor-{nonce}{suffix}", route.prefix);
     let check = format!("one image through the pipeline ({}/{key})", t.source_bucket);
+    // Where the topic ends before the upload: the canary's event is read from
+    // there, not from the beginning of a topic that may hold years of events.
+    let partitions = route.partitions.max(1) as i32;
+    let from = high_watermarks(&t.kafka_bootstrap, &t.topic, partitions, t.probe_timeout).await;
     let started = Instant::now();
     let upload = s3.put_object().bucket(&t.source_bucket).key(&key).content_type("image/png").body(ByteStream::from(canary_png())).send();
     if let Err(e) = tokio::time::timeout(t.probe_timeout, upload)
@@ -33,8 +37,7 @@ pub(super) async fn check(t: &Target, s3: &aws_sdk_s3::Client, route: &Route, no
         );
         return;
     }
-    let event =
-        wait_for_object_event(&t.kafka_bootstrap, &t.topic, route.partitions.max(1) as i32, &t.source_bucket, &key, t.canary_timeout);
+    let event = wait_for_object_event_from(&t.kafka_bootstrap, &t.topic, &from, &t.source_bucket, &key, t.canary_timeout);
     let thumbnail = wait_for_thumbnail(s3, &t.target_bucket, &key, t.canary_timeout, started);
     let (event, thumbnail) = tokio::join!(event, thumbnail);
     match (&event, &thumbnail) {

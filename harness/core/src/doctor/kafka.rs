@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::groups::GroupInfo;
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::kafka_wire::{probe, Advertised, Listener, ProbeError, TopicState};
 use super::{addresses, Finding, Link, Notes, Severity, Target};
@@ -179,14 +178,14 @@ pub(super) async fn check(t: &Target, notes: &mut Notes) -> Option<usize> {
             return None;
         }
     };
-    notes.push(group_finding(t, partitions).await);
+    notes.push(group_finding(t).await);
     Some(partitions)
 }
 
 /// The consumer group reading the topic: members, and lag.
-async fn group_finding(t: &Target, partitions: usize) -> Finding {
+async fn group_finding(t: &Target) -> Finding {
     let (bootstrap, topic, wanted, timeout) = (t.kafka_bootstrap.clone(), t.topic.clone(), t.group.clone(), t.probe_timeout);
-    let looked = tokio::task::spawn_blocking(move || groups_reading(&bootstrap, &topic, wanted.as_deref(), partitions, timeout)).await;
+    let looked = tokio::task::spawn_blocking(move || groups_reading(&bootstrap, &topic, wanted.as_deref(), timeout)).await;
     let check = match &t.group {
         Some(g) => format!("consumer group {g} reads {}", t.topic),
         None => format!("a consumer group reads {}", t.topic),
@@ -249,7 +248,7 @@ struct GroupsSeen {
     others: Vec<String>,
 }
 
-fn groups_reading(bootstrap: &str, topic: &str, wanted: Option<&str>, partitions: usize, timeout: Duration) -> Result<GroupsSeen, String> {
+fn groups_reading(bootstrap: &str, topic: &str, wanted: Option<&str>, timeout: Duration) -> Result<GroupsSeen, String> {
     let client: BaseConsumer = helper_client_config(bootstrap).create().map_err(|e| format!("Kafka client: {e}"))?;
     let list = client.fetch_group_list(wanted, timeout).map_err(|e| format!("listing groups: {e}"))?;
     let (mut readers, mut others) = (Vec::new(), Vec::new());
@@ -266,38 +265,21 @@ fn groups_reading(bootstrap: &str, topic: &str, wanted: Option<&str>, partitions
     // offsets on the topic reads it all the same.
     if wanted.is_none() && readers.is_empty() {
         for g in list.groups().iter().filter(|g| g.members().is_empty()) {
-            if lag(bootstrap, g.name(), topic, partitions, timeout).is_some() {
+            if lag(bootstrap, g.name(), topic, timeout).is_some() {
                 readers.push(GroupSeen { name: g.name().to_string(), state: g.state().to_string(), members: 0, lag: None });
             }
         }
     }
     for r in &mut readers {
-        r.lag = lag(bootstrap, &r.name, topic, partitions, timeout);
+        r.lag = lag(bootstrap, &r.name, topic, timeout);
     }
     readers.sort_by_key(|r| std::cmp::Reverse(r.members));
     Ok(GroupsSeen { readers, others })
 }
 
 /// Events of `topic` the group has not committed yet; `None` when it committed none.
-fn lag(bootstrap: &str, group: &str, topic: &str, partitions: usize, timeout: Duration) -> Option<i64> {
-    let c: BaseConsumer = helper_client_config(bootstrap).set("group.id", group).set("enable.auto.commit", "false").create().ok()?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions as i32 {
-        tpl.add_partition(topic, p);
-    }
-    let committed = c.committed_offsets(tpl, timeout).ok()?;
-    let mut total = 0;
-    let mut any = false;
-    for e in committed.elements() {
-        let (_, high) = c.fetch_watermarks(topic, e.partition(), timeout).ok()?;
-        if let Offset::Offset(o) = e.offset() {
-            any = true;
-            total += (high - o).max(0);
-        } else {
-            total += high;
-        }
-    }
-    any.then_some(total)
+fn lag(bootstrap: &str, group: &str, topic: &str, timeout: Duration) -> Option<i64> {
+    crate::observe::group::GroupReader::connect(bootstrap, group, topic, timeout).ok()?.lag(timeout)
 }
 
 /// Topics in the members' assignments (Kafka's ConsumerProtocolAssignment:

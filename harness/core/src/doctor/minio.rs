@@ -5,7 +5,7 @@
 use aws_sdk_s3::types::{FilterRuleName, QueueConfiguration};
 
 use super::kafka::{listener_verdict, ListenerUse};
-use super::minio_admin::{Admin, KafkaTarget, TargetState};
+use super::minio_admin::{Admin, AdminError, KafkaTarget, TargetState};
 use super::{addresses, Finding, Link, Notes, Target};
 use crate::services::s3::{describe_sdk_error, s3_client};
 
@@ -204,11 +204,19 @@ async fn check_targets(t: &Target, admin: &Admin, rules: &[Rule], notes: &mut No
     let configs = admin.kafka_targets().await;
     let (states, configs) = match (states, configs) {
         (Ok(s), Ok(c)) => (s, c),
-        (Err(e), _) | (_, Err(e)) => {
+        (Err(AdminError::Request(e)), _) | (_, Err(AdminError::Request(e))) => {
             notes.push(
                 Finding::skipped(Link::MinioKafkaTarget, "MinIO's Kafka targets (admin API)", e)
                     .because("reading the targets' state and configuration needs admin rights")
                     .fix("run the doctor with MinIO's root credentials, or a user with the admin:ServerInfo and admin:ConfigUpdate policy"),
+            );
+            return;
+        }
+        (Err(AdminError::Unreadable(e)), _) | (_, Err(AdminError::Unreadable(e))) => {
+            notes.push(
+                Finding::skipped(Link::MinioKafkaTarget, "MinIO's Kafka targets (admin API)", e)
+                    .because("MinIO answered, but the doctor cannot read its answer, so the targets' state and configuration are unchecked")
+                    .fix("read them with `mc admin config get ALIAS notify_kafka` and `mc admin info --json ALIAS`"),
             );
             return;
         }

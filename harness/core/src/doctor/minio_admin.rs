@@ -40,6 +40,18 @@ pub struct KafkaTarget {
     pub tls: bool,
 }
 
+/// Why the admin API gave no answer the doctor can use.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// The request failed or was refused (rights, network, an HTTP error).
+    #[error("{0}")]
+    Request(String),
+    /// MinIO answered, but its encrypted answer could not be read (FIPS mode's
+    /// PBKDF2, another secret key, a damaged answer).
+    #[error("{0}")]
+    Unreadable(String),
+}
+
 pub struct Admin {
     endpoint: String,
     creds: S3Credentials,
@@ -53,16 +65,17 @@ impl Admin {
 
     /// Every notification target and whether MinIO can reach it now (for Kafka:
     /// whether its client holds a broker connection).
-    pub async fn targets(&self) -> Result<Vec<TargetState>, String> {
-        let body = self.get("/minio/admin/v3/info").await?;
-        let info: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("the server info is no JSON: {e}"))?;
+    pub async fn targets(&self) -> Result<Vec<TargetState>, AdminError> {
+        let body = self.get("/minio/admin/v3/info").await.map_err(AdminError::Request)?;
+        let info: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| AdminError::Unreadable(format!("the server info is no JSON: {e}")))?;
         Ok(parse_targets(&info))
     }
 
     /// The Kafka targets of MinIO's configuration.
-    pub async fn kafka_targets(&self) -> Result<Vec<KafkaTarget>, String> {
-        let body = self.get("/minio/admin/v3/get-config-kv?key=notify_kafka").await?;
-        let plain = decrypt(&self.creds.secret_key, &body)?;
+    pub async fn kafka_targets(&self) -> Result<Vec<KafkaTarget>, AdminError> {
+        let body = self.get("/minio/admin/v3/get-config-kv?key=notify_kafka").await.map_err(AdminError::Request)?;
+        let plain = decrypt(&self.creds.secret_key, &body).map_err(AdminError::Unreadable)?;
         Ok(parse_kafka_config(&String::from_utf8_lossy(&plain)))
     }
 

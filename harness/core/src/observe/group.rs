@@ -68,6 +68,24 @@ impl GroupReader {
         out
     }
 
+    /// Events of the topic the group has not committed yet: per partition, from its
+    /// committed offset (or the low watermark, where it committed none) to the high
+    /// watermark. `None` when the group committed nothing or Kafka did not answer.
+    /// Blocking; each request bounded by `timeout`.
+    pub fn lag(&self, timeout: Duration) -> Option<i64> {
+        let offsets = self.committed(timeout);
+        if offsets.error.is_some() || offsets.committed.is_empty() {
+            return None;
+        }
+        let mut total = 0;
+        for p in self.partitions.iter() {
+            let (low, high) = self.consumer.fetch_watermarks(&self.topic, *p, timeout).ok()?;
+            let from = offsets.committed.get(p).copied().unwrap_or(low).max(low);
+            total += (high - from).max(0);
+        }
+        Some(total)
+    }
+
     /// [`GroupReader::committed`] off the async runtime.
     pub async fn committed_async(&self, timeout: Duration) -> GroupOffsets {
         let me = self.clone();

@@ -7,7 +7,7 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::kafka::helper_client_config;
@@ -59,9 +59,11 @@ pub async fn run_canary(
     key: &str,
     timeout: Duration,
 ) -> Result<SeenEvent, CanaryError> {
-    // Assigned before the upload: nothing can be missed, and with explicit
-    // partitions there is no group join to wait for.
-    let consumer = assigned_consumer(bootstrap, topic, partitions).map_err(CanaryError::Setup)?;
+    // Read from where the partitions end before the upload: nothing can be missed,
+    // nothing older is read (an existing pipeline's topic may be long), and with
+    // explicit partitions there is no group join to wait for.
+    let from = high_watermarks(bootstrap, topic, partitions, timeout.min(WATERMARKS_TIMEOUT)).await;
+    let consumer = assigned_consumer(bootstrap, topic, &from).map_err(CanaryError::Setup)?;
     s3.put_object()
         .bucket(bucket)
         .key(key)
@@ -87,21 +89,57 @@ pub async fn wait_for_object_event(
     key: &str,
     timeout: Duration,
 ) -> Result<SeenEvent, String> {
-    let consumer = assigned_consumer(bootstrap, topic, partitions)?;
+    let from: Vec<(i32, Offset)> = (0..partitions.max(1)).map(|p| (p, Offset::Beginning)).collect();
+    wait_for_object_event_from(bootstrap, topic, &from, bucket, key, timeout).await
+}
+
+/// [`wait_for_object_event`] reading each partition from the offset `from` gives
+/// (taken with [`high_watermarks`] before the upload: only newer events are read).
+pub async fn wait_for_object_event_from(
+    bootstrap: &str,
+    topic: &str,
+    from: &[(i32, Offset)],
+    bucket: &str,
+    key: &str,
+    timeout: Duration,
+) -> Result<SeenEvent, String> {
+    let consumer = assigned_consumer(bootstrap, topic, from)?;
     tokio::time::timeout(timeout, next_event_for(&consumer, bucket, key))
         .await
         .unwrap_or_else(|_| Err(format!("no event for {bucket}/{key} on {topic} within {timeout:?}")))
 }
 
-fn assigned_consumer(bootstrap: &str, topic: &str, partitions: i32) -> Result<StreamConsumer, String> {
+/// Longest wait for a topic's high watermarks.
+const WATERMARKS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where each of the topic's `partitions` ends now. A partition whose end cannot
+/// be read within `timeout` is read from its beginning instead: slower on a long
+/// topic, never blind.
+pub async fn high_watermarks(bootstrap: &str, topic: &str, partitions: i32, timeout: Duration) -> Vec<(i32, Offset)> {
+    let (b, t) = (bootstrap.to_string(), topic.to_string());
+    let read = tokio::task::spawn_blocking(move || {
+        let consumer: Result<BaseConsumer, _> = helper_client_config(&b).set("group.id", "_harness_canary").create();
+        let deadline = std::time::Instant::now() + timeout;
+        (0..partitions.max(1))
+            .map(|p| {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let end = consumer.as_ref().ok().and_then(|c| c.fetch_watermarks(&t, p, left).ok()).map(|(_, high)| high);
+                (p, end.map_or(Offset::Beginning, Offset::Offset))
+            })
+            .collect()
+    });
+    read.await.unwrap_or_else(|_| (0..partitions.max(1)).map(|p| (p, Offset::Beginning)).collect())
+}
+
+fn assigned_consumer(bootstrap: &str, topic: &str, from: &[(i32, Offset)]) -> Result<StreamConsumer, String> {
     let consumer: StreamConsumer = helper_client_config(bootstrap)
         .set("group.id", "_harness_canary")
         .set("enable.auto.commit", "false")
         .create()
         .map_err(|e| format!("consumer for {topic}: {e}"))?;
     let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions.max(1) {
-        assignment.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| format!("assigning {topic}/{p}: {e}"))?;
+    for &(p, offset) in from {
+        assignment.add_partition_offset(topic, p, offset).map_err(|e| format!("assigning {topic}/{p}: {e}"))?;
     }
     consumer.assign(&assignment).map_err(|e| format!("assigning {topic}: {e}"))?;
     Ok(consumer)
