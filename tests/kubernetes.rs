@@ -182,3 +182,225 @@ fn smoke_on_a_kind_cluster_created_for_it() {
     assert!(out.stderr.contains(&format!("into kind cluster {cluster}")), "{}", out.stderr);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// What the doctor's Kubernetes test creates, removed when it drops (a failed
+/// assertion included): its namespace, and the CRDs it installed itself.
+struct DoctorFixture {
+    namespace: String,
+    crds: Vec<String>,
+}
+
+impl Drop for DoctorFixture {
+    fn drop(&mut self) {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let (ns, crds) = (self.namespace.clone(), std::mem::take(&mut self.crds));
+        // Its own thread and runtime: a drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let Ok(client) = kube::Client::try_default().await else { return };
+                let _ = Api::<Namespace>::all(client.clone()).delete(&ns, &Default::default()).await;
+                for crd in crds {
+                    let _ = Api::<CustomResourceDefinition>::all(client.clone()).delete(&crd, &Default::default()).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// A CRD for `kind` in `group` whose objects take any fields (Strimzi's real
+/// schemas are not needed to be read back).
+fn open_crd(group: &str, version: &str, kind: &str, plural: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("{plural}.{group}"), "labels": { "io.harness.test": "doctor" } },
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": { "kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List") },
+            "versions": [{
+                "name": version, "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } },
+                "subresources": { "status": {} }
+            }]
+        }
+    })
+}
+
+/// `harness doctor --namespace` against a real API server, scheduler and kubelet
+/// (the cluster `ci/k8s up` started): a pod no node can take (failure 7), a
+/// container whose command is not in its image (a real crash loop: the kubelet's
+/// back-off), a volume claim no provisioner binds, and KafkaTopics Strimzi's Topic
+/// Operator would ignore (failure 4): one without the `strimzi.io/cluster` label,
+/// one naming another cluster, one of `kafka.banzaicloud.io`. The CRDs are
+/// Strimzi-shaped ones the test installs (the operator's images cannot be pulled
+/// here); a correctly labelled topic gets no finding.
+#[test]
+fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore() {
+    use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, PostParams};
+
+    let _one_at_a_time = serial();
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() % 1_000_000_000;
+    let mut fixture = DoctorFixture { namespace: format!("hdoc-{nonce}"), crds: Vec::new() };
+    let ns = fixture.namespace.clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = kube::Client::try_default().await.expect("a kube client from KUBECONFIG (ci/test sets it)");
+        let pp = PostParams::default();
+        let namespace: Namespace =
+            serde_json::from_value(serde_json::json!({ "metadata": { "name": ns, "labels": { "io.harness.test": "doctor" } } })).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&pp, &namespace).await.expect("creating the namespace");
+
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for (group, version, kind, plural) in [
+            ("kafka.strimzi.io", "v1beta2", "Kafka", "kafkas"),
+            ("kafka.strimzi.io", "v1beta2", "KafkaTopic", "kafkatopics"),
+            ("kafka.banzaicloud.io", "v1alpha1", "KafkaTopic", "kafkatopics"),
+        ] {
+            let crd: CustomResourceDefinition = serde_json::from_value(open_crd(group, version, kind, plural)).unwrap();
+            match crds.create(&pp, &crd).await {
+                Ok(_) => fixture.crds.push(format!("{plural}.{group}")),
+                Err(kube::Error::Api(e)) if e.code == 409 => {} // installed before: left as found
+                Err(e) => panic!("installing the CRD {plural}.{group}: {e}"),
+            }
+        }
+        // A CRD serves its kind once Established.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for name in ["kafkas.kafka.strimzi.io", "kafkatopics.kafka.strimzi.io", "kafkatopics.kafka.banzaicloud.io"] {
+            loop {
+                let crd = crds.get(name).await.expect("reading the CRD back");
+                let established = crd.status.and_then(|s| s.conditions).unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True");
+                if established {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "CRD {name} never became Established");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        let object = |api_version: &str, kind: &str, name: &str, labels: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": api_version, "kind": kind,
+                "metadata": { "name": name, "labels": labels }, "spec": { "partitions": 3, "replicas": 1 }
+            }))
+            .unwrap()
+        };
+        let resource = |group: &str, version: &str, kind: &str, plural: &str| ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: format!("{group}/{version}"),
+            kind: kind.into(),
+            plural: plural.into(),
+        };
+        let strimzi_topics = resource("kafka.strimzi.io", "v1beta2", "KafkaTopic", "kafkatopics");
+        let creates = [
+            (resource("kafka.strimzi.io", "v1beta2", "Kafka", "kafkas"), object("kafka.strimzi.io/v1beta2", "Kafka", "my-cluster", serde_json::json!({}))),
+            (strimzi_topics.clone(), object("kafka.strimzi.io/v1beta2", "KafkaTopic", "minio-events", serde_json::json!({ "strimzi.io/cluster": "my-cluster" }))),
+            (strimzi_topics.clone(), object("kafka.strimzi.io/v1beta2", "KafkaTopic", "no-label", serde_json::json!({}))),
+            (strimzi_topics.clone(), object("kafka.strimzi.io/v1beta2", "KafkaTopic", "wrong-cluster", serde_json::json!({ "strimzi.io/cluster": "kafka" }))),
+            (
+                resource("kafka.banzaicloud.io", "v1alpha1", "KafkaTopic", "kafkatopics"),
+                object("kafka.banzaicloud.io/v1alpha1", "KafkaTopic", "images-banzai", serde_json::json!({})),
+            ),
+        ];
+        for (r, o) in creates {
+            Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &r).create(&pp, &o).await.expect("creating a custom resource");
+        }
+
+        // The node's pause image runs anywhere without a registry.
+        let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.expect("listing nodes");
+        let pause = nodes
+            .items
+            .iter()
+            .flat_map(|n| n.status.iter().flat_map(|s| s.images.iter().flatten()))
+            .flat_map(|i| i.names.iter().flatten())
+            .find(|n| n.contains("/pause:"))
+            .cloned()
+            .expect("the node has the pause image");
+        let pod = |name: &str, container: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": { "name": name },
+                "spec": { "containers": [container], "terminationGracePeriodSeconds": 0 }
+            }))
+            .unwrap()
+        };
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let greedy = serde_json::json!({ "name": "resize", "image": pause, "imagePullPolicy": "Never",
+                                          "resources": { "requests": { "cpu": "1000" } } });
+        let crasher = serde_json::json!({ "name": "resize", "image": pause, "imagePullPolicy": "Never", "command": ["/no-such-processor"] });
+        pods.create(&pp, &pod("greedy", greedy)).await.expect("creating the greedy pod");
+        pods.create(&pp, &pod("crasher", crasher)).await.expect("creating the crashing pod");
+        let claim: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "data" },
+            "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "no-such-class", "resources": { "requests": { "storage": "1Gi" } } }
+        }))
+        .unwrap();
+        Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns).create(&pp, &claim).await.expect("creating the claim");
+
+        // Until the scheduler has given up on one pod and the kubelet is backing off the other.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let greedy = pods.get("greedy").await.unwrap();
+            let crasher = pods.get("crasher").await.unwrap();
+            let unscheduled = greedy.status.iter().flat_map(|s| s.conditions.iter().flatten()).any(|c| c.type_ == "PodScheduled" && c.status == "False");
+            let looping = crasher.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).any(|c| {
+                c.restart_count >= 1 && c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
+            });
+            if unscheduled && looping {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the fixture never got stuck: greedy {:?}, crasher {:?}", greedy.status, crasher.status);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    let started = Instant::now();
+    let out = harness(
+        &["doctor", "--namespace", &ns, "--s3", "http://127.0.0.1:1", "--kafka", "127.0.0.1:1", "--no-canary", "--format", "json", "-q"],
+        &[("MINIO_ROOT_USER", "x".into()), ("MINIO_ROOT_PASSWORD", "y".into())],
+    );
+    let took = started.elapsed();
+    drop(fixture);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
+    let findings = json["findings"].as_array().unwrap().clone();
+    let shown = serde_json::to_string_pretty(&findings).unwrap();
+    let error = |link: &str, check: &str| {
+        findings
+            .iter()
+            .find(|f| f["link"] == link && f["severity"] == "error" && f["check"].as_str().unwrap().contains(check))
+            .unwrap_or_else(|| panic!("no {link} error about {check:?}: {shown}"))
+            .clone()
+    };
+    assert_eq!(out.code, 1, "{shown}");
+    assert!(took < Duration::from_secs(20), "answered in {took:?}");
+    let greedy = error("workloads", "pod greedy is scheduled");
+    assert!(greedy["evidence"].as_str().unwrap().contains("Insufficient cpu"), "{shown}");
+    assert!(greedy["fix"].as_str().unwrap().contains(&format!("kubectl describe pod greedy -n {ns}")), "{shown}");
+    let crasher = error("workloads", "container resize of pod crasher runs");
+    // Between two attempts the kubelet says CrashLoopBackOff; during one, RunContainerError.
+    let evidence = crasher["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("restarted") && (evidence.contains("CrashLoopBackOff") || evidence.contains("/no-such-processor")),
+        "{shown}"
+    );
+    let fix = crasher["fix"].as_str().unwrap();
+    assert!(
+        fix.contains(&format!("kubectl logs crasher -c resize -n {ns} --previous"))
+            || fix.contains("fix command:/args: of container resize"),
+        "{shown}"
+    );
+    let claim = error("workloads", "volume claim data is bound");
+    assert!(claim["evidence"].as_str().unwrap().contains("no-such-class"), "{shown}");
+    let no_label = error("topic_resource", "KafkaTopic no-label");
+    assert_eq!(no_label["evidence"], "no strimzi.io/cluster label", "{shown}");
+    assert_eq!(no_label["fix"], "metadata.labels: {strimzi.io/cluster: my-cluster}", "{shown}");
+    let wrong = error("topic_resource", "KafkaTopic wrong-cluster");
+    assert!(wrong["evidence"].as_str().unwrap().contains("no Kafka named \"kafka\" (it has: my-cluster)"), "{shown}");
+    let banzai = error("topic_resource", "KafkaTopic images-banzai");
+    assert_eq!(banzai["evidence"], "apiVersion kafka.banzaicloud.io/v1alpha1", "{shown}");
+    assert!(!shown.contains("KafkaTopic minio-events"), "the labelled topic is fine: {shown}");
+    eprintln!("doctor on a broken namespace answered in {:.1} s", took.as_secs_f64());
+}

@@ -19,7 +19,15 @@ pub const DOCTOR_HELP: &str = "Examples:
 
   harness doctor --format json ... > doctor.json
 
-It walks the chain link by link: S3 API and credentials → buckets → the source bucket's
+  # a pipeline on Kubernetes: its namespace's pods, volume claims and KafkaTopics first,
+  # then the links through port-forwards (the endpoints are not discovered yet)
+  harness doctor --context kind-alice --namespace pipeline --s3 http://127.0.0.1:9000 ...
+
+With --namespace it first reads the namespace's objects through the API server: pods the
+scheduler places nowhere, volume claims no provisioner binds, containers that crash-loop or
+cannot pull their image, Strimzi KafkaTopics its Topic Operator ignores (no strimzi.io/cluster
+label, a label naming another cluster, another operator's apiVersion). Then it walks the
+chain link by link: S3 API and credentials → buckets → the source bucket's
 notification rules → MinIO's Kafka targets (admin API: state, brokers, topic, SASL/TLS,
 queue_dir) → what answers at each Kafka address (PLAINTEXT, SASL, TLS, HTTP…) → the brokers
 it advertises → the topic → the consumer group → one image through the whole pipeline
@@ -79,6 +87,13 @@ pub struct DoctorArgs {
     /// Also write doctor.json, junit.xml and report.html into this folder.
     #[arg(long, value_name = "DIR")]
     reports: Option<PathBuf>,
+    /// The Kubernetes namespace the pipeline runs in: check its pods, volume claims
+    /// and KafkaTopic resources first.
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// The kubeconfig context to use with --namespace (default: the current one).
+    #[arg(long, value_name = "CONTEXT", requires = "namespace")]
+    context: Option<String>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -111,6 +126,7 @@ pub fn doctor(runtime: &tokio::runtime::Runtime, args: DoctorArgs) -> ProcessExi
         canary: !args.no_canary,
         probe_timeout: args.timeout,
         canary_timeout: args.canary_timeout,
+        kubernetes: args.namespace.map(|namespace| doctor::cluster::Scope { context: args.context, namespace }),
     };
     let quiet = args.quiet;
     let progress = move |m: &str| {

@@ -2,12 +2,14 @@
 //! client paths (S3 → buckets → bucket notification → MinIO's Kafka target →
 //! Kafka bootstrap → advertised listeners → topic → consumer group → one canary
 //! through the whole pipeline) and says, for each link, what it saw, why it is
-//! broken and what to change.
+//! broken and what to change. Given a Kubernetes namespace, it first reads the
+//! objects the pipeline runs as ([`cluster`]).
 //!
 //! Every probe has a timeout, and a link is only checked when the ones it
 //! depends on work: on a broken setup the answer comes in seconds, not a hang.
 
 mod canary;
+pub mod cluster;
 mod kafka;
 pub mod kafka_wire;
 mod minio;
@@ -40,12 +42,19 @@ pub struct Target {
     pub probe_timeout: Duration,
     /// How long the canary's thumbnail may take.
     pub canary_timeout: Duration,
+    /// The Kubernetes namespace the pipeline runs in: its pods, volume claims and
+    /// topic resources are checked first.
+    pub kubernetes: Option<cluster::Scope>,
 }
 
 /// The links of the chain, in the order they are walked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Link {
+    /// Pods and volume claims of the pipeline's namespace.
+    Workloads,
+    /// Strimzi `KafkaTopic` resources.
+    TopicResource,
     S3,
     Buckets,
     BucketNotification,
@@ -60,6 +69,8 @@ pub enum Link {
 impl Link {
     pub fn name(self) -> &'static str {
         match self {
+            Link::Workloads => "pods and volumes",
+            Link::TopicResource => "KafkaTopic resources",
             Link::S3 => "S3 endpoint",
             Link::Buckets => "buckets",
             Link::BucketNotification => "bucket notification",
@@ -177,6 +188,10 @@ pub async fn diagnose(target: &Target, progress: &(dyn Fn(&str) + Sync)) -> Diag
     let started = Instant::now();
     let mut notes = Notes { findings: Vec::new(), started };
 
+    if let Some(scope) = &target.kubernetes {
+        progress(&format!("Kubernetes: pods, volume claims and KafkaTopics of namespace {}", scope.namespace));
+        cluster::check(scope, &target.topic, target.probe_timeout, &mut notes).await;
+    }
     progress("MinIO: S3 API, buckets, bucket notification, Kafka targets");
     let minio = minio::check(target, &mut notes).await;
     progress("Kafka: bootstrap, advertised listeners, topic, consumer group");

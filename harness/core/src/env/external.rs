@@ -68,6 +68,7 @@ impl ExternalEnv {
             canary: false,
             probe_timeout: Duration::from_secs(3),
             canary_timeout: spec.ready_timeout,
+            kubernetes: None,
         };
         let diagnosis = doctor::diagnose(&target, progress).await;
         let checked = started.elapsed();
