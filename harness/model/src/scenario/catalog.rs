@@ -484,11 +484,18 @@ impl EnvKind {
                 Op::Publish,
             ],
             // Pods deleted (with grace 0 for a kill) and StatefulSets scaled; the
-            // processor's Deployment scaled up. Not yet: pausing (no freezer
-            // through the API), partitions (bridge CNI enforces no NetworkPolicy),
-            // MinIO's queue dir (on the node, not the harness's host), holding the
-            // processor stopped (a scale to zero the pod watcher does not yet follow).
-            EnvKind::Kubernetes => &[Op::Stop(Service::Kafka), Op::Stop(Service::Minio), Op::KillProcessor, Op::AddReplica, Op::Publish],
+            // processor's Deployment scaled up, or to zero and back. Not yet:
+            // pausing (no freezer through the API), partitions (bridge CNI
+            // enforces no NetworkPolicy), MinIO's queue dir (on the node, not the
+            // harness's host).
+            EnvKind::Kubernetes => &[
+                Op::Stop(Service::Kafka),
+                Op::Stop(Service::Minio),
+                Op::Stop(Service::Processor),
+                Op::KillProcessor,
+                Op::AddReplica,
+                Op::Publish,
+            ],
             // Someone else's pipeline: the harness controls none of its services; it
             // can only publish to its topic, as any client could.
             EnvKind::External => &[Op::Publish],
@@ -730,7 +737,7 @@ mod tests {
         );
         assert_eq!(
             keys(injectable(EnvKind::Kubernetes, 1)),
-            "broker_stop, broker_kill, processor_crash, minio_restart, minio_kill, duplicate_events, poison_event, processor_join"
+            "broker_stop, broker_kill, processor_crash, minio_restart, minio_kill, duplicate_events, poison_event, replay, processor_join"
         );
         assert_eq!(keys(injectable(EnvKind::External, 1)), "duplicate_events, poison_event");
     }

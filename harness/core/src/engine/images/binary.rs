@@ -10,8 +10,13 @@ use super::{io_err, ImageError, ImageSpec, LABEL_IMAGE, PATH_ENV};
 use crate::services::process::describe_status;
 use crate::services::provision::find_on_path;
 
+/// The system's trust roots (Debian's path, where rustls-native-certs looks).
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// `FROM scratch` with `binary` at `dest`, its shared libraries at their own
-/// paths, and a `/tmp`.
+/// paths, a `/tmp`, and this machine's CA bundle when it has one: TLS clients in
+/// the binary load the system's roots (the AWS SDK's, in a debug build, asserts
+/// there are some, and the processor would crash-loop without them).
 pub(super) async fn binary_image(kind: &'static str, binary: &Path, dest: &str, cmd: &[&str]) -> Result<ImageSpec, ImageError> {
     let libs = shared_libraries(binary).await?;
     let mut entries = vec![
@@ -20,6 +25,9 @@ pub(super) async fn binary_image(kind: &'static str, binary: &Path, dest: &str, 
     ];
     for lib in libs {
         entries.push(Entry { path: format!("rootfs{}", lib.display()), mode: 0o755, source: Source::File(lib) });
+    }
+    if Path::new(CA_BUNDLE).is_file() {
+        entries.push(Entry { path: format!("rootfs{CA_BUNDLE}"), mode: 0o644, source: Source::File(PathBuf::from(CA_BUNDLE)) });
     }
     let cmd = serde_json::to_string(cmd).unwrap_or_default();
     let dockerfile = format!("FROM scratch\nCOPY rootfs/ /\nENV PATH={PATH_ENV}\nLABEL {LABEL_IMAGE}={kind}\nCMD {cmd}\n");

@@ -562,6 +562,16 @@ impl Environment for KubernetesEnv {
     /// (the kubelet sends SIGTERM, SIGKILL after the grace). Nothing replaces the
     /// pod until `start_service`. Returns what was done and how the container ended.
     async fn stop_service(&mut self, service: Service, hard: bool) -> Result<Option<String>, EnvError> {
+        if service == Service::Processor {
+            return match &mut self.processor {
+                Some(ProcessorRun::Pods(p)) => p.hold().await.map(Some),
+                Some(ProcessorRun::Host(s)) => {
+                    let grace = if hard { Duration::ZERO } else { PROCESSOR_GRACE };
+                    s.supervision().hold(grace).await.map_err(EnvError::Processor).map(|how| how.map(|h| format!("processor: {h}")))
+                }
+                None => Err(EnvError::Engine("no processor runs".into())),
+            };
+        }
         let name = Self::stateful_set_of(service)?;
         let pod = format!("{name}-0");
         let pods = self.api::<Pod>();
@@ -588,8 +598,18 @@ impl Environment for KubernetesEnv {
     /// Scales the StatefulSet back to 1 (same Service addresses, same hostPath
     /// data) and waits for the service's readiness probe.
     async fn start_service(&mut self, service: Service) -> Result<Duration, EnvError> {
-        let name = Self::stateful_set_of(service)?;
         let t = Instant::now();
+        if service == Service::Processor {
+            match &mut self.processor {
+                Some(ProcessorRun::Pods(p)) => p.release().await?,
+                Some(ProcessorRun::Host(s)) => {
+                    s.supervision().release().await.map_err(|e| EnvError::Processor(format!("starting the processor again: {e}")))?;
+                }
+                None => return Err(EnvError::Engine("no processor runs".into())),
+            }
+            return Ok(t.elapsed());
+        }
+        let name = Self::stateful_set_of(service)?;
         self.scale_stateful_set(name, 1).await?;
         self.wait_ready(service, t).await
     }

@@ -24,6 +24,9 @@ use crate::services::processor::{ProcessorExit, ProcessorStatus};
 const POLL: Duration = Duration::from_millis(250);
 /// How long the first pod, or a scaled-up one, may take to run.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the pods of a Deployment scaled to 0 may take to go (the contract's
+/// 10 s grace, and the API's own pace).
+const HOLD_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Seen {
     number: u32,
@@ -40,6 +43,9 @@ struct Tracker {
     primary: Option<String>,
     /// Scale-ups asked for whose pods have not appeared yet (not restarts).
     pending_replicas: u32,
+    /// Pods of a release (a scale back up after a hold) not yet seen: starts,
+    /// not restarts, whether or not a primary runs.
+    pending_starts: u32,
     stopping: bool,
 }
 
@@ -120,6 +126,77 @@ impl PodProcessor {
             tokio::time::sleep(POLL).await;
         }
         Err(EnvError::Engine(format!("the added processor replica was not running within {}s", START_TIMEOUT.as_secs())))
+    }
+
+    /// Scales the Deployment to 0 and waits for its pods to go (their grace, then
+    /// SIGKILL), keeping the watcher: the exits are expected ones, and nothing runs
+    /// until [`PodProcessor::release`]. Returns what happened, for the proof.
+    pub(super) async fn hold(&mut self) -> Result<String, EnvError> {
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner()).stopping = true;
+        let patch = serde_json::json!({ "spec": { "replicas": 0 } });
+        let scaled = self.deployments.patch_scale(PROCESSOR, &PatchParams::default(), &Patch::Merge(&patch)).await;
+        if let Err(e) = scaled {
+            self.tracker.lock().unwrap_or_else(|e| e.into_inner()).stopping = false;
+            return Err(KubeErr::ctx("scaling the processor Deployment to 0")(e));
+        }
+        let lp = ListParams::default().labels(&format!("{APP_LABEL}={PROCESSOR}"));
+        let started = Instant::now();
+        let gone = loop {
+            match self.pods.list(&lp).await {
+                Ok(list) if list.items.is_empty() => break true,
+                _ if started.elapsed() >= HOLD_TIMEOUT => break false,
+                _ => tokio::time::sleep(POLL).await,
+            }
+        };
+        observe(&self.pods, &self.tracker, &self.tx).await;
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner()).stopping = false;
+        if !gone {
+            return Err(EnvError::Processor(format!(
+                "the processor's pods were still there {}s after its Deployment was scaled to 0",
+                HOLD_TIMEOUT.as_secs()
+            )));
+        }
+        self.tx.send_modify(|s| s.held = true);
+        Ok(format!(
+            "Deployment {PROCESSOR} scaled from {} to 0; its pods gone after {:.1} s",
+            self.replicas,
+            started.elapsed().as_secs_f64()
+        ))
+    }
+
+    /// Scales a held Deployment back to its replicas and waits for its pods to run
+    /// (starts, not restarts: nothing crashed).
+    pub(super) async fn release(&mut self) -> Result<(), EnvError> {
+        let before = {
+            let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
+            t.pending_starts += self.replicas.max(0) as u32;
+            t.next
+        };
+        let patch = serde_json::json!({ "spec": { "replicas": self.replicas } });
+        self.deployments
+            .patch_scale(PROCESSOR, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(KubeErr::ctx(format!("scaling the processor Deployment back to {}", self.replicas)))?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut problems = Problems::default();
+        loop {
+            let next = self.tracker.lock().unwrap_or_else(|e| e.into_inner()).next;
+            if next >= before + self.replicas.max(0) as u32 && self.rx.borrow().pid.is_some() {
+                self.tx.send_modify(|s| s.held = false);
+                return Ok(());
+            }
+            if let Some(problem) = problems.settled(pod_problem(&self.pods, PROCESSOR).await) {
+                return Err(EnvError::Processor(format!("the processor could not start again: {problem}")));
+            }
+            if Instant::now() >= deadline {
+                return Err(EnvError::Processor(format!(
+                    "the processor's pods were not running {}s after its Deployment was scaled back to {}",
+                    START_TIMEOUT.as_secs(),
+                    self.replicas
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     /// Scales the Deployment to 0 and waits for its pods to go (their grace, then
@@ -212,6 +289,10 @@ fn apply(t: &mut Tracker, change: Change, tx: &watch::Sender<ProcessorStatus>) {
             if replica {
                 t.pending_replicas -= 1;
             }
+            let released = !first && !replica && t.pending_starts > 0;
+            if released {
+                t.pending_starts -= 1;
+            }
             if t.primary.is_none() {
                 t.primary = Some(uid.clone());
             }
@@ -219,7 +300,7 @@ fn apply(t: &mut Tracker, change: Change, tx: &watch::Sender<ProcessorStatus>) {
             t.pods.insert(uid, Seen { number, name, restarts, since: Instant::now(), gone: false });
             tx.send_modify(|s| {
                 s.starts += 1;
-                if !first && !replica {
+                if !first && !replica && !released {
                     s.restarts += 1;
                 }
                 if primary {
@@ -279,6 +360,23 @@ mod tests {
 
     fn started(uid: &str) -> Change {
         Change::Started { uid: uid.into(), name: format!("processor-{uid}"), restarts: 0 }
+    }
+
+    #[test]
+    fn the_pods_of_a_release_after_a_hold_are_starts_not_restarts() {
+        let (tx, rx) = watch::channel(ProcessorStatus::default());
+        let mut t = Tracker { next: 1, ..Default::default() };
+        apply(&mut t, started("a"), &tx);
+        t.stopping = true;
+        apply(&mut t, Change::Gone { uid: "a".into(), exit: None }, &tx);
+        t.stopping = false;
+        assert!(rx.borrow().exits[0].expected, "a hold's exit is one the harness asked for");
+        t.pending_starts = 1;
+        apply(&mut t, started("b"), &tx);
+        assert_eq!((rx.borrow().starts, rx.borrow().restarts, rx.borrow().pid), (2, 0, Some(2)));
+        apply(&mut t, Change::Gone { uid: "b".into(), exit: None }, &tx);
+        apply(&mut t, started("c"), &tx);
+        assert_eq!(rx.borrow().restarts, 1, "a pod replacing one that went on its own is a restart");
     }
 
     #[test]
