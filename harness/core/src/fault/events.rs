@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 
 use harness_model::scenario::{FaultSpec, PoisonKind, Published};
 use harness_model::HARNESS_KEY_PREFIX;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 
+use crate::observe::group::GroupReader;
 use crate::observe::parse_records;
 use crate::services::endpoints::Endpoints;
 use crate::services::kafka::helper_client_config;
@@ -51,50 +52,25 @@ pub async fn rewind(ep: &Endpoints, group: &str, count: Option<u32>) -> Result<P
 }
 
 fn rewind_blocking(bootstrap: &str, group: &str, topic: &str, count: Option<u32>) -> Result<PublishedRecords, String> {
-    let consumer: BaseConsumer = helper_client_config(bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .create()
-        .map_err(|e| format!("consumer: {e}"))?;
-    let metadata = consumer.fetch_metadata(Some(topic), STEP).map_err(|e| format!("metadata of {topic}: {e}"))?;
-    let partitions: Vec<i32> =
-        metadata.topics().iter().filter(|t| t.name() == topic).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
-    let mut lows = BTreeMap::new();
-    for &p in &partitions {
-        let (low, _) = consumer.fetch_watermarks(topic, p, STEP).map_err(|e| format!("watermarks of {topic}/{p}: {e}"))?;
-        lows.insert(p, low);
-    }
-    let committed = |consumer: &BaseConsumer| -> Result<BTreeMap<i32, i64>, String> {
-        let mut tpl = TopicPartitionList::new();
-        for &p in &partitions {
-            tpl.add_partition(topic, p);
+    let reader = GroupReader::connect(bootstrap, group, topic, STEP)?;
+    let lows = reader.low_watermarks(STEP)?;
+    let committed = |what: &str| {
+        let offsets = reader.committed(STEP);
+        match offsets.error {
+            Some(e) => Err(format!("{what}: {e}")),
+            None => Ok(offsets.committed),
         }
-        let list = consumer.committed_offsets(tpl, STEP).map_err(|e| format!("the committed offsets of group {group}: {e}"))?;
-        Ok(list
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
-            })
-            .collect())
     };
-    let before = committed(&consumer)?;
+    let before = committed("before the rewind")?;
     let targets = rewind_targets(&before, &lows, count);
     if targets.is_empty() {
         return Err(format!("consumer group {group} has committed nothing on {topic} that could be consumed again"));
     }
-    let mut tpl = TopicPartitionList::new();
-    for (&p, &o) in &targets {
-        tpl.add_partition_offset(topic, p, Offset::Offset(o)).map_err(|e| e.to_string())?;
-    }
-    // A commit from outside the group (no member id, no generation) is taken only
-    // once the group is empty: the stopped replicas' leaving, or their sessions
-    // timing out.
+    // A commit from outside the group is taken only once the group is empty: the
+    // stopped replicas' leaving, or their sessions timing out.
     let started = Instant::now();
     loop {
-        match consumer.commit(&tpl, CommitMode::Sync) {
+        match reader.reset_to(&targets) {
             Ok(()) => break,
             Err(e) if started.elapsed() >= EMPTY_GROUP_LIMIT => {
                 return Err(format!(
@@ -107,7 +83,7 @@ fn rewind_blocking(bootstrap: &str, group: &str, topic: &str, count: Option<u32>
         }
     }
     let waited = started.elapsed();
-    let read_back = committed(&consumer)?;
+    let read_back = committed("after the rewind")?;
     let moved: Vec<String> = targets.iter().map(|(p, o)| format!("{topic}/{p} {}→{o}", before[p])).collect();
     let wrong: Vec<String> = targets
         .iter()

@@ -1,13 +1,15 @@
 //! The processor's consumer group as Kafka records it: its committed offsets on the
 //! events topic. Read with the group's id but without joining it (an OffsetFetch,
 //! no subscription), so the processor's group is never rebalanced by the harness.
+//! The one write is [`GroupReader::reset_to`], the `replay` fault's, while the
+//! group is empty.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use harness_model::history::GroupOffsets;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::services::kafka::helper_client_config;
@@ -84,6 +86,29 @@ impl GroupReader {
             total += (high - from).max(0);
         }
         Some(total)
+    }
+
+    /// Each partition's low watermark (the earliest offset still on the topic).
+    /// Blocking; each request bounded by `timeout`.
+    pub fn low_watermarks(&self, timeout: Duration) -> Result<BTreeMap<i32, i64>, String> {
+        let mut out = BTreeMap::new();
+        for p in self.partitions.iter() {
+            let (low, _) =
+                self.consumer.fetch_watermarks(&self.topic, *p, timeout).map_err(|e| format!("watermarks of {}/{p}: {e}", self.topic))?;
+            out.insert(*p, low);
+        }
+        Ok(out)
+    }
+
+    /// Commits `offsets` as the group's, from outside it (no member id, no
+    /// generation), as `kafka-consumer-groups --reset-offsets` does. The broker
+    /// takes it only while the group is empty. Blocking.
+    pub fn reset_to(&self, offsets: &BTreeMap<i32, i64>) -> Result<(), String> {
+        let mut tpl = TopicPartitionList::new();
+        for (&p, &o) in offsets {
+            tpl.add_partition_offset(&self.topic, p, Offset::Offset(o)).map_err(|e| e.to_string())?;
+        }
+        self.consumer.commit(&tpl, CommitMode::Sync).map_err(|e| e.to_string())
     }
 
     /// [`GroupReader::committed`] off the async runtime.
