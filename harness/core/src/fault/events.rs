@@ -191,9 +191,14 @@ pub async fn publish(ep: &Endpoints, spec: &FaultSpec, what: Published) -> Resul
     Ok(PublishedRecords { offsets, summary })
 }
 
+/// How far back `duplicate_events` reads each partition for events to copy: the
+/// topic of a pipeline that already runs may hold millions.
+const DUPLICATE_WINDOW: i64 = 10_000;
+
 /// Up to `count` messages already on the topic, spread evenly over what was
-/// delivered, the pipeline's own events first (the harness's canary only when
-/// there is nothing else). Reads up to the high watermarks of when it started.
+/// delivered (at most the last [`DUPLICATE_WINDOW`] of each partition), the
+/// pipeline's own events first (the harness's canary only when there is nothing
+/// else). Reads up to the high watermarks of when it started.
 fn delivered(bootstrap: &str, topic: &str, count: usize) -> Result<Vec<Outgoing>, String> {
     let consumer: BaseConsumer = helper_client_config(bootstrap)
         .set("group.id", "_harness-duplicates")
@@ -210,7 +215,8 @@ fn delivered(bootstrap: &str, topic: &str, count: usize) -> Result<Vec<Outgoing>
         let (low, high) = consumer.fetch_watermarks(topic, p, STEP).map_err(|e| format!("watermarks of {topic}/{p}: {e}"))?;
         if high > low {
             ends.push((p, high));
-            tpl.add_partition_offset(topic, p, Offset::Offset(low)).map_err(|e| e.to_string())?;
+            let from = low.max(high - DUPLICATE_WINDOW);
+            tpl.add_partition_offset(topic, p, Offset::Offset(from)).map_err(|e| e.to_string())?;
         }
     }
     if ends.is_empty() {
