@@ -69,6 +69,7 @@ async fn conforms_now(kind: EnvKind, brokers: u32) {
         cwd: dir.path().to_path_buf(),
         name: "processor".into(),
         builtin: true,
+        image: None,
     };
     env.start_processor(processor).await.expect("the processor starts");
     let outcomes = every_kind(env.as_mut(), DEFAULT_GROUP_ID, &say).await;

@@ -159,3 +159,50 @@ fn a_second_processor_container_rebalances_the_group_and_exactly_once_holds() {
     assert!(run.dir.join("logs/processor-2.log").is_file(), "the replica container's log is kept");
     assert_nothing_left(&run_id(&run));
 }
+
+/// A "user's image" for the `processor.image` tests: the harness's processor image
+/// under another name. Its own CMD runs the reference processor, which follows the
+/// contract, so the test proves the path (the image's entrypoint, the contract's
+/// environment, loading into a cluster), not a processor.
+pub(crate) fn user_image() -> String {
+    let out = harness(&["images", "build"], &[]);
+    assert_eq!(out.code, 0, "harness images build: {}", out.stderr);
+    let reference = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("processor").map(str::trim))
+        .unwrap_or_else(|| panic!("no processor image in: {}", out.stdout))
+        .to_string();
+    let tag = reference.rsplit(':').next().unwrap().to_string();
+    let repo = "localhost/harness-user-processor";
+    let query = format!("/images/{}/tag?repo={}&tag={tag}", urlencode(&reference), urlencode(repo));
+    let tagged = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "20", "-X", "POST", "--unix-socket", &engine_socket(), &format!("http://d{query}")])
+        .output()
+        .expect("curl (ci/setup installs it)");
+    assert!(tagged.status.success(), "tagging {reference} as {repo}:{tag}: {}", String::from_utf8_lossy(&tagged.stderr));
+    format!("{repo}:{tag}")
+}
+
+/// A scenario whose processor is `image`, in a temporary folder.
+pub(crate) fn image_scenario(dir: &std::path::Path, image: &str) -> std::path::PathBuf {
+    let path = dir.join("user-image.yaml");
+    let yaml = format!(
+        "name: user-image\nseed: 5\nprocessor: {{ image: \"{image}\" }}\nenvironment: {{ kind: containers }}\n\
+         workload: {{ images: 20, rate: 10/s }}\nexpect: {{ exactly_once: true }}\n"
+    );
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// `processor: { image: … }`: a user's image runs as the processor container with
+/// its own command and the contract's environment; exactly-once holds.
+#[test]
+fn a_users_processor_image_runs_with_its_own_command_and_the_contract() {
+    let image = user_image();
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_with(&[], image_scenario(dir.path(), &image).to_str().unwrap());
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.results["environment"]["processor"], format!("image {image}"), "{}", run.explain());
+    assert_nothing_left(&run_id(&run));
+}

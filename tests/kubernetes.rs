@@ -404,3 +404,16 @@ fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore
     assert!(!shown.contains("KafkaTopic minio-events"), "the labelled topic is fine: {shown}");
     eprintln!("doctor on a broken namespace answered in {:.1} s", took.as_secs_f64());
 }
+
+/// `processor: { image: … }` on kubernetes: the user's image is loaded into the
+/// cluster (again on every run: its tag may name a new build) and runs as the
+/// processor Deployment with its own command; exactly-once holds.
+#[test]
+fn a_users_processor_image_runs_as_the_deployment() {
+    let image = crate::containers::user_image();
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_with(&["--env", "kubernetes"], crate::containers::image_scenario(dir.path(), &image).to_str().unwrap());
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.results["environment"]["processor"], format!("image {image}"), "{}", run.explain());
+    assert_namespace_gone(&run_id(&run));
+}

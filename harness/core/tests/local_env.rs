@@ -82,6 +82,7 @@ async fn local_env_delivers_both_notification_paths_and_cleans_up() {
         cwd: dir.path().to_path_buf(),
         name: "processor".into(),
         builtin: false,
+        image: None,
     })
     .await
     .expect("processor start");

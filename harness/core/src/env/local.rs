@@ -453,6 +453,9 @@ impl Environment for LocalEnv {
 
     /// Starts the processor with the contract's environment and supervises it.
     async fn start_processor(&mut self, spec: ProcessorSpec) -> Result<(), EnvError> {
+        if spec.image.is_some() {
+            return Err(super::unsupported(EnvKind::Local, "a processor image (it runs in a container engine)"));
+        }
         if let Some(mut old) = self.processor.take() {
             old.stop(PROCESSOR_GRACE).await;
         }

@@ -309,6 +309,7 @@ fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, ExerciseError> {
         ProcessorKind::Running => {
             return Err(ExerciseError::Processor(crate::env::unsupported(s.environment.kind, "starting the pipeline's own processor")))
         }
+        ProcessorKind::Image(_) => (std::path::PathBuf::new(), Vec::new()),
         ProcessorKind::Command(argv) => {
             let p = std::path::PathBuf::from(&argv[0]);
             // `./x.py` and `bin/x` are relative to the workdir; a bare name is looked up on PATH.
@@ -316,7 +317,11 @@ fn processor_spec(s: &Scenario) -> Result<ProcessorSpec, ExerciseError> {
             (program, argv[1..].to_vec())
         }
     };
-    Ok(ProcessorSpec { program, args, env, cwd: s.processor.workdir.clone(), name: "processor".into(), builtin })
+    let image = match &s.processor.kind {
+        ProcessorKind::Image(image) => Some(image.clone()),
+        _ => None,
+    };
+    Ok(ProcessorSpec { program, args, env, cwd: s.processor.workdir.clone(), name: "processor".into(), builtin, image })
 }
 
 /// Prints upload progress every 2 s; never finishes on its own.

@@ -400,6 +400,7 @@ fn processor_version(s: &Scenario) -> String {
     match &s.processor.kind {
         harness_model::scenario::ProcessorKind::Builtin(_) => format!("harness-processor {}", harness_processor_version()),
         harness_model::scenario::ProcessorKind::Command(argv) => format!("command: {}", argv.join(" ")),
+        harness_model::scenario::ProcessorKind::Image(image) => format!("image {image}"),
         harness_model::scenario::ProcessorKind::Running => format!("the pipeline's own, consumer group {}", s.processor.group_id),
     }
 }

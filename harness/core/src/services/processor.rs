@@ -34,6 +34,9 @@ pub struct ProcessorSpec {
     /// The reference processor (`harness processor`): an environment with its own
     /// images runs it from there instead of `program`.
     pub builtin: bool,
+    /// A container image of the processor, run with its own entrypoint (containers
+    /// and kubernetes environments; `program` is then unused).
+    pub image: Option<String>,
 }
 
 /// The contract's environment for a processor talking to `endpoints`.
@@ -454,6 +457,7 @@ mod tests {
             cwd: "/work".into(),
             name: "processor".into(),
             builtin: false,
+            image: None,
         };
         let child = child_spec(&spec, &endpoints());
         let get = |k: &str| child.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());

@@ -77,6 +77,9 @@ impl Scenario {
         if (kind == EnvKind::External) != matches!(self.processor.kind, ProcessorKind::Running) {
             return Err(problem("processor".into(), external_processor_rule(kind)));
         }
+        if let (ProcessorKind::Image(_), EnvKind::Local) = (&self.processor.kind, kind) {
+            return Err(problem("processor.image".into(), IMAGE_NEEDS_ENGINE.into()));
+        }
         if kind != EnvKind::Local && self.environment.misconfigure.is_some() {
             return Err(problem(
                 "environment.misconfigure".into(),
@@ -124,6 +127,10 @@ pub struct External {
     pub region: String,
 }
 
+/// Why `processor.image` is refused on the local environment.
+pub(crate) const IMAGE_NEEDS_ENGINE: &str =
+    "runs in a container: use `environment.kind: containers` or `kubernetes` (the local environment runs a `command` on this machine)";
+
 /// What the processor section must say for `kind`: `running: true` exactly on external.
 pub(crate) fn external_processor_rule(kind: EnvKind) -> String {
     if kind == EnvKind::External {
@@ -157,6 +164,8 @@ pub struct Processor {
 pub enum ProcessorKind {
     Builtin(BuiltinName),
     Command(Vec<String>),
+    /// A container image, run with its own entrypoint (containers, kubernetes).
+    Image(String),
     /// The pipeline's own processor, already running (external environment).
     Running,
 }
@@ -167,6 +176,7 @@ impl Processor {
         match &self.kind {
             ProcessorKind::Builtin(BuiltinName::Resize) => "builtin:resize".to_string(),
             ProcessorKind::Command(argv) => argv.join(" "),
+            ProcessorKind::Image(image) => format!("image {image}"),
             ProcessorKind::Running => format!("the pipeline's own (group {})", self.group_id),
         }
     }

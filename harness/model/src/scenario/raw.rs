@@ -192,6 +192,13 @@ pub struct RawProcessor {
     /// e.g. `[python3, consumer.py]`. Relative paths are relative to `workdir`.
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// A container image of the processor (containers and kubernetes
+    /// environments), e.g. `localhost/resizer:1`: run with its own entrypoint and
+    /// command, and the processor contract's environment variables. It must be
+    /// present in the container engine (no registry is asked); on kubernetes the
+    /// harness loads it into the cluster (`kind load` for a kind context).
+    #[serde(default)]
+    pub image: Option<String>,
     /// Working directory of `command`, relative to the scenario file. Default: the
     /// scenario file's folder.
     #[serde(default)]

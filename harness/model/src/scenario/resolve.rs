@@ -159,28 +159,39 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
     if p.running != (kind == EnvKind::External) {
         return Err(problem(proc_loc, "processor", super::external_processor_rule(kind)));
     }
-    let kind_of_processor = match (p.builtin, p.command) {
-        (None, None) if p.running => ProcessorKind::Running,
-        (Some(_), _) | (_, Some(_)) if p.running => {
+    let kind_of_processor = match (p.builtin, p.command, p.image) {
+        (None, None, None) if p.running => ProcessorKind::Running,
+        (b, c, i) if p.running && (b.is_some() || c.is_some() || i.is_some()) => {
             return Err(problem(proc_loc, "processor", "`running: true` starts no processor; remove `builtin`/`command`".into()));
         }
-        (Some(b), None) => ProcessorKind::Builtin(b),
-        (None, Some(argv)) => {
+        (Some(b), None, None) => ProcessorKind::Builtin(b),
+        (None, Some(argv), None) => {
             if argv.is_empty() || argv[0].trim().is_empty() {
                 return Err(problem(proc_loc, "processor.command", "must name a program, e.g. [python3, consumer.py]".into()));
             }
             ProcessorKind::Command(argv)
         }
-        (Some(_), Some(_)) => {
+        (None, None, Some(image)) => {
+            if image.trim().is_empty() || image.contains(char::is_whitespace) {
+                return Err(problem(proc_loc, "processor.image", format!("{image:?} is not an image reference, e.g. localhost/resizer:1")));
+            }
+            if kind == EnvKind::Local {
+                return Err(problem(proc_loc, "processor.image", super::IMAGE_NEEDS_ENGINE.into()));
+            }
+            ProcessorKind::Image(image)
+        }
+        (Some(_), Some(_), None) => {
             return Err(problem(proc_loc, "processor", "give either `builtin` or `command`, not both".into()));
         }
-        (None, None) => {
+        (None, None, None) => {
             return Err(problem(
                 proc_loc,
                 "processor",
-                "say which processor to test: `builtin: resize` or `command: [program, args...]`".into(),
+                "say which processor to test: `builtin: resize`, `command: [program, args...]` or `image: REF` (containers, kubernetes)"
+                    .into(),
             ));
         }
+        _ => return Err(problem(proc_loc, "processor", "give one of `builtin`, `command` or `image`, not several".into())),
     };
     if let Some(var) = p.env.keys().find(|k| CONTRACT_VARS.contains(&k.as_str())) {
         return Err(problem(
@@ -189,7 +200,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
             "is set by the harness (processor contract); remove it from the scenario".into(),
         ));
     }
-    if matches!(kind_of_processor, ProcessorKind::Builtin(BuiltinName::Resize)) && p.workdir.is_some() {
+    if matches!(kind_of_processor, ProcessorKind::Builtin(BuiltinName::Resize) | ProcessorKind::Image(_)) && p.workdir.is_some() {
         return Err(problem(proc_loc, "processor.workdir", "only applies to `command` processors".into()));
     }
     let processor = Processor {

@@ -431,7 +431,7 @@ impl ContainersEnv {
     }
 
     async fn spawn_processor(&self, spec: &ProcessorSpec) -> Result<ProcessorRun, EnvError> {
-        if !spec.builtin {
+        if !spec.builtin && spec.image.is_none() {
             let child = processor::child_spec(spec, &self.endpoints);
             return Ok(ProcessorRun::Host(ProcessorSupervisor::start(&self.group, child)?));
         }
@@ -441,12 +441,12 @@ impl ContainersEnv {
             env.push((k.clone(), v.clone()));
         }
         let name = format!("{}-{}", self.prefix, spec.name);
-        let (repo, tag) = split_ref(&self.images.set.processor);
-        let mut req = GenericImage::new(repo, tag)
-            .with_cmd([images::HARNESS_BIN, "processor"])
-            .with_container_name(&name)
-            .with_network(self.network.clone().unwrap_or_default())
-            .with_labels(self.labels.clone());
+        // A user's image runs with its own entrypoint and command.
+        let (repo, tag) = split_ref(spec.image.as_deref().unwrap_or(&self.images.set.processor));
+        let image = GenericImage::new(repo, tag);
+        let image = if spec.image.is_some() { image.into() } else { image.with_cmd([images::HARNESS_BIN, "processor"]) };
+        let mut req =
+            image.with_container_name(&name).with_network(self.network.clone().unwrap_or_default()).with_labels(self.labels.clone());
         for (k, v) in env {
             req = req.with_env_var(k, v);
         }

@@ -168,9 +168,23 @@ pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
-/// Puts the images on the cluster's nodes (see [`ImageLoader`]); an image the node
-/// already has is not loaded again.
-pub(super) async fn load_images(target: &ClusterTarget, docker: &Docker, images: &[&str], progress: &dyn Fn(&str)) -> Result<(), EnvError> {
+/// Whether an image the node already has under the same name is loaded again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reload {
+    /// The harness's own images: their tags are content hashes.
+    IfMissing,
+    /// A user's image: its tag may name a new build (`:latest`, `:dev`).
+    Always,
+}
+
+/// Puts the images on the cluster's nodes (see [`ImageLoader`]).
+pub(super) async fn load_images(
+    target: &ClusterTarget,
+    docker: &Docker,
+    images: &[&str],
+    reload: Reload,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), EnvError> {
     match &target.loader {
         ImageLoader::Preloaded => Ok(()),
         ImageLoader::Kind(cluster) => {
@@ -193,7 +207,7 @@ pub(super) async fn load_images(target: &ClusterTarget, docker: &Docker, images:
         ImageLoader::Ctr(socket) => {
             let have = ctr(socket, &["images", "ls", "-q"], None).await?;
             for image in images {
-                if have.lines().any(|l| l.trim() == *image) {
+                if reload == Reload::IfMissing && have.lines().any(|l| l.trim() == *image) {
                     continue;
                 }
                 progress(&format!("loading {image} into the cluster's containerd…"));

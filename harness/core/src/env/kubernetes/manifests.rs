@@ -210,7 +210,11 @@ pub struct ProcessorPods<'a> {
     pub image: &'a str,
     /// The [`SIGNALS`] container's image (the processor's has no shell).
     pub signals_image: &'a str,
+    /// Empty: the image's own entrypoint and command (a user's image).
     pub command: Vec<String>,
+    /// `Never` for images the harness loaded itself; `IfNotPresent` for a user's
+    /// image, which a cluster may pull from its registry.
+    pub pull_policy: &'a str,
     pub env_secret: &'a str,
     pub replicas: i32,
     pub grace_secs: i64,
@@ -219,14 +223,16 @@ pub struct ProcessorPods<'a> {
 pub fn processor_deployment(p: &ProcessorPods<'_>, labels: &BTreeMap<String, String>) -> Deployment {
     let mut pod_labels = labels.clone();
     pod_labels.insert(APP_LABEL.into(), PROCESSOR.into());
-    let container = json!({
+    let mut container = json!({
         "name": PROCESSOR,
         "image": p.image,
-        "imagePullPolicy": "Never",
-        "command": p.command,
+        "imagePullPolicy": p.pull_policy,
         "envFrom": [{ "secretRef": { "name": p.env_secret } }],
         "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } }
     });
+    if !p.command.is_empty() {
+        container["command"] = json!(p.command);
+    }
     typed(
         "deployment",
         json!({
@@ -322,6 +328,7 @@ mod tests {
                 image: "localhost/p:1",
                 signals_image: "localhost/k:1",
                 command: vec!["harness".into()],
+                pull_policy: "Never",
                 env_secret: "processor-env",
                 replicas: 1,
                 grace_secs: 10,

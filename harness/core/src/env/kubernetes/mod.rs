@@ -129,7 +129,7 @@ impl KubernetesEnv {
         run_id: &str,
         source: ImageSource,
         harness_bin: &Path,
-        progress: &dyn Fn(&str),
+        progress: &(dyn Fn(&str) + Sync),
     ) -> Result<KubernetesEnv, EnvError> {
         let started = Instant::now();
         if source == ImageSource::Official {
@@ -153,7 +153,8 @@ impl KubernetesEnv {
 
         let docker = crate::engine::connect().await.map_err(|e| EnvError::Engine(e.to_string()))?;
         let images = images::run_images(source, &docker, tc, harness_bin, progress).await.map_err(|e| EnvError::Engine(e.to_string()))?;
-        cluster::load_images(&target, &docker, &[&images.set.kafka, &images.set.minio, &images.set.processor], progress).await?;
+        let own = [images.set.kafka.as_str(), images.set.minio.as_str(), images.set.processor.as_str()];
+        cluster::load_images(&target, &docker, &own, cluster::Reload::IfMissing, progress).await?;
 
         let token = |n| crate::services::token::hex_token(n).map_err(io_err("reading /dev/urandom"));
         let credentials =
@@ -510,7 +511,7 @@ impl Environment for KubernetesEnv {
         if self.processor.is_some() {
             return Err(EnvError::Engine("the processor already runs".into()));
         }
-        if !spec.builtin {
+        if !spec.builtin && spec.image.is_none() {
             let child = processor::child_spec(&spec, &self.endpoints);
             self.processor = Some(ProcessorRun::Host(ProcessorSupervisor::start(&self.group, child)?));
             self.processor_spec = Some(spec);
@@ -521,6 +522,11 @@ impl Environment for KubernetesEnv {
             env.retain(|(existing, _)| existing != k);
             env.push((k.clone(), v.clone()));
         }
+        // A user's image is loaded like the harness's own (it must be in the engine).
+        if let Some(image) = &spec.image {
+            let docker = crate::engine::connect().await.map_err(|e| EnvError::Engine(e.to_string()))?;
+            cluster::load_images(&self.target, &docker, &[image.as_str()], cluster::Reload::Always, &|_| {}).await?;
+        }
         let pp = PostParams::default();
         self.api::<Secret>()
             .create(&pp, &manifests::env_secret("processor-env", &env, &self.labels))
@@ -528,9 +534,10 @@ impl Environment for KubernetesEnv {
             .map_err(KubeErr::ctx("creating the processor-env Secret"))?;
         let deployment = manifests::processor_deployment(
             &manifests::ProcessorPods {
-                image: &self.images.set.processor,
+                image: spec.image.as_deref().unwrap_or(&self.images.set.processor),
                 signals_image: &self.images.set.kafka,
-                command: vec![images::HARNESS_BIN.into(), "processor".into()],
+                command: if spec.image.is_some() { Vec::new() } else { vec![images::HARNESS_BIN.into(), "processor".into()] },
+                pull_policy: if spec.image.is_some() { "IfNotPresent" } else { "Never" },
                 env_secret: "processor-env",
                 replicas: 1,
                 grace_secs: PROCESSOR_GRACE.as_secs() as i64,
