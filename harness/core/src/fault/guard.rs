@@ -130,7 +130,15 @@ pub async fn inject(env: &mut dyn Environment, spec: &FaultSpec, processor_group
             (Applied::Published(published), None)
         }
         Action::Rewind => {
-            let stopped = env.stop_service(Service::Processor, false).await.map_err(env_err("stopping the processor"))?;
+            let stopped = match env.stop_service(Service::Processor, false).await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Replicas held before the one that failed run again (a release of
+                    // a running one changes nothing).
+                    let _ = env.start_service(Service::Processor).await;
+                    return Err(env_err("stopping the processor")(e));
+                }
+            };
             let ep = env.endpoints().clone();
             match events::rewind(&ep, processor_group, spec.events.count).await {
                 Ok(rewound) => (Applied::Rewound(rewound), stopped),

@@ -484,14 +484,15 @@ impl EnvKind {
                 Op::Publish,
             ],
             // Pods deleted (with grace 0 for a kill) and StatefulSets scaled; the
-            // processor's Deployment scaled up, or to zero and back. Not yet:
-            // pausing (no freezer through the API), partitions (bridge CNI
-            // enforces no NetworkPolicy), MinIO's queue dir (on the node, not the
-            // harness's host).
+            // processor's Deployment scaled up, or to zero and back; the broker
+            // frozen by SIGSTOP from its pod's signals container. Not yet:
+            // partitions (bridge CNI enforces no NetworkPolicy), MinIO's queue dir
+            // (on the node, not the harness's host).
             EnvKind::Kubernetes => &[
                 Op::Stop(Service::Kafka),
                 Op::Stop(Service::Minio),
                 Op::Stop(Service::Processor),
+                Op::Pause(Service::Kafka),
                 Op::KillProcessor,
                 Op::AddReplica,
                 Op::Publish,
@@ -737,7 +738,8 @@ mod tests {
         );
         assert_eq!(
             keys(injectable(EnvKind::Kubernetes, 1)),
-            "broker_stop, broker_kill, processor_crash, minio_restart, minio_kill, duplicate_events, poison_event, replay, processor_join"
+            "broker_stop, broker_kill, broker_pause, processor_crash, minio_restart, minio_kill, duplicate_events, poison_event, replay, \
+             processor_join"
         );
         assert_eq!(keys(injectable(EnvKind::External, 1)), "duplicate_events, poison_event");
     }

@@ -621,6 +621,22 @@ impl Environment for KubernetesEnv {
         self.wait_ready(service, t).await
     }
 
+    /// SIGSTOP to the broker's process from its pod's signals container (the pod
+    /// shares one process namespace): the JVM is frozen, its connections stay
+    /// open. No pid to return: a dropped guard cannot resume it, the namespace's
+    /// deletion at teardown ends it.
+    async fn pause_service(&mut self, service: Service) -> Result<Option<u32>, EnvError> {
+        let name = Self::stateful_set_of(service)?;
+        cluster::signal_process(&self.api::<Pod>(), &format!("{name}-0"), name, "STOP").await?;
+        Ok(None)
+    }
+
+    /// SIGCONT to the frozen process.
+    async fn resume_service(&mut self, service: Service) -> Result<(), EnvError> {
+        let name = Self::stateful_set_of(service)?;
+        cluster::signal_process(&self.api::<Pod>(), &format!("{name}-0"), name, "CONT").await.map(|_| ())
+    }
+
     /// SIGKILL to the processor's process from its pod's signals container (the
     /// kubelet restarts the container, as after any crash); a processor on the
     /// host gets SIGKILL. Returns the number the watcher gave that container (pods

@@ -57,6 +57,8 @@ pub(super) struct PodProcessor {
     rx: watch::Receiver<ProcessorStatus>,
     task: tokio::task::JoinHandle<()>,
     replicas: i32,
+    /// Scaled to 0 by `hold`, until `release`.
+    held: bool,
 }
 
 impl PodProcessor {
@@ -67,7 +69,7 @@ impl PodProcessor {
         let tx = Arc::new(tx);
         let tracker = Arc::new(Mutex::new(Tracker { next: 1, ..Default::default() }));
         let task = tokio::spawn(watch_pods(pods.clone(), tracker.clone(), tx.clone()));
-        let p = PodProcessor { pods, deployments, tracker, tx, rx, task, replicas: 1 };
+        let p = PodProcessor { pods, deployments, tracker, tx, rx, task, replicas: 1, held: false };
         let deadline = Instant::now() + START_TIMEOUT;
         let mut problems = Problems::default();
         loop {
@@ -139,6 +141,7 @@ impl PodProcessor {
             self.tracker.lock().unwrap_or_else(|e| e.into_inner()).stopping = false;
             return Err(KubeErr::ctx("scaling the processor Deployment to 0")(e));
         }
+        self.held = true;
         let lp = ListParams::default().labels(&format!("{APP_LABEL}={PROCESSOR}"));
         let started = Instant::now();
         let gone = loop {
@@ -167,6 +170,9 @@ impl PodProcessor {
     /// Scales a held Deployment back to its replicas and waits for its pods to run
     /// (starts, not restarts: nothing crashed).
     pub(super) async fn release(&mut self) -> Result<(), EnvError> {
+        if !self.held {
+            return Ok(());
+        }
         let before = {
             let mut t = self.tracker.lock().unwrap_or_else(|e| e.into_inner());
             t.pending_starts += self.replicas.max(0) as u32;
@@ -183,6 +189,7 @@ impl PodProcessor {
             let next = self.tracker.lock().unwrap_or_else(|e| e.into_inner()).next;
             if next >= before + self.replicas.max(0) as u32 && self.rx.borrow().pid.is_some() {
                 self.tx.send_modify(|s| s.held = false);
+                self.held = false;
                 return Ok(());
             }
             if let Some(problem) = problems.settled(pod_problem(&self.pods, PROCESSOR).await) {
