@@ -189,14 +189,16 @@ pub(crate) fn image_scenario(dir: &std::path::Path, image: &str) -> std::path::P
     let path = dir.join("user-image.yaml");
     let yaml = format!(
         "name: user-image\nseed: 5\nprocessor: {{ image: \"{image}\" }}\nenvironment: {{ kind: containers }}\n\
-         workload: {{ images: 20, rate: 10/s }}\nexpect: {{ exactly_once: true }}\n"
+         workload: {{ images: 20, rate: 10/s }}\nfaults: [{{ kind: processor_crash, after_uploads: 8 }}]\n\
+         expect: {{ exactly_once: true }}\n"
     );
     std::fs::write(&path, yaml).unwrap();
     path
 }
 
 /// `processor: { image: … }`: a user's image runs as the processor container with
-/// its own command and the contract's environment; exactly-once holds.
+/// its own command and the contract's environment, is killed (processor_crash) and
+/// started again; exactly-once holds.
 #[test]
 fn a_users_processor_image_runs_with_its_own_command_and_the_contract() {
     let image = user_image();
@@ -204,5 +206,6 @@ fn a_users_processor_image_runs_with_its_own_command_and_the_contract() {
     let run = run_with(&[], image_scenario(dir.path(), &image).to_str().unwrap());
     assert_eq!(run.code, 0, "{}", run.explain());
     assert_eq!(run.results["environment"]["processor"], format!("image {image}"), "{}", run.explain());
+    run.assert_faults_proven(&["processor_crash"], &["seen by its supervisor", "restarted the processor"]);
     assert_nothing_left(&run_id(&run));
 }

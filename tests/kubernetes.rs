@@ -407,7 +407,8 @@ fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore
 
 /// `processor: { image: … }` on kubernetes: the user's image is loaded into the
 /// cluster (again on every run: its tag may name a new build) and runs as the
-/// processor Deployment with its own command; exactly-once holds.
+/// processor Deployment with its own command; processor_crash finds its process by
+/// the container's id (not a command line it cannot know); exactly-once holds.
 #[test]
 fn a_users_processor_image_runs_as_the_deployment() {
     let image = crate::containers::user_image();
@@ -415,5 +416,6 @@ fn a_users_processor_image_runs_as_the_deployment() {
     let run = run_with(&["--env", "kubernetes"], crate::containers::image_scenario(dir.path(), &image).to_str().unwrap());
     assert_eq!(run.code, 0, "{}", run.explain());
     assert_eq!(run.results["environment"]["processor"], format!("image {image}"), "{}", run.explain());
+    run.assert_faults_proven(&["processor_crash"], &["gone", "seen by its supervisor", "restarted the processor"]);
     assert_namespace_gone(&run_id(&run));
 }

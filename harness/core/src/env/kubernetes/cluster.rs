@@ -409,12 +409,31 @@ pub(super) async fn delete_pod_and_wait(pods: &Api<Pod>, name: &str, grace: u32,
 /// [`manifests::SIGNALS`] container (one process namespace); returns the pids
 /// signalled. None found is an error: nothing was done.
 pub(super) async fn signal_process(pods: &Api<Pod>, pod: &str, app: &str, signal: &str) -> Result<String, EnvError> {
-    use tokio::io::AsyncReadExt;
     let script = manifests::signal_script(signal, manifests::process_needle(app));
+    run_signal_script(pods, pod, app, signal, &script).await
+}
+
+/// Sends `signal` to every process of the pod's container `container`, found by
+/// the runtime's container id in their cgroup path: for a processor image the
+/// harness did not build, whose command line it cannot know (and for the builtin,
+/// the same way). Returns the pids signalled; none found is an error.
+pub(super) async fn signal_container(pods: &Api<Pod>, pod: &str, container: &str, signal: &str) -> Result<String, EnvError> {
+    let p = pods.get(pod).await.map_err(KubeErr::ctx(format!("reading pod {pod}")))?;
+    let id = service_container(&p, container)
+        .and_then(|c| c.container_id.clone())
+        .ok_or_else(|| EnvError::Engine(format!("container {container} of pod {pod} has no runtime id (not started?)")))?;
+    // `containerd://<id>`, `cri-o://<id>`, `docker://<id>`.
+    let id = id.rsplit("://").next().unwrap_or(&id).to_string();
+    let script = manifests::signal_container_script(signal, &id);
+    run_signal_script(pods, pod, container, signal, &script).await
+}
+
+async fn run_signal_script(pods: &Api<Pod>, pod: &str, app: &str, signal: &str, script: &str) -> Result<String, EnvError> {
+    use tokio::io::AsyncReadExt;
     let ap = kube::api::AttachParams::default().container(manifests::SIGNALS).stdin(false).stdout(true).stderr(false);
     let what = format!("sending SIG{signal} to {app} in pod {pod}");
     let exec = async {
-        let mut proc = pods.exec(pod, ["sh", "-c", script.as_str()], &ap).await.map_err(KubeErr::ctx(what.clone()))?;
+        let mut proc = pods.exec(pod, ["sh", "-c", script], &ap).await.map_err(KubeErr::ctx(what.clone()))?;
         let mut out = String::new();
         if let Some(mut stdout) = proc.stdout() {
             let _ = stdout.read_to_string(&mut out).await;

@@ -118,6 +118,16 @@ pub fn signal_script(signal: &str, needle: &str) -> String {
     )
 }
 
+/// The `sh -c` text the [`SIGNALS`] container runs to send `signal` to every
+/// process of the container whose runtime id is `container_id` (its cgroup path
+/// holds the id, with either cgroup driver); prints their pids. Needs only `cat`.
+pub fn signal_container_script(signal: &str, container_id: &str) -> String {
+    format!(
+        "for p in /proc/[0-9]*; do case \"$(cat $p/cgroup 2>/dev/null)\" in *'{container_id}'*) \
+         kill -{signal} ${{p#/proc/}} && echo ${{p#/proc/}};; esac; done"
+    )
+}
+
 /// What each service's process has in its command line.
 pub fn process_needle(app: &str) -> &'static str {
     match app {

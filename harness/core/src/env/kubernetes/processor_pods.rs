@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use tokio::sync::watch;
 
-use super::cluster::{exit_text, pod_problem, signal_process, KubeErr, Problems};
+use super::cluster::{exit_text, pod_problem, signal_container, KubeErr, Problems};
 use super::manifests::{APP_LABEL, PROCESSOR};
 use crate::env::EnvError;
 use crate::services::processor::{ProcessorExit, ProcessorStatus};
@@ -105,7 +105,7 @@ impl PodProcessor {
             let seen = &t.pods[&uid];
             (seen.name.clone(), seen.number)
         };
-        signal_process(&self.pods, &name, PROCESSOR, "KILL").await?;
+        signal_container(&self.pods, &name, PROCESSOR, "KILL").await?;
         Ok(number)
     }
 
