@@ -419,3 +419,125 @@ fn a_users_processor_image_runs_as_the_deployment() {
     run.assert_faults_proven(&["processor_crash"], &["gone", "seen by its supervisor", "restarted the processor"]);
     assert_namespace_gone(&run_id(&run));
 }
+
+/// Scales the processor Deployment of `ns` and waits until that many of its pods run.
+async fn scale_processor(client: &kube::Client, ns: &str, replicas: i32) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Patch, PatchParams};
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+    deployments.patch_scale("processor", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("scaling the processor");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = pods.list(&ListParams::default().labels("app.kubernetes.io/name=processor")).await.expect("listing pods");
+        let running = list.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).count();
+        if running as i32 == replicas && list.items.len() as i32 == replicas {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the processor never got to {replicas} running pod(s)");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An existing pipeline found from its namespace alone (issue: validating a
+/// student's pipeline). A kubernetes run kept with `--keep` stands in for a
+/// student's namespace (real Kafka, MinIO and processor pods behind Services, the
+/// credentials in a Secret); its processor is started again. Then:
+/// `harness doctor --namespace NS` reads the endpoints and credentials from the
+/// namespace and walks every link from a pod inside it (the pipeline's own view),
+/// canary included, and leaves no pod behind; `--from here` walks them through the
+/// node ports; a scenario with `external: { namespace: NS }` runs against it and
+/// passes exactly-once; with the processor scaled to 0 the doctor, from inside,
+/// says the pipeline is broken.
+#[test]
+fn a_pipeline_is_found_from_its_namespace_and_walked_from_inside_it() {
+    use k8s_openapi::api::core::v1::Pod;
+    let _one_at_a_time = serial();
+    let kept = run_holding_the_lock(&["--env", "kubernetes", "--keep"], "scenarios/smoke.yaml");
+    let ns = namespace_of(&kept);
+    // Deleted at the end, a failed assertion included (and by the next run's reaper
+    // if this test dies: its labels name the harness that made it, which is gone).
+    let _fixture = DoctorFixture { namespace: ns.clone(), crds: Vec::new() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = rt.block_on(kube::Client::try_default()).expect("a kube client from KUBECONFIG (ci/test sets it)");
+    rt.block_on(scale_processor(&client, &ns, 1));
+
+    let doctor = |extra: &[&str]| {
+        let mut args = vec!["doctor", "--namespace", ns.as_str(), "--format", "json", "-q"];
+        args.extend_from_slice(extra);
+        let started = Instant::now();
+        // No credentials in the environment: they are read from MinIO's Secret.
+        let out = harness(&args, &[("MINIO_ROOT_USER", String::new()), ("MINIO_ROOT_PASSWORD", String::new())]);
+        let took = started.elapsed();
+        let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
+        (out.code, json, took)
+    };
+    let (code, inside, took) = doctor(&[]);
+    let shown = serde_json::to_string_pretty(&inside).unwrap();
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(inside["healthy"], true, "{shown}");
+    let from = inside["walked_from"].as_str().unwrap_or_else(|| panic!("not walked from a pod: {shown}"));
+    assert!(from.starts_with("pod harness-doctor-") && from.contains(&ns), "{shown}");
+    let finding = |d: &serde_json::Value, link: &str, check: &str| {
+        d["findings"].as_array().unwrap().iter().find(|f| f["link"] == link && f["check"].as_str().unwrap().contains(check)).cloned()
+    };
+    let kafka = finding(&inside, "discovery", "Kafka bootstrap").unwrap_or_else(|| panic!("{shown}"));
+    assert!(kafka["evidence"].as_str().unwrap().contains("Service kafka, port internal"), "{shown}");
+    let credentials = finding(&inside, "discovery", "MinIO's credentials").unwrap_or_else(|| panic!("{shown}"));
+    assert!(credentials["evidence"].as_str().unwrap().contains("Secret minio-env"), "{shown}");
+    let canary = finding(&inside, "pipeline", "one image through the pipeline").unwrap_or_else(|| panic!("{shown}"));
+    assert_eq!(canary["severity"], "ok", "the canary went through from inside: {shown}");
+    assert!(!shown.contains(&secret_of(&rt, &client, &ns)), "the credentials are written nowhere");
+    eprintln!("doctor from inside namespace {ns}: healthy, answered in {:.1} s", took.as_secs_f64());
+    // The probe pod and its Secret are gone.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let left = rt.block_on(pods.list(&ListParams::default().labels("io.harness.role=doctor-probe"))).unwrap().items;
+    assert!(left.is_empty(), "probe pods left: {:?}", left.iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>());
+
+    let (code, here, _) = doctor(&["--from", "here", "--no-canary"]);
+    let shown_here = serde_json::to_string_pretty(&here).unwrap();
+    assert_eq!(code, 0, "{shown_here}");
+    assert!(here["walked_from"].is_null(), "{shown_here}");
+    assert_ne!(here["s3_endpoint"], inside["s3_endpoint"], "from here, the node port: {shown_here}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("external-namespace.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: external-namespace
+environment:
+  kind: external
+  external: {{ namespace: {ns} }}
+processor: {{ running: true, group_id: thumbnailer }}
+workload: {{ images: 30, rate: 10/s }}
+drain: {{ timeout: 60s }}
+expect: {{ exactly_once: true }}
+"
+        ),
+    )
+    .unwrap();
+    let run = run_holding_the_lock(&[], file.to_str().unwrap());
+    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_eq!(run.results["outcome"], "pass", "{}", run.explain());
+
+    rt.block_on(scale_processor(&client, &ns, 0));
+    let (code, broken, took) = doctor(&["--canary-timeout", "5s"]);
+    let shown = serde_json::to_string_pretty(&broken).unwrap();
+    assert_eq!(code, 1, "{shown}");
+    assert!(broken["walked_from"].as_str().is_some_and(|w| w.starts_with("pod harness-doctor-")), "{shown}");
+    let first = broken["findings"].as_array().unwrap().iter().find(|f| f["severity"] == "error").unwrap().clone();
+    assert!(first["link"] == "consumer_group" || first["link"] == "pipeline", "{shown}");
+    assert!(first["fix"].as_str().is_some_and(|f| !f.is_empty()), "{shown}");
+    eprintln!("doctor from inside, processor scaled to 0: {} ({:.1} s)", broken["verdict"], took.as_secs_f64());
+}
+
+/// MinIO's secret key in the namespace's `minio-env` Secret.
+fn secret_of(rt: &tokio::runtime::Runtime, client: &kube::Client, ns: &str) -> String {
+    use k8s_openapi::api::core::v1::Secret;
+    let secret = rt.block_on(Api::<Secret>::namespaced(client.clone(), ns).get("minio-env")).expect("MinIO's Secret");
+    let value = secret.data.unwrap_or_default().get("MINIO_ROOT_PASSWORD").map(|v| String::from_utf8_lossy(&v.0).into_owned());
+    value.filter(|v| v.len() >= 8).expect("MinIO's password in its Secret")
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode as ProcessExit;
 use std::time::Duration;
 
-use harness_core::doctor::{self, render, Severity, Target};
+use harness_core::doctor::{self, render, Severity, Target, Vantage};
 use harness_core::services::endpoints::S3Credentials;
 use harness_model::exit::ExitCode;
 
@@ -19,9 +19,12 @@ pub const DOCTOR_HELP: &str = "Examples:
 
   harness doctor --format json ... > doctor.json
 
-  # a pipeline on Kubernetes: its namespace's pods, volume claims and KafkaTopics first,
-  # then the links through port-forwards (the endpoints are not discovered yet)
-  harness doctor --context kind-alice --namespace pipeline --s3 http://127.0.0.1:9000 ...
+  # a pipeline on Kubernetes: its pods, volume claims and KafkaTopics, then the endpoints
+  # and MinIO's credentials read from the namespace, then the links walked from a pod there
+  harness doctor --context kind-alice --namespace pipeline --topic images-events
+
+  # the same, but the links walked from here through port-forwards
+  harness doctor --namespace pipeline --from here --s3 http://127.0.0.1:9000 --kafka 127.0.0.1:9094
 
 With --namespace it first reads the namespace's objects through the API server: pods the
 scheduler places nowhere, volume claims no provisioner binds, containers that crash-loop or
@@ -36,21 +39,32 @@ the cause and a fix. Every probe has a timeout (--timeout): a broken setup is an
 seconds. Addresses are probed from where the doctor runs; run it where the pipeline's
 clients run (or through port-forwards that keep the advertised addresses reachable).
 
+With --namespace and without --s3/--kafka, the endpoints are read from the namespace (a
+Strimzi Kafka's status listeners or a Kafka Service; a MinIO Tenant or the Service in front
+of `minio server`) and the links are walked from a short-lived pod in that namespace
+(--from cluster): advertised listeners and Service names are checked as the pipeline's own
+pods see them. The pod runs the harness's image, built and loaded into the cluster here
+(the harness's own cluster, or kind) unless --probe-image names one the nodes have; it and
+its Secret are deleted afterwards.
+
 Credentials are read from the environment variables --access-key-env and --secret-key-env
-name, never from the command line, and are written nowhere. The admin API needs the root
-user or an admin user.
+name, never from the command line, and are written nowhere; with --namespace and those
+unset, from the MinIO container's spec or Secret. The admin API needs the root user or an
+admin user.
 
 Exit codes: 0 every link works (warnings allowed) · 1 a link is broken · 2 invalid command line
 · 3 the reports could not be written";
 
 #[derive(clap::Args)]
 pub struct DoctorArgs {
-    /// MinIO's S3 endpoint, `http://host:port`.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9000")]
-    s3: String,
-    /// The Kafka bootstrap address the processor uses, `host:port[,host:port]`.
-    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1:9092")]
-    kafka: String,
+    /// MinIO's S3 endpoint, `http://host:port` [default: http://127.0.0.1:9000, or read
+    /// from --namespace].
+    #[arg(long, value_name = "URL")]
+    s3: Option<String>,
+    /// The Kafka bootstrap address the processor uses, `host:port[,host:port]` [default:
+    /// 127.0.0.1:9092, or read from --namespace].
+    #[arg(long, value_name = "ADDRESS")]
+    kafka: Option<String>,
     /// The topic MinIO publishes the source bucket's events to.
     #[arg(long, default_value = "minio-events")]
     topic: String,
@@ -94,31 +108,63 @@ pub struct DoctorArgs {
     /// The kubeconfig context to use with --namespace (default: the current one).
     #[arg(long, value_name = "CONTEXT", requires = "namespace")]
     context: Option<String>,
+    /// Where the links are walked from: `here`, or `cluster` (a pod in --namespace)
+    /// [default: cluster with --namespace and no --s3/--kafka, else here].
+    #[arg(long, value_name = "WHERE", value_parser = ["here", "cluster"], requires = "namespace")]
+    from: Option<String>,
+    /// The image of the probe pod (--from cluster) [default: the harness's own, built and
+    /// loaded into the cluster].
+    #[arg(long, value_name = "IMAGE", requires = "namespace")]
+    probe_image: Option<String>,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
 }
 
 pub fn doctor(runtime: &tokio::runtime::Runtime, args: DoctorArgs) -> ProcessExit {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let (Some(access_key), Some(secret_key)) = (var(&args.access_key_env), var(&args.secret_key_env)) else {
-        let missing: Vec<&str> =
-            [&args.access_key_env, &args.secret_key_env].into_iter().filter(|v| var(v).is_none()).map(String::as_str).collect();
-        eprintln!(
-            "error: the S3 credentials are read from the environment, and {} {} not set; export them, or name other variables with --access-key-env/--secret-key-env",
-            missing.join(" and "),
-            if missing.len() == 1 { "is" } else { "are" }
-        );
-        return ProcessExit::from(ExitCode::InvalidInput.code());
+    let invalid = |message: String| {
+        eprintln!("error: {message}");
+        ProcessExit::from(ExitCode::InvalidInput.code())
     };
-    if !args.s3.starts_with("http://") && !args.s3.starts_with("https://") {
-        eprintln!("error: --s3 {:?}: give the endpoint as a URL, e.g. http://{}", args.s3, args.s3);
-        return ProcessExit::from(ExitCode::InvalidInput.code());
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let credentials = match (var(&args.access_key_env), var(&args.secret_key_env)) {
+        (Some(access_key), Some(secret_key)) => Some(S3Credentials { access_key, secret_key, region: args.region.clone() }),
+        // Read from MinIO's spec in the namespace.
+        _ if args.namespace.is_some() => None,
+        _ => {
+            let missing: Vec<&str> =
+                [&args.access_key_env, &args.secret_key_env].into_iter().filter(|v| var(v).is_none()).map(String::as_str).collect();
+            return invalid(format!(
+                "the S3 credentials are read from the environment, and {} {} not set; export them, or name other variables with --access-key-env/--secret-key-env",
+                missing.join(" and "),
+                if missing.len() == 1 { "is" } else { "are" }
+            ));
+        }
+    };
+    if let Some(s3) = args.s3.as_ref().filter(|s| !s.starts_with("http://") && !s.starts_with("https://")) {
+        return invalid(format!("--s3 {s3:?}: give the endpoint as a URL, e.g. http://{s3}"));
     }
+    let in_namespace = args.namespace.is_some();
+    let from_cluster = match args.from.as_deref() {
+        Some(f) => f == "cluster",
+        None => in_namespace && args.s3.is_none() && args.kafka.is_none(),
+    };
+    let from = if from_cluster {
+        let harness_bin = match std::env::current_exe() {
+            Ok(p) => p,
+            Err(e) => return invalid(format!("finding the harness executable for the probe pod's image: {e}")),
+        };
+        Vantage::Cluster { image: args.probe_image.clone(), harness_bin }
+    } else {
+        Vantage::Here
+    };
+    // Without a namespace to read them from, the local defaults.
+    let or_default =
+        |given: Option<String>, default: &str| given.unwrap_or_else(|| if in_namespace { String::new() } else { default.into() });
     let target = Target {
-        s3_endpoint: args.s3,
-        credentials: S3Credentials { access_key, secret_key, region: args.region },
-        kafka_bootstrap: args.kafka,
+        s3_endpoint: or_default(args.s3, "http://127.0.0.1:9000"),
+        credentials,
+        kafka_bootstrap: or_default(args.kafka, "127.0.0.1:9092"),
         topic: args.topic,
         source_bucket: args.source_bucket,
         target_bucket: args.target_bucket,
@@ -127,6 +173,7 @@ pub fn doctor(runtime: &tokio::runtime::Runtime, args: DoctorArgs) -> ProcessExi
         probe_timeout: args.timeout,
         canary_timeout: args.canary_timeout,
         kubernetes: args.namespace.map(|namespace| doctor::cluster::Scope { context: args.context, namespace }),
+        from,
     };
     let quiet = args.quiet;
     let progress = move |m: &str| {

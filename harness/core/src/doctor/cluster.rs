@@ -14,8 +14,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use kube::config::KubeConfigOptions;
-use kube::{Client, Config};
+use kube::Client;
+
+use crate::env::kubernetes::ClusterTarget;
 
 use super::{Finding, Link, Notes};
 
@@ -29,13 +30,15 @@ const RESTARTS_TO_FLAG: i32 = 3;
 /// Where the pipeline runs on Kubernetes.
 #[derive(Clone, Debug)]
 pub struct Scope {
-    /// A context of the kubeconfig (`KUBECONFIG`, else `~/.kube/config`); `None`: its current one.
+    /// A context of the kubeconfig (`KUBECONFIG`, else `~/.kube/config`, else the
+    /// harness's own cluster's); `None`: its current one.
     pub context: Option<String>,
     pub namespace: String,
 }
 
 /// The Kubernetes checks: pods and volume claims, then Strimzi topic resources.
-pub(super) async fn check(scope: &Scope, topic: &str, timeout: Duration, notes: &mut Notes) {
+/// The client, when the cluster answers.
+pub(super) async fn check(scope: &Scope, topic: &str, timeout: Duration, notes: &mut Notes) -> Option<Client> {
     let ns = &scope.namespace;
     let check = format!("pods and volume claims of namespace {ns}");
     let client = match client(scope, timeout).await {
@@ -46,7 +49,7 @@ pub(super) async fn check(scope: &Scope, topic: &str, timeout: Duration, notes: 
                     .because("the doctor cannot read the cluster through the kubeconfig it was given")
                     .fix("check `kubectl --context CONTEXT get pods -n NAMESPACE` works from here, or set KUBECONFIG"),
             );
-            return;
+            return None;
         }
     };
     match workloads(&client, ns, timeout).await {
@@ -55,12 +58,12 @@ pub(super) async fn check(scope: &Scope, topic: &str, timeout: Duration, notes: 
         Err(e) => notes.push(Finding::error(Link::Workloads, check, e).because("the API server did not list the namespace's pods")),
     }
     topics(&client, ns, topic, timeout, notes).await;
+    Some(client)
 }
 
-async fn client(scope: &Scope, timeout: Duration) -> Result<Client, String> {
-    let options = KubeConfigOptions { context: scope.context.clone(), ..Default::default() };
-    let config = Config::from_kubeconfig(&options).await.map_err(|e| format!("loading the kubeconfig: {e}"))?;
-    let client = Client::try_from(config).map_err(|e| format!("creating the Kubernetes client: {e}"))?;
+pub(super) async fn client(scope: &Scope, timeout: Duration) -> Result<Client, String> {
+    let target = ClusterTarget::resolve(scope.context.as_deref()).map_err(|e| e.to_string())?;
+    let client = target.client().await.map_err(|e| e.to_string())?;
     match tokio::time::timeout(timeout, client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(client),
         Ok(Err(e)) => Err(format!("the API server does not answer: {}", describe(&e))),
@@ -75,7 +78,11 @@ fn describe(e: &kube::Error) -> String {
     }
 }
 
-async fn bounded<T>(timeout: Duration, what: &str, f: impl std::future::Future<Output = Result<T, kube::Error>>) -> Result<T, String> {
+pub(super) async fn bounded<T>(
+    timeout: Duration,
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, String> {
     match tokio::time::timeout(timeout, f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(format!("{what}: {}", describe(&e))),
@@ -218,7 +225,7 @@ pub(super) fn claim_finding(claim: &PersistentVolumeClaim, ns: &str) -> Option<F
     )
 }
 
-fn strimzi(kind: &str, plural: &str) -> ApiResource {
+pub(super) fn strimzi(kind: &str, plural: &str) -> ApiResource {
     ApiResource {
         group: STRIMZI_GROUP.into(),
         version: STRIMZI_VERSION.into(),

@@ -7,6 +7,7 @@ use aws_sdk_s3::types::{FilterRuleName, QueueConfiguration};
 use super::kafka::{listener_verdict, ListenerUse};
 use super::minio_admin::{Admin, AdminError, KafkaTarget, TargetState};
 use super::{addresses, Finding, Link, Notes, Target};
+use crate::services::endpoints::S3Credentials;
 use crate::services::s3::{describe_sdk_error, s3_client};
 
 /// `ALIAS` in the `mc` lines of fix hints: the student's own alias for this MinIO.
@@ -14,8 +15,8 @@ pub(super) const ALIAS: &str = "ALIAS";
 
 /// Checks MinIO; the S3 client when the S3 API answers with valid credentials, and
 /// the key filter of the source bucket's first Kafka rule (the canary's route).
-pub(super) async fn check(t: &Target, notes: &mut Notes) -> Option<(aws_sdk_s3::Client, Rule)> {
-    let s3 = s3_client(&t.s3_endpoint, &t.credentials);
+pub(super) async fn check(t: &Target, credentials: &S3Credentials, notes: &mut Notes) -> Option<(aws_sdk_s3::Client, Rule)> {
+    let s3 = s3_client(&t.s3_endpoint, credentials);
     let listed = tokio::time::timeout(t.probe_timeout, s3.list_buckets().send()).await;
     let buckets: Vec<String> = match listed {
         Err(_) => {
@@ -55,7 +56,7 @@ pub(super) async fn check(t: &Target, notes: &mut Notes) -> Option<(aws_sdk_s3::
     }
 
     let rules = notification_rules(&s3, t, &buckets, notes).await;
-    let admin = Admin::new(&t.s3_endpoint, &t.credentials, t.probe_timeout);
+    let admin = Admin::new(&t.s3_endpoint, credentials, t.probe_timeout);
     check_targets(t, &admin, &rules, notes).await;
     let route = rules.into_iter().next().unwrap_or(Rule { target_id: String::new(), prefix: String::new(), suffix: String::new() });
     Some((s3, route))

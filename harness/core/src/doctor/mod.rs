@@ -10,6 +10,8 @@
 
 mod canary;
 pub mod cluster;
+pub mod discover;
+pub mod in_cluster;
 mod kafka;
 pub mod kafka_wire;
 mod minio;
@@ -18,17 +20,20 @@ pub mod render;
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::services::endpoints::S3Credentials;
+pub use in_cluster::Vantage;
 
 /// The pipeline to diagnose, as a student or teacher gives it.
 #[derive(Clone, Debug)]
 pub struct Target {
-    /// `http://host:port` of MinIO's S3 API.
+    /// `http://host:port` of MinIO's S3 API; empty: read from the namespace.
     pub s3_endpoint: String,
-    pub credentials: S3Credentials,
-    /// The bootstrap address the processor uses (`host:port[,…]`).
+    /// `None`: read from the namespace (MinIO's own spec or Secret).
+    pub credentials: Option<S3Credentials>,
+    /// The bootstrap address the processor uses (`host:port[,…]`); empty: read
+    /// from the namespace.
     pub kafka_bootstrap: String,
     /// The topic MinIO publishes the source bucket's events to.
     pub topic: String,
@@ -43,18 +48,23 @@ pub struct Target {
     /// How long the canary's thumbnail may take.
     pub canary_timeout: Duration,
     /// The Kubernetes namespace the pipeline runs in: its pods, volume claims and
-    /// topic resources are checked first.
+    /// topic resources are checked first, and what the fields above leave empty
+    /// is read from it.
     pub kubernetes: Option<cluster::Scope>,
+    /// Where the links are walked from.
+    pub from: Vantage,
 }
 
 /// The links of the chain, in the order they are walked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Link {
     /// Pods and volume claims of the pipeline's namespace.
     Workloads,
     /// Strimzi `KafkaTopic` resources.
     TopicResource,
+    /// The endpoints read from the namespace, and the pod the links are walked from.
+    Discovery,
     S3,
     Buckets,
     BucketNotification,
@@ -71,6 +81,7 @@ impl Link {
         match self {
             Link::Workloads => "pods and volumes",
             Link::TopicResource => "KafkaTopic resources",
+            Link::Discovery => "endpoints in the cluster",
             Link::S3 => "S3 endpoint",
             Link::Buckets => "buckets",
             Link::BucketNotification => "bucket notification",
@@ -84,7 +95,7 @@ impl Link {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Ok,
@@ -95,7 +106,7 @@ pub enum Severity {
 }
 
 /// One thing the doctor checked.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Finding {
     pub link: Link,
     pub severity: Severity,
@@ -104,10 +115,10 @@ pub struct Finding {
     /// What was seen: the exact error or value.
     pub evidence: String,
     /// Why it is broken (for warnings and errors).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
     /// What to change: a command line or a manifest field.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
     /// How long the check took.
     pub millis: u64,
@@ -140,7 +151,7 @@ impl Finding {
 }
 
 /// The doctor's answer.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Diagnosis {
     pub s3_endpoint: String,
     pub kafka_bootstrap: String,
@@ -149,6 +160,10 @@ pub struct Diagnosis {
     pub target_bucket: String,
     pub findings: Vec<Finding>,
     pub millis: u64,
+    /// Where the links from the S3 endpoint on were walked from, when not from
+    /// where the doctor runs (a pod in the pipeline's namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walked_from: Option<String>,
 }
 
 impl Diagnosis {
@@ -175,6 +190,11 @@ impl Notes {
         self.started = now;
         self.findings.push(f);
     }
+    /// A finding timed elsewhere (by the doctor inside a probe pod).
+    fn push_as_is(&mut self, f: Finding) {
+        self.started = Instant::now();
+        self.findings.push(f);
+    }
     fn has_error(&self, link: Link) -> bool {
         self.findings.iter().any(|f| f.link == link && f.severity == Severity::Error)
     }
@@ -187,32 +207,133 @@ impl Notes {
 pub async fn diagnose(target: &Target, progress: &(dyn Fn(&str) + Sync)) -> Diagnosis {
     let started = Instant::now();
     let mut notes = Notes { findings: Vec::new(), started };
-
+    let mut t = target.clone();
+    let mut walked_from = None;
+    let mut client = None;
     if let Some(scope) = &target.kubernetes {
         progress(&format!("Kubernetes: pods, volume claims and KafkaTopics of namespace {}", scope.namespace));
-        cluster::check(scope, &target.topic, target.probe_timeout, &mut notes).await;
+        client = cluster::check(scope, &target.topic, target.probe_timeout, &mut notes).await;
+        if let (Some(c), true) = (&client, t.s3_endpoint.is_empty() || t.kafka_bootstrap.is_empty() || t.credentials.is_none()) {
+            progress(&format!("reading the pipeline's endpoints from namespace {}", scope.namespace));
+            fill_in(&mut t, discover::discover(c, &scope.namespace, target.probe_timeout).await, &mut notes);
+        }
     }
+    let credentials = t.credentials.clone();
+    match credentials {
+        _ if t.s3_endpoint.is_empty() || t.kafka_bootstrap.is_empty() => {
+            // What was not found is an error above (or the cluster could not be read).
+            if !notes.any_error() {
+                notes.push(
+                    Finding::error(Link::Discovery, "the pipeline's endpoints", "none given and none found").fix("give --s3 and --kafka"),
+                );
+            }
+        }
+        None => notes.push(
+            Finding::error(
+                Link::Discovery,
+                "MinIO's credentials",
+                "not in the environment and not found in the MinIO container's spec or Secrets",
+            )
+            .because("the doctor needs MinIO's root credentials (or an admin user's) to read its configuration")
+            .fix("export MINIO_ROOT_USER and MINIO_ROOT_PASSWORD (or name other variables with --access-key-env/--secret-key-env)"),
+        ),
+        Some(credentials) => match (&target.from, &client) {
+            (Vantage::Cluster { image, harness_bin }, Some(c)) => {
+                let image = match image {
+                    Some(i) => Ok(i.clone()),
+                    None => {
+                        let context = target.kubernetes.as_ref().and_then(|s| s.context.clone());
+                        crate::env::kubernetes::harness_image(context.as_deref(), harness_bin, progress).await.map_err(|e| e.to_string())
+                    }
+                };
+                match image {
+                    Ok(image) => walked_from = in_cluster::walk(c, &t, &credentials, &image, &mut notes, progress).await,
+                    Err(e) => notes.push(
+                        Finding::error(Link::Discovery, "put the harness's image on the cluster", e)
+                            .because("the links are walked from a pod that runs the harness's image, and it could not be built or loaded")
+                            .fix("name an image the nodes have with --probe-image, or walk from here: --from here (with port-forwards where the advertised addresses need them)"),
+                    ),
+                }
+            }
+            (Vantage::Cluster { .. }, None) => {} // the cluster could not be read: said above
+            (Vantage::Here, _) => walk_here(&t, &credentials, &mut notes, progress).await,
+        },
+    }
+    Diagnosis {
+        s3_endpoint: t.s3_endpoint.clone(),
+        kafka_bootstrap: t.kafka_bootstrap.clone(),
+        topic: t.topic.clone(),
+        source_bucket: t.source_bucket.clone(),
+        target_bucket: t.target_bucket.clone(),
+        findings: notes.findings,
+        millis: started.elapsed().as_millis() as u64,
+        walked_from,
+    }
+}
+
+/// What the namespace says for what `target` leaves empty (see [`discover`]),
+/// for a caller that needs the endpoints and credentials themselves (the external
+/// environment). The error names what was not found and why.
+pub async fn resolve(target: &Target) -> Result<Target, String> {
+    let Some(scope) = &target.kubernetes else { return Ok(target.clone()) };
+    let client = cluster::client(scope, target.probe_timeout).await?;
+    let mut t = target.clone();
+    let mut notes = Notes { findings: Vec::new(), started: Instant::now() };
+    fill_in(&mut t, discover::discover(&client, &scope.namespace, target.probe_timeout).await, &mut notes);
+    let mut missing: Vec<String> = notes
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("{}: {}{}", f.check, f.evidence, f.fix.as_ref().map(|x| format!(" (fix: {x})")).unwrap_or_default()))
+        .collect();
+    if t.credentials.is_none() {
+        missing.push(
+            "MinIO's credentials: not in the environment and not in the MinIO container's spec or Secrets (export the variables \
+             environment.external.access_key_env / secret_key_env name)"
+                .into(),
+        );
+    }
+    if missing.is_empty() && !(t.s3_endpoint.is_empty() || t.kafka_bootstrap.is_empty()) {
+        Ok(t)
+    } else {
+        Err(missing.join("; "))
+    }
+}
+
+/// Takes what the namespace says for what the doctor was not given: the
+/// addresses the pods use when walking from a pod, else those from outside.
+fn fill_in(t: &mut Target, found: discover::Discovery, notes: &mut Notes) {
+    let inside = matches!(t.from, Vantage::Cluster { .. });
+    let pick = |e: &discover::Endpoint| if inside { e.inside.clone() } else { e.outside.clone() };
+    if t.s3_endpoint.is_empty() {
+        t.s3_endpoint = found.s3.as_ref().map(pick).unwrap_or_default();
+    }
+    if t.kafka_bootstrap.is_empty() {
+        t.kafka_bootstrap = found.kafka.as_ref().map(pick).unwrap_or_default();
+    }
+    found.findings.into_iter().for_each(|f| notes.push(f));
+    if t.credentials.is_none() {
+        if let Some((c, from)) = found.credentials {
+            notes.push(Finding::ok(Link::Discovery, "MinIO's credentials", format!("from {from}")));
+            t.credentials = Some(c);
+        }
+    }
+}
+
+/// The links from the S3 endpoint on, walked from where the doctor runs.
+async fn walk_here(t: &Target, credentials: &S3Credentials, notes: &mut Notes, progress: &(dyn Fn(&str) + Sync)) {
     progress("MinIO: S3 API, buckets, bucket notification, Kafka targets");
-    let minio = minio::check(target, &mut notes).await;
+    let minio = minio::check(t, credentials, notes).await;
     progress("Kafka: bootstrap, advertised listeners, topic, consumer group");
-    let partitions = kafka::check(target, &mut notes).await;
-    if !target.canary {
+    let partitions = kafka::check(t, notes).await;
+    if !t.canary {
         notes.push(Finding::skipped(Link::Pipeline, "one image through the pipeline", "not asked for (--no-canary)"));
     } else if notes.any_error() {
         notes.push(Finding::skipped(Link::Pipeline, "one image through the pipeline", "skipped: fix the errors above first"));
     } else if let Some((s3, filter)) = minio {
         progress("canary: one image through the whole pipeline");
         let route = canary::Route { prefix: filter.prefix, suffix: filter.suffix, partitions: partitions.unwrap_or(1) };
-        canary::check(target, &s3, &route, &mut notes).await;
-    }
-    Diagnosis {
-        s3_endpoint: target.s3_endpoint.clone(),
-        kafka_bootstrap: target.kafka_bootstrap.clone(),
-        topic: target.topic.clone(),
-        source_bucket: target.source_bucket.clone(),
-        target_bucket: target.target_bucket.clone(),
-        findings: notes.findings,
-        millis: started.elapsed().as_millis() as u64,
+        canary::check(t, &s3, &route, notes).await;
     }
 }
 
@@ -240,6 +361,7 @@ mod tests {
                 Finding::error(Link::Pipeline, "second", "e"),
             ],
             millis: 0,
+            walked_from: None,
         };
         assert_eq!(d.worst(), Severity::Error);
         assert_eq!(d.first_error().unwrap().check, "first");

@@ -28,8 +28,13 @@ pub fn text(d: &Diagnosis) -> String {
     let mut out = verdict(d);
     let _ = write!(
         out,
-        "\n  S3 {} · buckets {} → {} · Kafka {} · topic {}\n\n",
-        d.s3_endpoint, d.source_bucket, d.target_bucket, d.kafka_bootstrap, d.topic
+        "\n  S3 {} · buckets {} → {} · Kafka {} · topic {}{}\n\n",
+        d.s3_endpoint,
+        d.source_bucket,
+        d.target_bucket,
+        d.kafka_bootstrap,
+        d.topic,
+        d.walked_from.as_ref().map(|w| format!("\n  walked from {w}")).unwrap_or_default()
     );
     let width = d.findings.iter().map(|f| f.link.name().len()).max().unwrap_or(0);
     for f in &d.findings {
@@ -136,7 +141,7 @@ td{{border-top:1px solid #ddd;padding:.35em .5em;vertical-align:top}}tr.error td
 tr.warning td:first-child{{color:#8a5a00;font-weight:bold}}tr.skipped{{color:#777}}tr.ok td:first-child{{color:#1b7f2a}}\
 .cause{{margin-top:.3em}}.fix code{{background:#f4f4f4;padding:.1em .3em;white-space:pre-wrap}}</style></head><body>\n\
 <h1>harness doctor</h1>\n<p class=\"verdict\">{verdict}</p>\n\
-<p>S3 {s3} · buckets {src} → {dst} · Kafka {kafka} · topic {topic}</p>\n\
+<p>S3 {s3} · buckets {src} → {dst} · Kafka {kafka} · topic {topic}{from}</p>\n\
 <table><tr><th>result</th><th>link</th><th>check</th><th>what was seen</th><th>took</th></tr>\n{rows}</table>\n</body></html>\n",
         bg = if healthy { "#e6f4ea" } else { "#fdecea" },
         verdict = html_text(&verdict(d)),
@@ -145,6 +150,7 @@ tr.warning td:first-child{{color:#8a5a00;font-weight:bold}}tr.skipped{{color:#77
         dst = html_text(&d.target_bucket),
         kafka = html_text(&d.kafka_bootstrap),
         topic = html_text(&d.topic),
+        from = d.walked_from.as_deref().map(|w| format!("<br>walked from {}", html_text(w))).unwrap_or_default(),
     )
 }
 
@@ -176,6 +182,7 @@ mod tests {
                 Finding::skipped(Link::Pipeline, "canary", "fix the errors above first"),
             ],
             millis: 420,
+            walked_from: None,
         }
     }
 

@@ -37,26 +37,19 @@ impl ExternalEnv {
         progress: &(dyn Fn(&str) + Sync),
     ) -> Result<ExternalEnv, EnvError> {
         let started = Instant::now();
-        let var = |name: &str| {
-            std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
-                EnvError::Engine(format!(
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let credentials = match (var(&ext.access_key_env), var(&ext.secret_key_env)) {
+            (Some(access_key), Some(secret_key)) => Some(S3Credentials { access_key, secret_key, region: ext.region.clone() }),
+            // In a namespace, MinIO's own spec says them.
+            _ if ext.namespace.is_some() => None,
+            (a, _) => {
+                let name = if a.is_none() { &ext.access_key_env } else { &ext.secret_key_env };
+                return Err(EnvError::Engine(format!(
                     "the external pipeline's S3 credentials are read from environment variable {name}, which is not set; export it \
                      (environment.external.access_key_env / secret_key_env name other variables)"
-                ))
-            })
+                )));
+            }
         };
-        let credentials =
-            S3Credentials { access_key: var(&ext.access_key_env)?, secret_key: var(&ext.secret_key_env)?, region: ext.region.clone() };
-        let endpoints = Endpoints {
-            kafka_bootstrap: ext.kafka_bootstrap.clone(),
-            s3_endpoint: ext.s3_endpoint.clone(),
-            credentials: credentials.clone(),
-            events_topic: spec.events_topic.clone(),
-            outputs_topic: String::new(),
-            source_bucket: spec.source_bucket.clone(),
-            target_bucket: spec.target_bucket.clone(),
-        };
-        progress(&format!("checking the external pipeline at {} and {} (as `harness doctor` does)", ext.s3_endpoint, ext.kafka_bootstrap));
         let target = doctor::Target {
             s3_endpoint: ext.s3_endpoint.clone(),
             credentials,
@@ -68,8 +61,34 @@ impl ExternalEnv {
             canary: false,
             probe_timeout: Duration::from_secs(3),
             canary_timeout: spec.ready_timeout,
-            kubernetes: None,
+            kubernetes: ext.namespace.clone().map(|namespace| doctor::cluster::Scope { context: ext.context.clone(), namespace }),
+            from: doctor::Vantage::Here,
         };
+        let target = match &target.kubernetes {
+            Some(scope) => {
+                progress(&format!("reading the pipeline's endpoints from namespace {}…", scope.namespace));
+                doctor::resolve(&target)
+                    .await
+                    .map_err(|e| EnvError::Engine(format!("the external pipeline in namespace {}: {e}", scope.namespace)))?
+            }
+            None => target,
+        };
+        let Some(credentials) = target.credentials.clone() else {
+            return Err(EnvError::Engine("the external pipeline's S3 credentials: none given and none found".into()));
+        };
+        let endpoints = Endpoints {
+            kafka_bootstrap: target.kafka_bootstrap.clone(),
+            s3_endpoint: target.s3_endpoint.clone(),
+            credentials,
+            events_topic: spec.events_topic.clone(),
+            outputs_topic: String::new(),
+            source_bucket: spec.source_bucket.clone(),
+            target_bucket: spec.target_bucket.clone(),
+        };
+        progress(&format!(
+            "checking the external pipeline at {} and {} (as `harness doctor` does)",
+            endpoints.s3_endpoint, endpoints.kafka_bootstrap
+        ));
         let diagnosis = doctor::diagnose(&target, progress).await;
         let checked = started.elapsed();
         let _ = std::fs::create_dir_all(&spec.run_dir);
@@ -85,7 +104,7 @@ impl ExternalEnv {
         // environment; the pipeline's processor will make a thumbnail of it too
         // (its key is under the harness's prefix, which the checks ignore).
         let t = Instant::now();
-        let first = ext.kafka_bootstrap.split(',').next().unwrap_or_default().trim().to_string();
+        let first = endpoints.kafka_bootstrap.split(',').next().unwrap_or_default().trim().to_string();
         let partitions = match kafka_wire::probe(&first, Some(&spec.events_topic), Duration::from_secs(3)).await {
             Ok(kafka_wire::Listener::Plaintext { topic: Some(t), .. }) if t.partitions > 0 => t.partitions as i32,
             _ => 1,

@@ -120,8 +120,12 @@ pub struct Environment {
 /// variables named here.
 #[derive(Clone, Debug, Serialize)]
 pub struct External {
+    /// Empty: read from `namespace`.
     pub s3_endpoint: String,
+    /// Empty: read from `namespace`.
     pub kafka_bootstrap: String,
+    pub namespace: Option<String>,
+    pub context: Option<String>,
     pub access_key_env: String,
     pub secret_key_env: String,
     pub region: String,

@@ -88,10 +88,22 @@ pub struct RawEnvironment {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawExternal {
-    /// MinIO's S3 endpoint, `http://host:port`.
-    pub s3_endpoint: String,
+    /// MinIO's S3 endpoint, `http://host:port`. Without it: read from `namespace`.
+    #[serde(default)]
+    pub s3_endpoint: Option<String>,
     /// The Kafka bootstrap address the pipeline's clients use, `host:port[,host:port]`.
-    pub kafka_bootstrap: String,
+    /// Without it: read from `namespace`.
+    #[serde(default)]
+    pub kafka_bootstrap: Option<String>,
+    /// The Kubernetes namespace the pipeline runs in: the endpoints not given
+    /// are read from it (a Strimzi `Kafka`'s status, Services, a MinIO Tenant or
+    /// pod), and MinIO's credentials from its spec or Secret when the variables
+    /// below are not set. Its pods are checked first.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The kubeconfig context of `namespace`. Default: the current one.
+    #[serde(default)]
+    pub context: Option<String>,
     /// Environment variable holding the S3 access key. Default `MINIO_ROOT_USER`.
     #[serde(default)]
     pub access_key_env: Option<String>,

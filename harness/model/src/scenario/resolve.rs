@@ -56,17 +56,37 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
                 file: file.clone(),
                 line: kind_loc.map(|l| l.line()),
                 path: "environment.external".into(),
-                message: "`kind: external` needs the pipeline's endpoints: add `external: { s3_endpoint: http://host:9000, kafka_bootstrap: host:9092 }`".into(),
+                message: "`kind: external` needs the pipeline's endpoints: add `external: { s3_endpoint: http://host:9000, kafka_bootstrap: host:9092 }`, \
+                          or the Kubernetes namespace they are read from: `external: { namespace: NAME }`"
+                    .into(),
             }))
         }
         (EnvKind::External, Some(e)) => {
             let e_loc = e.referenced;
             let e = e.value;
-            if !(e.s3_endpoint.starts_with("http://") || e.s3_endpoint.starts_with("https://")) {
-                return Err(problem(e_loc, "environment.external.s3_endpoint", format!("{:?} is not a URL; write it as http://host:port", e.s3_endpoint)));
+            if e.namespace.is_none() {
+                for (given, key) in [(&e.s3_endpoint, "s3_endpoint"), (&e.kafka_bootstrap, "kafka_bootstrap")] {
+                    if given.is_none() {
+                        return Err(problem(
+                            e_loc,
+                            &format!("environment.external.{key}"),
+                            format!("missing: give `{key}`, or `namespace:` to read the endpoints from a Kubernetes namespace"),
+                        ));
+                    }
+                }
             }
-            if e.kafka_bootstrap.split(',').any(|a| a.trim().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())) {
-                return Err(problem(e_loc, "environment.external.kafka_bootstrap", format!("{:?} is not host:port[,host:port]", e.kafka_bootstrap)));
+            if let Some(s3) = e.s3_endpoint.as_ref().filter(|s| !(s.starts_with("http://") || s.starts_with("https://"))) {
+                return Err(problem(e_loc, "environment.external.s3_endpoint", format!("{s:?} is not a URL; write it as http://host:port", s = s3)));
+            }
+            if let Some(k) = e
+                .kafka_bootstrap
+                .as_ref()
+                .filter(|k| k.split(',').any(|a| a.trim().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())))
+            {
+                return Err(problem(e_loc, "environment.external.kafka_bootstrap", format!("{k:?} is not host:port[,host:port]")));
+            }
+            if e.context.is_some() && e.namespace.is_none() {
+                return Err(problem(e_loc, "environment.external.context", "names the kube context of `namespace`; add `namespace:`, or remove it".into()));
             }
             let local_only = [
                 (raw.environment.minio.queue_dir, "minio.queue_dir"),
@@ -83,8 +103,10 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
                 ));
             }
             Some(External {
-                s3_endpoint: e.s3_endpoint,
-                kafka_bootstrap: e.kafka_bootstrap,
+                s3_endpoint: e.s3_endpoint.unwrap_or_default(),
+                kafka_bootstrap: e.kafka_bootstrap.unwrap_or_default(),
+                namespace: e.namespace,
+                context: e.context,
                 access_key_env: e.access_key_env.unwrap_or_else(|| "MINIO_ROOT_USER".into()),
                 secret_key_env: e.secret_key_env.unwrap_or_else(|| "MINIO_ROOT_PASSWORD".into()),
                 region: e.region.unwrap_or_else(|| "us-east-1".into()),

@@ -64,9 +64,9 @@ pub struct ClusterTarget {
 }
 
 impl ClusterTarget {
-    /// `KUBECONFIG` or `~/.kube/config` when there is one (its current context),
-    /// else the kubeconfig of the harness's own cluster (`ci/k8s up`).
-    pub fn resolve() -> Result<ClusterTarget, EnvError> {
+    /// `KUBECONFIG` or `~/.kube/config` when there is one (its current context,
+    /// or `context`), else the kubeconfig of the harness's own cluster (`ci/k8s up`).
+    pub fn resolve(context: Option<&str>) -> Result<ClusterTarget, EnvError> {
         let (kubeconfig, config) = match Kubeconfig::read() {
             Ok(config) => (None, config),
             Err(_) if Path::new(OWN_KUBECONFIG).exists() => {
@@ -82,7 +82,7 @@ impl ClusterTarget {
                 )))
             }
         };
-        let context = config.current_context.clone().unwrap_or_default();
+        let context = context.map(String::from).or_else(|| config.current_context.clone()).unwrap_or_default();
         let loader = if context == OWN_CONTEXT && Path::new(OWN_CONTAINERD).exists() {
             ImageLoader::Ctr(PathBuf::from(OWN_CONTAINERD))
         } else if let Some(cluster) = context.strip_prefix("kind-") {

@@ -116,6 +116,18 @@ fn io_err(context: &str) -> impl FnOnce(std::io::Error) -> EnvError + '_ {
     move |source| EnvError::Io { context: context.to_string(), source }
 }
 
+/// The harness's own image (the processor image: the harness binary and nothing
+/// else) on the nodes of the cluster `context` names (default: the current one):
+/// built through the container engine and loaded as a run loads its images.
+/// What `harness doctor` runs its probe pod from.
+pub async fn harness_image(context: Option<&str>, harness_bin: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<String, EnvError> {
+    let target = ClusterTarget::resolve(context)?;
+    let docker = crate::engine::connect().await.map_err(|e| EnvError::Engine(e.to_string()))?;
+    let image = images::ensure_processor_image(&docker, harness_bin, progress).await.map_err(|e| EnvError::Engine(e.to_string()))?;
+    cluster::load_images(&target, &docker, &[image.as_str()], cluster::Reload::IfMissing, progress).await?;
+    Ok(image)
+}
+
 impl KubernetesEnv {
     /// Connects to the cluster, reaps namespaces of killed runs, builds the images
     /// and loads them into the cluster, then creates the run's namespace with
@@ -141,7 +153,7 @@ impl KubernetesEnv {
         }
         let logs = spec.run_dir.join("logs");
         std::fs::create_dir_all(&logs).map_err(io_err("creating the run's logs folder"))?;
-        let target = ClusterTarget::resolve()?;
+        let target = ClusterTarget::resolve(None)?;
         progress(&format!("connecting to Kubernetes ({})…", target.describe()));
         let client = target.client().await?;
         let version = cluster::server_version(&client).await?;
