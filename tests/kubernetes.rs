@@ -234,9 +234,11 @@ fn open_crd(group: &str, version: &str, kind: &str, plural: &str) -> serde_json:
 /// container whose command is not in its image (a real crash loop: the kubelet's
 /// back-off), a volume claim no provisioner binds, and KafkaTopics Strimzi's Topic
 /// Operator would ignore (failure 4): one without the `strimzi.io/cluster` label,
-/// one naming another cluster, one of `kafka.banzaicloud.io`. The CRDs are
-/// Strimzi-shaped ones the test installs (the operator's images cannot be pulled
-/// here); a correctly labelled topic gets no finding.
+/// one naming another cluster, one of `kafka.banzaicloud.io`; and a MinIO whose
+/// Kafka target queues on an `emptyDir` (failure 6, read from the live objects by
+/// the lint's rules). The CRDs are Strimzi-shaped ones the test installs (the
+/// operator's images cannot be pulled here); a correctly labelled topic gets no
+/// finding.
 #[test]
 fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore() {
     use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod};
@@ -333,6 +335,25 @@ fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore
         let crasher = serde_json::json!({ "name": "resize", "image": pause, "imagePullPolicy": "Never", "command": ["/no-such-processor"] });
         pods.create(&pp, &pod("greedy", greedy)).await.expect("creating the greedy pod");
         pods.create(&pp, &pod("crasher", crasher)).await.expect("creating the crashing pod");
+        // Failure 6 on Kubernetes: MinIO's Kafka target queues on an emptyDir.
+        let minio: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "minio-0" },
+            "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{ "name": "minio", "image": pause, "imagePullPolicy": "Never", "args": ["server", "/data"],
+                    "env": [
+                        { "name": "MINIO_NOTIFY_KAFKA_ENABLE_PRIMARY", "value": "on" },
+                        { "name": "MINIO_NOTIFY_KAFKA_BROKERS_PRIMARY", "value": "kafka:9092" },
+                        { "name": "MINIO_NOTIFY_KAFKA_TOPIC_PRIMARY", "value": "minio-events" },
+                        { "name": "MINIO_NOTIFY_KAFKA_QUEUE_DIR_PRIMARY", "value": "/queue/events" }
+                    ],
+                    "resources": { "requests": { "cpu": "10m", "memory": "16Mi" } },
+                    "volumeMounts": [{ "name": "queue", "mountPath": "/queue" }] }],
+                "volumes": [{ "name": "queue", "emptyDir": {} }]
+            }
+        }))
+        .unwrap();
+        pods.create(&pp, &minio).await.expect("creating the MinIO pod");
         let claim: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
             "metadata": { "name": "data" },
             "spec": { "accessModes": ["ReadWriteOnce"], "storageClassName": "no-such-class", "resources": { "requests": { "storage": "1Gi" } } }
@@ -402,6 +423,13 @@ fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore
     let banzai = error("topic_resource", "KafkaTopic images-banzai");
     assert_eq!(banzai["evidence"], "apiVersion kafka.banzaicloud.io/v1alpha1", "{shown}");
     assert!(!shown.contains("KafkaTopic minio-events"), "the labelled topic is fine: {shown}");
+    let queue = findings
+        .iter()
+        .find(|f| f["link"] == "minio_kafka_target" && f["check"].as_str().unwrap().contains("minio-queue-dir-emptydir"))
+        .unwrap_or_else(|| panic!("no finding on the queue_dir on an emptyDir: {shown}"));
+    assert_eq!(queue["severity"], "warning", "{shown}");
+    assert!(queue["evidence"].as_str().unwrap().contains("queue_dir /queue/events"), "{shown}");
+    assert!(queue["fix"].as_str().unwrap().contains("persistentVolumeClaim"), "{shown}");
     eprintln!("doctor on a broken namespace answered in {:.1} s", took.as_secs_f64());
 }
 

@@ -58,6 +58,7 @@ pub(super) async fn check(scope: &Scope, topic: &str, timeout: Duration, notes: 
         Err(e) => notes.push(Finding::error(Link::Workloads, check, e).because("the API server did not list the namespace's pods")),
     }
     topics(&client, ns, topic, timeout, notes).await;
+    super::live_lint::check(&client, ns, timeout, notes).await;
     Some(client)
 }
 

@@ -14,6 +14,7 @@ pub mod discover;
 pub mod in_cluster;
 mod kafka;
 pub mod kafka_wire;
+mod live_lint;
 mod minio;
 pub mod minio_admin;
 pub mod render;
