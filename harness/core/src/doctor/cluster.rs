@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::Client;
@@ -101,7 +101,12 @@ async fn workloads(client: &Client, ns: &str, timeout: Duration) -> Result<Vec<F
     out.extend(claims.iter().filter_map(|c| claim_finding(c, ns)));
     if out.is_empty() {
         let check = format!("pods and volume claims of namespace {ns}");
-        out.push(if pods.is_empty() {
+        let exists = bounded(timeout, "reading the namespace", Api::<Namespace>::all(client.clone()).get_opt(ns)).await;
+        out.push(if matches!(exists, Ok(None)) {
+            Finding::error(Link::Workloads, check, format!("namespace {ns} does not exist"))
+                .because("the namespace is misspelt, or the pipeline runs on another cluster (kube context)")
+                .fix("find the pipeline's namespace with `kubectl get pods -A` (and the context with `kubectl config get-contexts`)")
+        } else if pods.is_empty() {
             Finding::warning(Link::Workloads, check, format!("namespace {ns} has no pods"))
                 .because("nothing of the pipeline runs in this namespace, or the namespace is misspelt")
                 .fix("find the pipeline's namespace with `kubectl get pods -A`")

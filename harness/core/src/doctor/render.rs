@@ -29,10 +29,10 @@ pub fn text(d: &Diagnosis) -> String {
     let _ = write!(
         out,
         "\n  S3 {} · buckets {} → {} · Kafka {} · topic {}{}\n\n",
-        d.s3_endpoint,
+        or_unknown(&d.s3_endpoint),
         d.source_bucket,
         d.target_bucket,
-        d.kafka_bootstrap,
+        or_unknown(&d.kafka_bootstrap),
         d.topic,
         d.walked_from.as_ref().map(|w| format!("\n  walked from {w}")).unwrap_or_default()
     );
@@ -55,6 +55,15 @@ pub fn text(d: &Diagnosis) -> String {
         }
     }
     out
+}
+
+/// An endpoint the doctor was not given and did not find.
+fn or_unknown(endpoint: &str) -> &str {
+    if endpoint.is_empty() {
+        "(not found)"
+    } else {
+        endpoint
+    }
 }
 
 pub fn json(d: &Diagnosis) -> String {
@@ -145,10 +154,10 @@ tr.warning td:first-child{{color:#8a5a00;font-weight:bold}}tr.skipped{{color:#77
 <table><tr><th>result</th><th>link</th><th>check</th><th>what was seen</th><th>took</th></tr>\n{rows}</table>\n</body></html>\n",
         bg = if healthy { "#e6f4ea" } else { "#fdecea" },
         verdict = html_text(&verdict(d)),
-        s3 = html_text(&d.s3_endpoint),
+        s3 = html_text(or_unknown(&d.s3_endpoint)),
         src = html_text(&d.source_bucket),
         dst = html_text(&d.target_bucket),
-        kafka = html_text(&d.kafka_bootstrap),
+        kafka = html_text(or_unknown(&d.kafka_bootstrap)),
         topic = html_text(&d.topic),
         from = d.walked_from.as_deref().map(|w| format!("<br>walked from {}", html_text(w))).unwrap_or_default(),
     )
