@@ -64,7 +64,7 @@ impl Run {
     }
     /// The lost notifications are exactly the uploads whose ledger row has no event,
     /// and the verdict names them (up to the ten a message shows).
-    fn assert_lost_keys_are_the_rows_without_events(&self) -> Vec<String> {
+    pub(crate) fn assert_lost_keys_are_the_rows_without_events(&self) -> Vec<String> {
         let lost: Vec<String> =
             self.results["findings"]["lost_events"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
         let no_event: Vec<String> = self.results["ledger"]

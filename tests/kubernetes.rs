@@ -106,11 +106,23 @@ fn a_scaled_up_processor_rebalances_the_group_and_exactly_once_holds() {
     assert_namespace_gone(&run_id(&run));
 }
 
+/// The queue is wiped from inside MinIO's pod (its signals container mounts
+/// MinIO's folder) while the broker is down; the lost notifications are found and
+/// named as on local.
+#[test]
+fn queue_dir_loss_wipes_the_queue_in_minios_pod_and_every_lost_key_is_named() {
+    let run = run_with(&["--env", "kubernetes"], "scenarios/faults/queue-dir-loss.yaml");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    run.assert_faults_proven(&["queue_dir_loss"], &["SIGKILL to kafka", "wiped", "queued events from /minio/queue in pod minio-0"]);
+    let lost = run.assert_lost_keys_are_the_rows_without_events();
+    assert!(!lost.is_empty(), "{}", run.explain());
+    assert_namespace_gone(&run_id(&run));
+}
+
 #[test]
 fn validate_with_env_kubernetes_rejects_what_it_cannot_do() {
     for (file, says) in [
         ("scenarios/faults/partition-kafka.yaml", "partition (with --env kubernetes): cannot be injected by the kubernetes environment"),
-        ("scenarios/faults/queue-dir-loss.yaml", "queue_dir_loss (with --env kubernetes): cannot be injected"),
         ("scenarios/faults/leader-kill.yaml", "the kubernetes environment runs one broker in this version"),
     ] {
         let out = harness(&["validate", "--env", "kubernetes", file], &[]);
@@ -126,6 +138,7 @@ fn validate_with_env_kubernetes_rejects_what_it_cannot_do() {
             "scenarios/smoke.yaml",
             "scenarios/faults/broker-kill.yaml",
             "scenarios/faults/processor-join.yaml",
+            "scenarios/faults/queue-dir-loss.yaml",
         ],
         &[],
     );

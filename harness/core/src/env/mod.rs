@@ -164,8 +164,23 @@ pub trait Environment: Send + Sync + std::fmt::Debug {
     fn ready_timings(&self) -> &ReadyTimings;
     fn canary_key(&self) -> &str;
     fn run_dir(&self) -> &Path;
-    /// MinIO's queue dir on the host, when it has one (`queue_dir_loss` wipes it).
+    /// MinIO's queue dir on the host, when it has one there.
     fn minio_queue_dir(&self) -> Option<PathBuf>;
+    /// Whether MinIO keeps undelivered events in a queue dir (`queue_dir_loss`
+    /// needs one to wipe).
+    fn has_minio_queue_dir(&self) -> bool {
+        self.minio_queue_dir().is_some()
+    }
+    /// [`Op::WipeQueue`]: removes the events MinIO holds in its queue dir; returns
+    /// how many, and where they were (for the fault's proof).
+    async fn wipe_minio_queue(&self) -> Result<(usize, String), EnvError> {
+        let Some(dir) = self.minio_queue_dir() else {
+            return Err(unsupported(self.kind(), "wiping MinIO's queue dir (it has none)".to_string()));
+        };
+        let n = crate::fault::wipe_dir_contents(&dir)
+            .map_err(|source| EnvError::Io { context: format!("wiping {}", dir.display()), source })?;
+        Ok((n, dir.display().to_string()))
+    }
     /// The last `n` lines of a service's log.
     async fn log_tail(&self, service: &str, n: usize) -> String;
     /// Starts the processor under its supervisor (restarted when it exits on its own).

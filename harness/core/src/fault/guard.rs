@@ -69,7 +69,7 @@ pub fn admissible(env: &dyn Environment, spec: &FaultSpec) -> Result<(), String>
         Brokers::Cluster if brokers < 2 => return Err(format!("{} needs a Kafka cluster; this one has {brokers} broker", d.key)),
         _ => {}
     }
-    if d.needs_queue_dir && env.minio_queue_dir().is_none() {
+    if d.needs_queue_dir && !env.has_minio_queue_dir() {
         return Err(format!("{} needs a MinIO queue dir; this environment's MinIO has none", d.key));
     }
     Ok(())

@@ -11,7 +11,7 @@ use harness_model::scenario::{Action, EnvKind, FaultSpec, FaultStart, Op, Proof,
 use tokio::sync::watch;
 
 use super::cluster;
-use super::guard::{inject, wipe_dir_contents};
+use super::guard::inject;
 use super::journal;
 use super::links::LinkProbes;
 use crate::clock::Clock;
@@ -355,22 +355,19 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
     }
     // queue_dir loss: the queued events are wiped while the broker is still down.
     if d.action == Action::StopAndWipeQueue {
-        match env.minio_queue_dir() {
-            Some(dir) => match wipe_dir_contents(&dir) {
-                Ok(0) => {
-                    w.effect_seen_at = None;
-                    w.proof = format!("{}; but the queue dir held no queued events to lose", w.proof);
-                }
-                Ok(n) => {
-                    w.effect_seen_at = w.effect_seen_at.map(|_| clock.now());
-                    w.proof = format!("{}; wiped {n} queued events from {}", w.proof, dir.display());
-                }
-                Err(e) => {
-                    w.effect_seen_at = None;
-                    w.proof = format!("{}; wiping {} failed: {e}", w.proof, dir.display());
-                }
-            },
-            None => w.proof = format!("{}; MinIO has no queue dir", w.proof),
+        match env.wipe_minio_queue().await {
+            Ok((0, _)) => {
+                w.effect_seen_at = None;
+                w.proof = format!("{}; but the queue dir held no queued events to lose", w.proof);
+            }
+            Ok((n, at)) => {
+                w.effect_seen_at = w.effect_seen_at.map(|_| clock.now());
+                w.proof = format!("{}; wiped {n} queued events from {at}", w.proof);
+            }
+            Err(e) => {
+                w.effect_seen_at = None;
+                w.proof = format!("{}; wiping MinIO's queue dir failed: {e}", w.proof);
+            }
         }
     }
 

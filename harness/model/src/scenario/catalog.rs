@@ -435,7 +435,7 @@ pub enum Op {
     Disconnect(Service),
     /// Partition, delay, limit or reset a link's bytes through its fault proxy.
     LinkProxy,
-    /// Wipe MinIO's queue dir (the harness reaches it as a folder).
+    /// Wipe MinIO's queue dir (as a folder on the host, or from inside MinIO's pod).
     WipeQueue,
     /// Produce records to the events topic (the harness reaches Kafka as a client).
     Publish,
@@ -485,9 +485,9 @@ impl EnvKind {
             ],
             // Pods deleted (with grace 0 for a kill) and StatefulSets scaled; the
             // processor's Deployment scaled up, or to zero and back; the broker
-            // frozen by SIGSTOP from its pod's signals container. Not yet:
-            // partitions (bridge CNI enforces no NetworkPolicy), MinIO's queue dir
-            // (on the node, not the harness's host).
+            // frozen by SIGSTOP from its pod's signals container; MinIO's queue
+            // wiped from its pod's signals container. Not yet: partitions (bridge
+            // CNI enforces no NetworkPolicy).
             EnvKind::Kubernetes => &[
                 Op::Stop(Service::Kafka),
                 Op::Stop(Service::Minio),
@@ -495,6 +495,7 @@ impl EnvKind {
                 Op::Pause(Service::Kafka),
                 Op::KillProcessor,
                 Op::AddReplica,
+                Op::WipeQueue,
                 Op::Publish,
             ],
             // Someone else's pipeline: the harness controls none of its services; it

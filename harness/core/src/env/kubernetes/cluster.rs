@@ -429,11 +429,22 @@ pub(super) async fn signal_container(pods: &Api<Pod>, pod: &str, container: &str
 }
 
 async fn run_signal_script(pods: &Api<Pod>, pod: &str, app: &str, signal: &str, script: &str) -> Result<String, EnvError> {
+    let what = format!("sending SIG{signal} to {app} in pod {pod}");
+    let out = exec_in_signals(pods, pod, script, &what).await?;
+    let pids: Vec<&str> = out.split_whitespace().collect();
+    if pids.is_empty() {
+        return Err(EnvError::Engine(format!("{what}: no process of {app} found in the pod")));
+    }
+    Ok(pids.join(", "))
+}
+
+/// Runs `sh -c script` in the pod's signals container; its stdout. `what` names
+/// the operation in errors.
+pub(super) async fn exec_in_signals(pods: &Api<Pod>, pod: &str, script: &str, what: &str) -> Result<String, EnvError> {
     use tokio::io::AsyncReadExt;
     let ap = kube::api::AttachParams::default().container(manifests::SIGNALS).stdin(false).stdout(true).stderr(false);
-    let what = format!("sending SIG{signal} to {app} in pod {pod}");
     let exec = async {
-        let mut proc = pods.exec(pod, ["sh", "-c", script], &ap).await.map_err(KubeErr::ctx(what.clone()))?;
+        let mut proc = pods.exec(pod, ["sh", "-c", script], &ap).await.map_err(KubeErr::ctx(what.to_string()))?;
         let mut out = String::new();
         if let Some(mut stdout) = proc.stdout() {
             let _ = stdout.read_to_string(&mut out).await;
@@ -441,14 +452,9 @@ async fn run_signal_script(pods: &Api<Pod>, pod: &str, app: &str, signal: &str, 
         let _ = proc.join().await;
         Ok::<_, EnvError>(out)
     };
-    let out = tokio::time::timeout(API_TIMEOUT, exec)
+    tokio::time::timeout(API_TIMEOUT, exec)
         .await
-        .map_err(|_| EnvError::Engine(format!("{what}: no answer within {}s", API_TIMEOUT.as_secs())))??;
-    let pids: Vec<&str> = out.split_whitespace().collect();
-    if pids.is_empty() {
-        return Err(EnvError::Engine(format!("{what}: no process of {app} found in the pod")));
-    }
-    Ok(pids.join(", "))
+        .map_err(|_| EnvError::Engine(format!("{what}: no answer within {}s", API_TIMEOUT.as_secs())))?
 }
 
 /// The status of the pod's container named `app` (each service's container is

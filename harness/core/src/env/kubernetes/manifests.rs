@@ -89,13 +89,14 @@ pub const SIGNALS: &str = "signals";
 /// What is common to every pod of a run: no service-account token (nothing here
 /// talks to the API server), no service-link variables, images only from the node,
 /// and the [`SIGNALS`] container (from `signals_image`, which has a shell).
-fn pod_spec(mut containers: Vec<Value>, volumes: Value, grace_secs: i64, signals_image: &str) -> Value {
+fn pod_spec(mut containers: Vec<Value>, volumes: Value, grace_secs: i64, signals_image: &str, signals_mounts: Value) -> Value {
     containers.push(json!({
         "name": SIGNALS,
         "image": signals_image,
         "imagePullPolicy": "Never",
         "command": ["sleep", "infinity"],
-        "resources": { "requests": { "cpu": "1m", "memory": "4Mi" } }
+        "resources": { "requests": { "cpu": "1m", "memory": "4Mi" } },
+        "volumeMounts": signals_mounts
     }));
     json!({
         "automountServiceAccountToken": false,
@@ -105,6 +106,13 @@ fn pod_spec(mut containers: Vec<Value>, volumes: Value, grace_secs: i64, signals
         "containers": containers,
         "volumes": volumes
     })
+}
+
+/// The `sh -c` text the MinIO pod's [`SIGNALS`] container runs to remove every
+/// queued event below `dir` (the folders stay: MinIO keeps using them); prints
+/// how many there were.
+pub fn wipe_queue_script(dir: &str) -> String {
+    format!("n=$(find '{dir}' -type f 2>/dev/null | wc -l); find '{dir}' -type f -delete 2>/dev/null; echo \"$n\"")
 }
 
 /// The `sh -c` text the [`SIGNALS`] container runs to send `signal` to every
@@ -186,7 +194,7 @@ pub fn kafka_stateful_set(k: &KafkaPod<'_>, labels: &BTreeMap<String, String>) -
         ]
     });
     let volumes = json!([{ "name": "config", "configMap": { "name": KAFKA } }, host_volume("data", k.namespace, KAFKA)]);
-    stateful_set(KAFKA, labels, pod_spec(vec![container], volumes, k.grace_secs, k.image))
+    stateful_set(KAFKA, labels, pod_spec(vec![container], volumes, k.grace_secs, k.image, json!([])))
 }
 
 pub struct MinioPod<'a> {
@@ -213,7 +221,10 @@ pub fn minio_stateful_set(m: &MinioPod<'_>, labels: &BTreeMap<String, String>) -
         "volumeMounts": [{ "name": "root", "mountPath": MINIO_ROOT }]
     });
     let volumes = json!([host_volume("root", m.namespace, MINIO)]);
-    stateful_set(MINIO, labels, pod_spec(vec![container], volumes, m.grace_secs, m.signals_image))
+    // The signals container sees MinIO's folder too: `queue_dir_loss` wipes the
+    // queue from there (MinIO's image has no shell).
+    let signals_mounts = json!([{ "name": "root", "mountPath": MINIO_ROOT }]);
+    stateful_set(MINIO, labels, pod_spec(vec![container], volumes, m.grace_secs, m.signals_image, signals_mounts))
 }
 
 pub struct ProcessorPods<'a> {
@@ -254,7 +265,7 @@ pub fn processor_deployment(p: &ProcessorPods<'_>, labels: &BTreeMap<String, Str
                 "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 } },
                 "template": {
                     "metadata": { "labels": labels_json(&pod_labels) },
-                    "spec": pod_spec(vec![container], json!([]), p.grace_secs, p.signals_image)
+                    "spec": pod_spec(vec![container], json!([]), p.grace_secs, p.signals_image, json!([]))
                 }
             }
         }),

@@ -501,6 +501,23 @@ impl Environment for KubernetesEnv {
         None
     }
 
+    fn has_minio_queue_dir(&self) -> bool {
+        self.spec.minio_queue_dir
+    }
+
+    /// From the MinIO pod's signals container, which mounts MinIO's folder.
+    async fn wipe_minio_queue(&self) -> Result<(usize, String), EnvError> {
+        if !self.spec.minio_queue_dir {
+            return Err(super::unsupported(EnvKind::Kubernetes, "wiping MinIO's queue dir (it has none)".to_string()));
+        }
+        let pod = format!("{MINIO}-0");
+        let dir = Path::new(manifests::MINIO_ROOT).join("queue").display().to_string();
+        let what = format!("wiping MinIO's queue dir {dir} in pod {pod}");
+        let out = cluster::exec_in_signals(&self.api(), &pod, &manifests::wipe_queue_script(&dir), &what).await?;
+        let n = out.trim().parse().map_err(|_| EnvError::Engine(format!("{what}: the pod answered {:?}, not a count", out.trim())))?;
+        Ok((n, format!("{dir} in pod {pod}")))
+    }
+
     /// The last `n` lines of a service's pods (followed into `logs/<service>.log`).
     async fn log_tail(&self, service: &str, n: usize) -> String {
         if let Some(ProcessorRun::Host(s)) = &self.processor {
