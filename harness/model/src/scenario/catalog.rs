@@ -325,7 +325,8 @@ pub fn describe(kind: FaultKind) -> FaultDescription {
             "partition",
             "The target stops answering: bytes are held, not refused (a blackhole), until\nthe heal. Local: through the TCP \
              fault proxy on a link (`minio->kafka`,\n`processor->kafka`, `processor->minio`) or on every link to a service\n\
-             (`kafka`, `minio`); containers: the service is disconnected from the network.",
+             (`kafka`, `minio`); containers: the service is disconnected from the network;\nkubernetes: every packet \
+             of the service's pod is dropped by iptables in its own network\nnamespace.",
             SERVICE_FIRST,
             Action::Partition,
             Reach,
@@ -486,8 +487,9 @@ impl EnvKind {
             // Pods deleted (with grace 0 for a kill) and StatefulSets scaled; the
             // processor's Deployment scaled up, or to zero and back; the broker
             // frozen by SIGSTOP from its pod's signals container; MinIO's queue
-            // wiped from its pod's signals container. Not yet: partitions (bridge
-            // CNI enforces no NetworkPolicy).
+            // wiped from its pod's signals container; a service's pod cut off by
+            // iptables in its own network namespace (bridge CNI enforces no
+            // NetworkPolicy). Not yet: single links (no fault proxy between pods).
             EnvKind::Kubernetes => &[
                 Op::Stop(Service::Kafka),
                 Op::Stop(Service::Minio),
@@ -495,6 +497,8 @@ impl EnvKind {
                 Op::Pause(Service::Kafka),
                 Op::KillProcessor,
                 Op::AddReplica,
+                Op::Disconnect(Service::Kafka),
+                Op::Disconnect(Service::Minio),
                 Op::WipeQueue,
                 Op::Publish,
             ],
@@ -739,8 +743,8 @@ mod tests {
         );
         assert_eq!(
             keys(injectable(EnvKind::Kubernetes, 1)),
-            "broker_stop, broker_kill, broker_pause, processor_crash, minio_restart, minio_kill, duplicate_events, poison_event, replay, \
-             processor_join"
+            "broker_stop, broker_kill, broker_pause, processor_crash, minio_restart, minio_kill, queue_dir_loss, \
+             partition, duplicate_events, poison_event, replay, processor_join"
         );
         assert_eq!(keys(injectable(EnvKind::External, 1)), "duplicate_events, poison_event");
     }

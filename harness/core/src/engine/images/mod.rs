@@ -2,7 +2,8 @@
 //! from what the local environment provisions (no image registry is needed):
 //!
 //! - `localhost/harness-debian:<tag>`: a Debian root filesystem made once by
-//!   `debootstrap` (with a Java runtime) and cached as a tarball in
+//!   `debootstrap` (with a Java runtime, and iptables for the kubernetes
+//!   environment's partitions from a pod's signals container) and cached as a tarball in
 //!   `<cache>/images/`;
 //! - `localhost/harness-kafka:<tag>`: that base plus Kafka's jars in [`KAFKA_LIBS`];
 //! - `localhost/harness-minio:<tag>` and `localhost/harness-processor:<tag>`:

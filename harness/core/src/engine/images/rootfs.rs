@@ -12,7 +12,7 @@ use crate::services::provision::{find_on_path, ProvisionError};
 
 pub(super) const DEBIAN_SUITE: &str = "bookworm";
 pub(super) const DEBIAN_VARIANT: &str = "minbase";
-const DEBIAN_PACKAGES: &[&str] = &["openjdk-17-jre-headless"];
+const DEBIAN_PACKAGES: &[&str] = &["openjdk-17-jre-headless", "iptables"];
 const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 const MIRROR_VAR: &str = "HARNESS_DEBIAN_MIRROR";
 /// Bumped whenever the way the root filesystem is made or packed changes, so a

@@ -88,16 +88,9 @@ pub const SIGNALS: &str = "signals";
 
 /// What is common to every pod of a run: no service-account token (nothing here
 /// talks to the API server), no service-link variables, images only from the node,
-/// and the [`SIGNALS`] container (from `signals_image`, which has a shell).
-fn pod_spec(mut containers: Vec<Value>, volumes: Value, grace_secs: i64, signals_image: &str, signals_mounts: Value) -> Value {
-    containers.push(json!({
-        "name": SIGNALS,
-        "image": signals_image,
-        "imagePullPolicy": "Never",
-        "command": ["sleep", "infinity"],
-        "resources": { "requests": { "cpu": "1m", "memory": "4Mi" } },
-        "volumeMounts": signals_mounts
-    }));
+/// and the [`SIGNALS`] container ([`signals`]).
+fn pod_spec(mut containers: Vec<Value>, volumes: Value, grace_secs: i64, signals: Value) -> Value {
+    containers.push(signals);
     json!({
         "automountServiceAccountToken": false,
         "enableServiceLinks": false,
@@ -106,6 +99,59 @@ fn pod_spec(mut containers: Vec<Value>, volumes: Value, grace_secs: i64, signals
         "containers": containers,
         "volumes": volumes
     })
+}
+
+/// The [`SIGNALS`] container, from `image` (which has a shell). For a service
+/// the harness can partition (`serves`: the port it is ready on), it may change
+/// the pod's own firewall (NET_ADMIN, in the pod's network namespace only) and it
+/// carries the pod's readiness probe, through loopback: a partition drops every
+/// packet but loopback's, so the pod stays ready and its Service keeps sending
+/// clients into the blackhole (instead of refusing them, as a Service without
+/// ready pods does).
+fn signals(image: &str, mounts: Value, serves: Option<u16>) -> Value {
+    let mut c = json!({
+        "name": SIGNALS,
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["sleep", "infinity"],
+        "resources": { "requests": { "cpu": "1m", "memory": "4Mi" } },
+        "volumeMounts": mounts
+    });
+    if let Some(port) = serves {
+        c["securityContext"] = json!({ "capabilities": { "add": ["NET_ADMIN"] } });
+        c["readinessProbe"] = json!({
+            "exec": { "command": ["bash", "-c", format!("exec 3<>/dev/tcp/127.0.0.1/{port}")] },
+            "periodSeconds": 1,
+            "failureThreshold": 1
+        });
+    }
+    c
+}
+
+/// The chain of the pod's own firewall a partition adds (one per direction).
+const PARTITION_CHAIN: &str = "HARNESS-PARTITION";
+
+/// The `sh -c` text the [`SIGNALS`] container runs to cut its pod off the network:
+/// every packet in or out dropped (held, not refused), loopback's excepted. In the
+/// pod's own network namespace: nothing of the node's firewall is touched.
+pub fn partition_script() -> String {
+    let c = PARTITION_CHAIN;
+    format!(
+        "set -e; \
+         iptables -w -N {c}-IN; iptables -w -A {c}-IN -i lo -j RETURN; iptables -w -A {c}-IN -j DROP; \
+         iptables -w -N {c}-OUT; iptables -w -A {c}-OUT -o lo -j RETURN; iptables -w -A {c}-OUT -j DROP; \
+         iptables -w -I INPUT 1 -j {c}-IN; iptables -w -I OUTPUT 1 -j {c}-OUT; echo partitioned"
+    )
+}
+
+/// The `sh -c` text that undoes [`partition_script`] (whatever part of it exists).
+pub fn heal_partition_script() -> String {
+    let c = PARTITION_CHAIN;
+    format!(
+        "iptables -w -D INPUT -j {c}-IN 2>/dev/null; iptables -w -D OUTPUT -j {c}-OUT 2>/dev/null; \
+         for x in IN OUT; do iptables -w -F {c}-$x 2>/dev/null; iptables -w -X {c}-$x 2>/dev/null; done; \
+         if iptables -w -S | grep -q {c}; then echo left; else echo healed; fi"
+    )
 }
 
 /// The `sh -c` text the MinIO pod's [`SIGNALS`] container runs to remove every
@@ -185,8 +231,8 @@ pub fn kafka_stateful_set(k: &KafkaPod<'_>, labels: &BTreeMap<String, String>) -
             { "name": "internal", "containerPort": KAFKA_INTERNAL_PORT },
             { "name": "external", "containerPort": KAFKA_EXTERNAL_PORT }
         ],
-        // Ready once the broker listens; the harness's own round trip is the real test.
-        "readinessProbe": { "tcpSocket": { "port": KAFKA_INTERNAL_PORT }, "periodSeconds": 1, "failureThreshold": 1 },
+        // Ready once the broker listens (probed from the signals container); the
+        // harness's own round trip is the real test.
         "resources": { "requests": { "cpu": "100m", "memory": "512Mi" } },
         "volumeMounts": [
             { "name": "config", "mountPath": KAFKA_CONFIG_DIR },
@@ -194,7 +240,7 @@ pub fn kafka_stateful_set(k: &KafkaPod<'_>, labels: &BTreeMap<String, String>) -
         ]
     });
     let volumes = json!([{ "name": "config", "configMap": { "name": KAFKA } }, host_volume("data", k.namespace, KAFKA)]);
-    stateful_set(KAFKA, labels, pod_spec(vec![container], volumes, k.grace_secs, k.image, json!([])))
+    stateful_set(KAFKA, labels, pod_spec(vec![container], volumes, k.grace_secs, signals(k.image, json!([]), Some(KAFKA_INTERNAL_PORT))))
 }
 
 pub struct MinioPod<'a> {
@@ -216,7 +262,6 @@ pub fn minio_stateful_set(m: &MinioPod<'_>, labels: &BTreeMap<String, String>) -
         "command": m.args,
         "envFrom": [{ "secretRef": { "name": m.env_secret } }],
         "ports": [{ "name": "api", "containerPort": MINIO_API_PORT }],
-        "readinessProbe": { "tcpSocket": { "port": MINIO_API_PORT }, "periodSeconds": 1, "failureThreshold": 1 },
         "resources": { "requests": { "cpu": "100m", "memory": "256Mi" } },
         "volumeMounts": [{ "name": "root", "mountPath": MINIO_ROOT }]
     });
@@ -224,7 +269,11 @@ pub fn minio_stateful_set(m: &MinioPod<'_>, labels: &BTreeMap<String, String>) -
     // The signals container sees MinIO's folder too: `queue_dir_loss` wipes the
     // queue from there (MinIO's image has no shell).
     let signals_mounts = json!([{ "name": "root", "mountPath": MINIO_ROOT }]);
-    stateful_set(MINIO, labels, pod_spec(vec![container], volumes, m.grace_secs, m.signals_image, signals_mounts))
+    stateful_set(
+        MINIO,
+        labels,
+        pod_spec(vec![container], volumes, m.grace_secs, signals(m.signals_image, signals_mounts, Some(MINIO_API_PORT))),
+    )
 }
 
 pub struct ProcessorPods<'a> {
@@ -265,7 +314,7 @@ pub fn processor_deployment(p: &ProcessorPods<'_>, labels: &BTreeMap<String, Str
                 "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 } },
                 "template": {
                     "metadata": { "labels": labels_json(&pod_labels) },
-                    "spec": pod_spec(vec![container], json!([]), p.grace_secs, p.signals_image, json!([]))
+                    "spec": pod_spec(vec![container], json!([]), p.grace_secs, signals(p.signals_image, json!([]), None))
                 }
             }
         }),

@@ -666,6 +666,33 @@ impl Environment for KubernetesEnv {
         cluster::signal_process(&self.api::<Pod>(), &format!("{name}-0"), name, "CONT").await.map(|_| ())
     }
 
+    /// Every packet in or out of the service's pod dropped (loopback's excepted),
+    /// by iptables in the pod's own network namespace from its signals container:
+    /// clients' bytes are held, not refused (bridge CNI enforces no NetworkPolicy).
+    async fn disconnect(&mut self, service: Service) -> Result<(), EnvError> {
+        let name = Self::stateful_set_of(service)?;
+        let pod = format!("{name}-0");
+        let what = format!("cutting pod {pod} off the network");
+        let out = cluster::exec_in_signals(&self.api(), &pod, &manifests::partition_script(), &what).await?;
+        if out.trim() != "partitioned" {
+            // Half-applied rules must not outlive the fault.
+            let _ = cluster::exec_in_signals(&self.api(), &pod, &manifests::heal_partition_script(), &what).await;
+            return Err(EnvError::Engine(format!("{what}: iptables in the pod answered {:?}", out.trim())));
+        }
+        Ok(())
+    }
+
+    async fn reconnect(&mut self, service: Service) -> Result<(), EnvError> {
+        let name = Self::stateful_set_of(service)?;
+        let pod = format!("{name}-0");
+        let what = format!("connecting pod {pod} to the network again");
+        let out = cluster::exec_in_signals(&self.api(), &pod, &manifests::heal_partition_script(), &what).await?;
+        match out.trim() {
+            "healed" => Ok(()),
+            other => Err(EnvError::Engine(format!("{what}: the partition's rules are still there ({other:?})"))),
+        }
+    }
+
     /// SIGKILL to the processor's process from its pod's signals container (the
     /// kubelet restarts the container, as after any crash); a processor on the
     /// host gets SIGKILL. Returns the number the watcher gave that container (pods
