@@ -23,6 +23,7 @@ fn spec(run_dir: &Path, brokers: u32, fault_links: bool) -> EnvSpec {
         outputs_topic: "harness-outputs".into(),
         events_partitions: 3,
         kafka_brokers: brokers,
+        kafka_operator: None,
         source_bucket: "images".into(),
         target_bucket: "thumbnails".into(),
         minio_queue_dir: true,

@@ -595,3 +595,213 @@ fn secret_of(rt: &tokio::runtime::Runtime, client: &kube::Client, ns: &str) -> S
     let value = secret.data.unwrap_or_default().get("MINIO_ROOT_PASSWORD").map(|v| String::from_utf8_lossy(&v.0).into_owned());
     value.filter(|v| v.len() >= 8).expect("MinIO's password in its Secret")
 }
+
+/// A CRD of Strimzi's group with a structural schema written from Strimzi's API
+/// reference (the fields the harness uses and their neighbours, their types, enums
+/// and required fields): with strict field validation the API server refuses an
+/// unknown or misspelt field, a wrong type or a value outside an enum.
+fn strict_strimzi_crd(kind: &str, plural: &str, spec: serde_json::Value) -> serde_json::Value {
+    let open = serde_json::json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
+    serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": { "name": format!("{plural}.kafka.strimzi.io"), "labels": { "io.harness.test": "strimzi" } },
+        "spec": {
+            "group": "kafka.strimzi.io",
+            "scope": "Namespaced",
+            "names": { "kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List") },
+            "versions": [{
+                "name": "v1beta2", "served": true, "storage": true,
+                "schema": { "openAPIV3Schema": {
+                    "type": "object",
+                    "properties": { "spec": spec, "status": open }
+                } },
+                "subresources": { "status": {} }
+            }]
+        }
+    })
+}
+
+fn strict_strimzi_crds() -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let open = json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true });
+    let listener = json!({
+        "type": "object",
+        "required": ["name", "port", "type", "tls"],
+        "properties": {
+            "name": { "type": "string", "pattern": "^[a-z0-9]{1,11}$" },
+            "port": { "type": "integer", "minimum": 9092 },
+            "type": { "type": "string", "enum": ["internal", "route", "loadbalancer", "nodeport", "ingress", "cluster-ip"] },
+            "tls": { "type": "boolean" },
+            "authentication": open, "configuration": open, "networkPolicyPeers": { "type": "array", "items": open }
+        }
+    });
+    let kafka = json!({
+        "type": "object",
+        "required": ["kafka"],
+        "properties": {
+            "kafka": {
+                "type": "object",
+                "required": ["listeners"],
+                "properties": {
+                    "version": { "type": "string" }, "metadataVersion": { "type": "string" },
+                    "replicas": { "type": "integer", "minimum": 1 },
+                    "listeners": { "type": "array", "minItems": 1, "items": listener },
+                    "config": open, "storage": open, "resources": open, "jvmOptions": open, "template": open,
+                    "authorization": open, "rack": open, "logging": open, "metricsConfig": open
+                }
+            },
+            "entityOperator": { "type": "object", "properties": { "topicOperator": open, "userOperator": open, "template": open } },
+            "zookeeper": open, "cruiseControl": open, "kafkaExporter": open, "clusterCa": open, "clientsCa": open
+        }
+    });
+    let pool = json!({
+        "type": "object",
+        "required": ["replicas", "storage", "roles"],
+        "properties": {
+            "replicas": { "type": "integer", "minimum": 0 },
+            "roles": { "type": "array", "items": { "type": "string", "enum": ["controller", "broker"] } },
+            "storage": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": { "type": "string", "enum": ["ephemeral", "persistent-claim", "jbod"] },
+                    "size": { "type": "string" }, "sizeLimit": { "type": "string" }, "class": { "type": "string" },
+                    "deleteClaim": { "type": "boolean" }, "kraftMetadata": { "type": "string", "enum": ["shared"] },
+                    "volumes": { "type": "array", "items": open }
+                }
+            },
+            "resources": open, "jvmOptions": open, "template": open
+        }
+    });
+    let topic = json!({
+        "type": "object",
+        "properties": {
+            "topicName": { "type": "string" },
+            "partitions": { "type": "integer", "minimum": 1 },
+            "replicas": { "type": "integer", "minimum": 1, "maximum": 32767 },
+            "config": open
+        }
+    });
+    vec![
+        strict_strimzi_crd("Kafka", "kafkas", kafka),
+        strict_strimzi_crd("KafkaNodePool", "kafkanodepools", pool),
+        strict_strimzi_crd("KafkaTopic", "kafkatopics", topic),
+    ]
+}
+
+/// `environment.kafka.operator: strimzi` on a real API server, as far as it can go
+/// here (Strimzi's operator images cannot be pulled): without Strimzi's CRDs the
+/// run stops at once saying what to install; with Strimzi-shaped CRDs (strict
+/// schemas written from Strimzi's API reference) the harness's Kafka,
+/// KafkaNodePool and KafkaTopics pass the API server's server-side dry run with
+/// strict field validation, which refuses a missing `tls` or a misspelt field (so
+/// the dry run can fail), and the run then stops saying no cluster operator runs.
+/// The operator's reconciliation, Ready conditions and status listeners have not
+/// run here; they are unit-tested on Strimzi's documented status shape.
+#[test]
+fn strimzi_mode_is_checked_against_the_api_server_and_says_what_is_missing() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{DynamicObject, Patch, PatchParams, PostParams, ValidationDirective};
+
+    let _one_at_a_time = serial();
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() % 1_000_000_000;
+    let mut fixture = DoctorFixture { namespace: format!("hstrimzi-{nonce}"), crds: Vec::new() };
+    let ns = fixture.namespace.clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = rt.block_on(kube::Client::try_default()).expect("a kube client from KUBECONFIG (ci/test sets it)");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let names = ["kafkas.kafka.strimzi.io", "kafkanodepools.kafka.strimzi.io", "kafkatopics.kafka.strimzi.io"];
+    // Leftovers of a killed test go; a real Strimzi's CRDs must not be replaced.
+    rt.block_on(async {
+        for name in names {
+            if let Some(crd) = crds.get_opt(name).await.unwrap() {
+                let ours = crd.metadata.labels.as_ref().is_some_and(|l| l.contains_key("io.harness.test"));
+                assert!(ours, "CRD {name} is on this cluster and no test installed it: run this test on the ci/k8s cluster");
+                crds.delete(name, &Default::default()).await.unwrap();
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for name in names {
+            while crds.get_opt(name).await.unwrap().is_some() {
+                assert!(Instant::now() < deadline, "CRD {name} was not removed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("strimzi.yaml");
+    std::fs::write(
+        &file,
+        "name: strimzi-smoke
+environment:
+  kind: kubernetes
+  kafka: { operator: strimzi }
+processor: { builtin: resize }
+workload: { images: 5, rate: 5/s }
+expect: { exactly_once: true }
+",
+    )
+    .unwrap();
+    let validate = harness(&["validate", file.to_str().unwrap()], &[]);
+    assert_eq!(validate.code, 0, "{}{}", validate.stdout, validate.stderr);
+    let run = |what: &str| {
+        let reports = tempfile::tempdir().unwrap();
+        let out = harness(&["run", "--reports", reports.path().to_str().unwrap(), file.to_str().unwrap()], &[]);
+        let dir = only_run_dir(reports.path());
+        let results: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+        assert_namespace_gone(results["run_id"].as_str().unwrap());
+        assert_eq!(out.code, 3, "{what}: an environment that cannot start\n{}", out.stderr);
+        out.stderr
+    };
+    let without = run("without Strimzi's CRDs");
+    assert!(without.contains("needs Strimzi on the cluster, and it has no kafkas.kafka.strimzi.io"), "{without}");
+    assert!(without.contains("https://strimzi.io/install/latest"), "{without}");
+
+    rt.block_on(async {
+        let pp = PostParams::default();
+        let namespace: Namespace =
+            serde_json::from_value(serde_json::json!({ "metadata": { "name": ns, "labels": { "io.harness.test": "strimzi" } } })).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&pp, &namespace).await.expect("creating the namespace");
+        for crd in strict_strimzi_crds() {
+            let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+            let name = crd.metadata.name.clone().unwrap();
+            crds.create(&pp, &crd).await.unwrap_or_else(|e| panic!("installing the CRD {name}: {e}"));
+            fixture.crds.push(name);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for name in names {
+            loop {
+                let crd = crds.get(name).await.expect("reading the CRD back");
+                if crd.status.and_then(|s| s.conditions).unwrap_or_default().iter().any(|c| c.type_ == "Established" && c.status == "True")
+                {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "CRD {name} never became Established");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        // The dry run bites: a listener without `tls`, a misspelt field.
+        let mut params = PatchParams::apply("harness-test");
+        params.dry_run = true;
+        params.field_validation = Some(ValidationDirective::Strict);
+        let kafkas: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &ns, &harness_core::env::kubernetes::strimzi::resource("Kafka", "kafkas"));
+        let no_tls = serde_json::json!({ "apiVersion": "kafka.strimzi.io/v1beta2", "kind": "Kafka", "metadata": { "name": "k" },
+            "spec": { "kafka": { "listeners": [{ "name": "plain", "port": 9092, "type": "internal" }] } } });
+        let e = kafkas.patch("k", &params, &Patch::Apply(&no_tls)).await.expect_err("a listener without tls is refused");
+        assert!(e.to_string().contains("tls"), "{e}");
+        let topics: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &ns, &harness_core::env::kubernetes::strimzi::resource("KafkaTopic", "kafkatopics"));
+        let typo = serde_json::json!({ "apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic", "metadata": { "name": "t" },
+            "spec": { "partitons": 3 } });
+        let e = topics.patch("t", &params, &Patch::Apply(&typo)).await.expect_err("a misspelt field is refused");
+        assert!(e.to_string().contains("partitons"), "{e}");
+    });
+
+    let with = run("with Strimzi's CRDs, without its operator");
+    assert!(with.contains("Strimzi's resources passed the API server's dry run (strict field validation)"), "{with}");
+    assert!(with.contains("no cluster operator runs (no Deployment labelled strimzi.io/kind=cluster-operator)"), "{with}");
+    drop(fixture);
+}

@@ -222,7 +222,7 @@ async fn strimzi_kafka(client: &Client, ns: &str, timeout: Duration) -> Option<R
 
 /// The bootstrap of a Strimzi Kafka's status: a plain internal listener for the
 /// pods, a plain node-port/load-balancer/ingress one (if any) from outside.
-fn strimzi_listener(kafka: &DynamicObject) -> Option<Endpoint> {
+pub(crate) fn strimzi_listener(kafka: &DynamicObject) -> Option<Endpoint> {
     let name = kafka.metadata.name.clone().unwrap_or_default();
     let spec: BTreeMap<String, (String, bool)> = kafka
         .data

@@ -50,6 +50,8 @@ pub struct EnvSpec {
     pub events_partitions: i32,
     /// Kafka brokers: 1, or 3 for a replicated cluster (local only).
     pub kafka_brokers: u32,
+    /// Kafka run by an operator (kubernetes only): `None`, the harness's own.
+    pub kafka_operator: Option<harness_model::scenario::KafkaOperator>,
     pub source_bucket: String,
     pub target_bucket: String,
     /// Give MinIO's Kafka targets a `queue_dir` under the run dir.

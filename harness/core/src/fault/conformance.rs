@@ -71,6 +71,7 @@ pub async fn every_kind(env: &mut dyn Environment, processor_group: &str, say: &
         kind: env.kind(),
         events_partitions: 1,
         kafka_brokers: env.kafka_node_ids().len() as u32,
+        kafka_operator: None,
         minio_queue_dir: env.has_minio_queue_dir(),
         minio_queue_limit: None,
         minio_sync_events: false,

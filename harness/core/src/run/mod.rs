@@ -142,6 +142,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         outputs_topic: format!("{}-outputs", scenario.pipeline.topic),
         events_partitions: scenario.environment.events_partitions as i32,
         kafka_brokers: scenario.environment.kafka_brokers,
+        kafka_operator: scenario.environment.kafka_operator,
         source_bucket: scenario.pipeline.source_bucket.clone(),
         target_bucket: scenario.pipeline.target_bucket.clone(),
         minio_queue_dir: scenario.environment.minio_queue_dir,

@@ -662,6 +662,21 @@ pub fn capability(kind: FaultKind, target: Target, env: &Environment) -> Result<
             list(injectable(env.kind, env.kafka_brokers))
         ));
     }
+    let ops = d.ops(target, env.kind).unwrap_or_default();
+    let on_the_broker =
+        |op: &Op| matches!(op, Op::Stop(Service::Kafka) | Op::Pause(Service::Kafka) | Op::Disconnect(Service::Kafka) | Op::StopBroker);
+    if env.kafka_operator.is_some() && ops.iter().any(on_the_broker) {
+        return Err(format!(
+            "acts on the broker's pod, which Strimzi's cluster operator owns with `environment.kafka.operator: strimzi` \
+             (not supported there yet); injectable there: {}",
+            list(
+                injectable(env.kind, 1)
+                    .into_iter()
+                    .filter(|k| !describe(*k).ops(k.target(), env.kind).unwrap_or_default().iter().any(on_the_broker))
+                    .collect()
+            )
+        ));
+    }
     let cluster = env.kafka_brokers > 1;
     match (d.brokers, cluster) {
         (Brokers::Cluster, false) => Err(format!(

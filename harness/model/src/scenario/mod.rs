@@ -24,7 +24,9 @@ pub use catalog::{
 pub use error::{Problem, ScenarioError};
 pub use faults::{EventParams, FaultSpec, FaultStart, LinkParams, DEFAULT_BANDWIDTH, DEFAULT_DELAY, DEFAULT_DUPLICATES};
 pub use names::{BucketName, TopicName};
-pub use raw::{BuiltinName, EnvKind, FaultKind, HostileKind, HostileRule, KeyStyle, Misconfiguration, PoisonKind, RawScenario};
+pub use raw::{
+    BuiltinName, EnvKind, FaultKind, HostileKind, HostileRule, KafkaOperator, KeyStyle, Misconfiguration, PoisonKind, RawScenario,
+};
 pub use units::{ByteRate, Format, ImageSize, Rate};
 
 /// A validated scenario: everything the engine needs, with defaults filled in.
@@ -102,6 +104,9 @@ pub struct Environment {
     pub events_partitions: u32,
     /// 1, or 3 for a replicated cluster (replication factor 3, min.insync.replicas 2).
     pub kafka_brokers: u32,
+    /// Kafka run by an operator (kubernetes): `None` is the harness's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_operator: Option<KafkaOperator>,
     pub minio_queue_dir: bool,
     /// With `minio_queue_dir`: the pipeline target's queue_limit (`None`: MinIO's default).
     #[serde(skip_serializing_if = "Option::is_none")]

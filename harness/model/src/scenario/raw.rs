@@ -153,6 +153,20 @@ pub struct RawKafka {
     #[serde(default)]
     #[schemars(with = "Option<Count>")]
     pub brokers: Option<Spanned<Count>>,
+    /// Who runs Kafka (kubernetes environment): the harness's own StatefulSet
+    /// (default), or `strimzi`: a Strimzi `Kafka` (KRaft, with a `KafkaNodePool`)
+    /// and the topics as `KafkaTopic`s, which Strimzi's cluster operator,
+    /// installed on the cluster beforehand, runs.
+    #[serde(default)]
+    #[schemars(with = "Option<KafkaOperator>")]
+    pub operator: Option<Spanned<KafkaOperator>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KafkaOperator {
+    /// Strimzi (`kafka.strimzi.io/v1beta2`).
+    Strimzi,
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]

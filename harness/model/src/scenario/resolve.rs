@@ -147,6 +147,16 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
             ))
         }
     };
+    let kafka_operator = match &raw.environment.kafka.operator {
+        Some(op) if kind != EnvKind::Kubernetes => {
+            return Err(problem(
+                op.referenced,
+                "environment.kafka.operator",
+                format!("an operator runs Kafka on Kubernetes: use `kind: kubernetes` (this is {})", kind.name()),
+            ))
+        }
+        op => op.as_ref().map(|o| o.value),
+    };
     if let Some(limit) = &raw.environment.minio.queue_limit {
         if !raw.environment.minio.queue_dir {
             return Err(problem(
@@ -337,6 +347,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         kind,
         events_partitions: raw.environment.kafka.partitions.map_or(3, |c| c.0),
         kafka_brokers,
+        kafka_operator,
         minio_queue_dir: raw.environment.minio.queue_dir,
         minio_queue_limit: raw.environment.minio.queue_limit.map(|l| l.value.0),
         minio_sync_events: raw.environment.minio.sync_events,

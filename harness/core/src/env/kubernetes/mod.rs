@@ -27,13 +27,14 @@ mod cluster;
 mod logs;
 pub mod manifests;
 mod processor_pods;
+pub mod strimzi;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use harness_model::scenario::{EnvKind, Service};
+use harness_model::scenario::{EnvKind, KafkaOperator, Service};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service as KService};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -242,48 +243,61 @@ impl KubernetesEnv {
         self.logs = Some(LogFollowers::start(self.api(), logs_dir, self.group.redactor().clone(), &[KAFKA, MINIO, PROCESSOR]));
         let services: Api<KService> = self.api();
         let pp = PostParams::default();
-        let kafka_svc = manifests::node_port_service(
-            KAFKA,
-            &[("internal", manifests::KAFKA_INTERNAL_PORT), ("external", manifests::KAFKA_EXTERNAL_PORT)],
-            &self.labels,
-        );
-        let kafka_svc = services.create(&pp, &kafka_svc).await.map_err(KubeErr::ctx("creating the kafka Service"))?;
         let minio_svc = manifests::node_port_service(MINIO, &[("api", manifests::MINIO_API_PORT)], &self.labels);
         let minio_svc = services.create(&pp, &minio_svc).await.map_err(KubeErr::ctx("creating the minio Service"))?;
-        let (kafka_ip, kafka_node_port) = cluster::addresses(&kafka_svc, "external")?;
         let (minio_ip, minio_node_port) = cluster::addresses(&minio_svc, "api")?;
-        self.endpoints.kafka_bootstrap = format!("{node}:{kafka_node_port}");
         self.endpoints.s3_endpoint = format!("http://{node}:{minio_node_port}");
-        self.inner_endpoints.kafka_bootstrap = format!("{kafka_ip}:{}", manifests::KAFKA_INTERNAL_PORT);
         self.inner_endpoints.s3_endpoint = format!("http://{minio_ip}:{}", manifests::MINIO_API_PORT);
-
+        let t = Instant::now();
+        let kafka_set = if self.spec.kafka_operator == Some(KafkaOperator::Strimzi) {
+            // Strimzi's operator runs Kafka; its status says where (before MinIO
+            // is configured with it).
+            let topics = [(self.spec.events_topic.as_str(), self.spec.events_partitions), (self.spec.outputs_topic.as_str(), 1)];
+            let kafka = strimzi::start(&self.client, ns, &topics, &self.labels, self.spec.ready_timeout, progress).await?;
+            self.endpoints.kafka_bootstrap = kafka.bootstrap.outside;
+            self.inner_endpoints.kafka_bootstrap = kafka.bootstrap.inside;
+            self.kafka_version = format!("{} (Strimzi)", kafka.version);
+            None
+        } else {
+            let kafka_svc = manifests::node_port_service(
+                KAFKA,
+                &[("internal", manifests::KAFKA_INTERNAL_PORT), ("external", manifests::KAFKA_EXTERNAL_PORT)],
+                &self.labels,
+            );
+            let kafka_svc = services.create(&pp, &kafka_svc).await.map_err(KubeErr::ctx("creating the kafka Service"))?;
+            let (kafka_ip, kafka_node_port) = cluster::addresses(&kafka_svc, "external")?;
+            self.endpoints.kafka_bootstrap = format!("{node}:{kafka_node_port}");
+            self.inner_endpoints.kafka_bootstrap = format!("{kafka_ip}:{}", manifests::KAFKA_INTERNAL_PORT);
+            let properties = kafka::container_server_properties_advertising(
+                &self.inner_endpoints.kafka_bootstrap,
+                &self.endpoints.kafka_bootstrap,
+                Path::new(manifests::KAFKA_DATA),
+            );
+            let config = manifests::config_map(
+                KAFKA,
+                &[("server.properties", properties), ("log4j2.properties", kafka::LOG4J2_PROPERTIES.to_string())],
+                &self.labels,
+            );
+            self.api::<ConfigMap>().create(&pp, &config).await.map_err(KubeErr::ctx("creating the kafka ConfigMap"))?;
+            let config_dir = Path::new(manifests::KAFKA_CONFIG_DIR);
+            let command = crate::engine::kafka_entrypoint(
+                &self.images.kafka_java,
+                &self.images.kafka_libs,
+                &config_dir.join("server.properties"),
+                &config_dir.join("log4j2.properties"),
+                Path::new(manifests::KAFKA_DATA),
+            );
+            Some(manifests::kafka_stateful_set(
+                &manifests::KafkaPod { image: &self.images.set.kafka, command, namespace: ns, grace_secs: KAFKA_GRACE_SECS },
+                &self.labels,
+            ))
+        };
         progress(&format!(
-            "starting Kafka {} and MinIO in namespace {ns} (Kafka at {}, MinIO at {})…",
-            self.kafka_version, self.endpoints.kafka_bootstrap, self.endpoints.s3_endpoint
+            "starting {}MinIO in namespace {ns} (Kafka at {}, MinIO at {})…",
+            if kafka_set.is_some() { format!("Kafka {} and ", self.kafka_version) } else { String::new() },
+            self.endpoints.kafka_bootstrap,
+            self.endpoints.s3_endpoint
         ));
-        let properties = kafka::container_server_properties_advertising(
-            &self.inner_endpoints.kafka_bootstrap,
-            &self.endpoints.kafka_bootstrap,
-            Path::new(manifests::KAFKA_DATA),
-        );
-        let config = manifests::config_map(
-            KAFKA,
-            &[("server.properties", properties), ("log4j2.properties", kafka::LOG4J2_PROPERTIES.to_string())],
-            &self.labels,
-        );
-        self.api::<ConfigMap>().create(&pp, &config).await.map_err(KubeErr::ctx("creating the kafka ConfigMap"))?;
-        let config_dir = Path::new(manifests::KAFKA_CONFIG_DIR);
-        let command = crate::engine::kafka_entrypoint(
-            &self.images.kafka_java,
-            &self.images.kafka_libs,
-            &config_dir.join("server.properties"),
-            &config_dir.join("log4j2.properties"),
-            Path::new(manifests::KAFKA_DATA),
-        );
-        let kafka_set = manifests::kafka_stateful_set(
-            &manifests::KafkaPod { image: &self.images.set.kafka, command, namespace: ns, grace_secs: KAFKA_GRACE_SECS },
-            &self.labels,
-        );
         let minio_cfg = MinioConfig {
             bin: PathBuf::from(&self.images.minio_bin),
             dir: PathBuf::from(manifests::MINIO_ROOT),
@@ -320,8 +334,9 @@ impl KubernetesEnv {
             &self.labels,
         );
         let sets: Api<StatefulSet> = self.api();
-        let t = Instant::now();
-        sets.create(&pp, &kafka_set).await.map_err(KubeErr::ctx("creating the kafka StatefulSet"))?;
+        if let Some(kafka_set) = &kafka_set {
+            sets.create(&pp, kafka_set).await.map_err(KubeErr::ctx("creating the kafka StatefulSet"))?;
+        }
         sets.create(&pp, &minio_set).await.map_err(KubeErr::ctx("creating the minio StatefulSet"))?;
         let (kr, mr) = tokio::join!(self.wait_ready(Service::Kafka, t), self.wait_ready(Service::Minio, t));
         self.timings.kafka = kr?;
