@@ -104,8 +104,9 @@ fn walk_budget(t: &Target) -> Duration {
     t.probe_timeout * 20 + if t.canary { t.canary_timeout } else { Duration::ZERO } + Duration::from_secs(10)
 }
 
-/// `harness doctor` as the pod runs it: the inside addresses, JSON out.
-pub(super) fn command(t: &Target) -> Vec<String> {
+/// `harness doctor` as the pod runs it: the inside addresses, JSON out (the
+/// credentials come from the environment, the pod's Secret).
+pub(super) fn command(t: &Target, region: &str) -> Vec<String> {
     let mut argv: Vec<String> = [
         crate::engine::images::HARNESS_BIN,
         "doctor",
@@ -126,6 +127,7 @@ pub(super) fn command(t: &Target) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    argv.extend(["--region".into(), region.to_string()]);
     argv.extend(["--timeout".into(), format!("{}ms", t.probe_timeout.as_millis())]);
     argv.extend(["--canary-timeout".into(), format!("{}ms", t.canary_timeout.as_millis())]);
     if let Some(g) = &t.group {
@@ -167,7 +169,7 @@ async fn create(
                 "name": CONTAINER,
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": command(t),
+                "command": command(t, &credentials.region),
                 "envFrom": [{ "secretRef": { "name": name } }],
                 "resources": { "requests": { "cpu": "50m", "memory": "64Mi" } }
             }]
@@ -281,9 +283,9 @@ mod tests {
             kubernetes: None,
             from: Vantage::Here,
         };
-        let argv = command(&t).join(" ");
+        let argv = command(&t, "eu-west-1").join(" ");
         assert!(argv.starts_with("/usr/local/bin/harness doctor --s3 http://10.96.0.5:9000 --kafka 10.96.0.7:9092"), "{argv}");
-        assert!(argv.contains("--format json --quiet --timeout 1500ms"), "{argv}");
+        assert!(argv.contains("--format json --quiet --region eu-west-1 --timeout 1500ms"), "{argv}");
         assert!(argv.ends_with("--group resizer --no-canary"), "{argv}");
     }
 }
