@@ -13,7 +13,7 @@ use harness_model::exit::ExitCode;
 use harness_model::history::History;
 use harness_model::metrics::{self, Metrics};
 use harness_model::results::{Counts, EnvironmentInfo, ReadySeconds, RunResults, ScenarioInfo, ServiceVersion, Timings};
-use harness_model::scenario::{Expectation, Misconfiguration, Scenario};
+use harness_model::scenario::{EnvKind, Expectation, Misconfiguration, Scenario};
 use harness_model::verdict::{judge, overall, ExpectationResult, Verdict};
 
 use crate::env::{self, EnvError, EnvSpec};
@@ -214,7 +214,11 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
             }
         }
     };
-    ctx.progress.say(&format!("stopping the processor, MinIO and Kafka ({})", env.kind().name()));
+    if env.kind() == EnvKind::External {
+        ctx.progress.say("done with the external pipeline (it keeps running: the harness started none of it)");
+    } else {
+        ctx.progress.say(&format!("stopping the processor, MinIO and Kafka ({})", env.kind().name()));
+    }
     if let Err(e) = env.shutdown(opts.keep).await {
         ctx.progress.say(&format!("teardown: {e}"));
     }
