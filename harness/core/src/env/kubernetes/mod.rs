@@ -18,10 +18,15 @@
 //! host as labels; [`reap_leftovers`] deletes namespaces whose harness is gone,
 //! as the containers environment does with its containers.
 //!
+//! With `environment.kafka.operator: strimzi`, Kafka is a Strimzi `Kafka` and
+//! its topics `KafkaTopic`s instead ([`strimzi`]); the bootstrap addresses come
+//! from its status.
+//!
 //! Faults are API operations: a StatefulSet scaled to 0 and its pod deleted (with
 //! grace 0 for a kill), then scaled to 1 again; the processor's pod deleted with
 //! grace 0 (its Deployment replaces it); a Deployment scaled up for a joining
-//! replica.
+//! replica. What needs the inside of a pod (signals, MinIO's queue, the pod's
+//! firewall for a partition) is done from its `signals` container.
 
 mod cluster;
 mod logs;
@@ -337,8 +342,10 @@ impl KubernetesEnv {
         if let Some(kafka_set) = &kafka_set {
             sets.create(&pp, kafka_set).await.map_err(KubeErr::ctx("creating the kafka StatefulSet"))?;
         }
+        // MinIO's time counts from its own creation (after Strimzi's Kafka was Ready).
+        let minio_t = Instant::now();
         sets.create(&pp, &minio_set).await.map_err(KubeErr::ctx("creating the minio StatefulSet"))?;
-        let (kr, mr) = tokio::join!(self.wait_ready(Service::Kafka, t), self.wait_ready(Service::Minio, t));
+        let (kr, mr) = tokio::join!(self.wait_ready(Service::Kafka, t), self.wait_ready(Service::Minio, minio_t));
         self.timings.kafka = kr?;
         self.timings.minio = mr?;
 
