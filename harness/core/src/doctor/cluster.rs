@@ -21,8 +21,7 @@ use crate::env::kubernetes::ClusterTarget;
 use super::{Finding, Link, Notes};
 
 /// Strimzi's API group and the label its Topic Operator selects topics by.
-const STRIMZI_GROUP: &str = "kafka.strimzi.io";
-const STRIMZI_VERSION: &str = "v1beta2";
+use crate::env::kubernetes::strimzi::{GROUP as STRIMZI_GROUP, VERSION as STRIMZI_VERSION};
 const CLUSTER_LABEL: &str = "strimzi.io/cluster";
 /// Restarts from which a container that is running again still counts as crash-looping.
 const RESTARTS_TO_FLAG: i32 = 3;
@@ -231,15 +230,7 @@ pub(super) fn claim_finding(claim: &PersistentVolumeClaim, ns: &str) -> Option<F
     )
 }
 
-pub(super) fn strimzi(kind: &str, plural: &str) -> ApiResource {
-    ApiResource {
-        group: STRIMZI_GROUP.into(),
-        version: STRIMZI_VERSION.into(),
-        api_version: format!("{STRIMZI_GROUP}/{STRIMZI_VERSION}"),
-        kind: kind.into(),
-        plural: plural.into(),
-    }
-}
+pub(super) use crate::env::kubernetes::strimzi::resource as strimzi;
 
 /// Strimzi `KafkaTopic`s the Topic Operator will not act on, and `KafkaTopic`s of
 /// other API groups in a namespace where Strimzi runs Kafka.

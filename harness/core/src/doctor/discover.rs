@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Container, Pod, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::Client;
 use serde_json::Value;
@@ -186,12 +186,7 @@ async fn has_cluster_dns(client: &Client, timeout: Duration) -> bool {
 }
 
 async fn node_address(client: &Client, timeout: Duration) -> Option<String> {
-    let nodes: Api<Node> = Api::all(client.clone());
-    let nodes = bounded(timeout, "listing nodes", nodes.list(&ListParams::default())).await.ok()?.items;
-    nodes.iter().find_map(|n| {
-        let addresses = n.status.as_ref()?.addresses.as_ref()?;
-        addresses.iter().find(|a| a.type_ == "InternalIP").map(|a| a.address.clone())
-    })
+    tokio::time::timeout(timeout, crate::env::kubernetes::node_address(client)).await.ok()?.ok()
 }
 
 /// A Strimzi `Kafka` of the namespace: `None` where Strimzi is not installed or

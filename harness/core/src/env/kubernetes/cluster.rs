@@ -131,7 +131,7 @@ pub(super) async fn server_version(client: &Client) -> Result<String, EnvError> 
 }
 
 /// The InternalIP of a Ready node: where the harness reaches node ports.
-pub(super) async fn node_address(client: &Client) -> Result<String, EnvError> {
+pub async fn node_address(client: &Client) -> Result<String, EnvError> {
     let nodes: Api<Node> = Api::all(client.clone());
     let list = nodes.list(&ListParams::default()).await.map_err(KubeErr::ctx("listing nodes"))?;
     let ready = |n: &Node| {

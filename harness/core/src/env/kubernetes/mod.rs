@@ -46,8 +46,8 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use tokio::sync::watch;
 
+pub use cluster::{node_address, reap_leftovers, ClusterTarget};
 use cluster::{pod_problem, save_events, KubeErr};
-pub use cluster::{reap_leftovers, ClusterTarget};
 use logs::LogFollowers;
 use manifests::{KAFKA, MANAGED_BY, MINIO, PROCESSOR};
 use processor_pods::PodProcessor;
