@@ -549,6 +549,9 @@ fn a_pipeline_is_found_from_its_namespace_and_walked_from_inside_it() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let left = rt.block_on(pods.list(&ListParams::default().labels("io.harness.role=doctor-probe"))).unwrap().items;
     assert!(left.is_empty(), "probe pods left: {:?}", left.iter().map(|p| p.metadata.name.clone()).collect::<Vec<_>>());
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
+    let left = rt.block_on(secrets.list(&ListParams::default().labels("io.harness.role=doctor-probe"))).unwrap().items;
+    assert!(left.is_empty(), "probe Secrets left: {:?}", left.iter().map(|s| s.metadata.name.clone()).collect::<Vec<_>>());
 
     let (code, here, _) = doctor(&["--from", "here", "--no-canary"]);
     let shown_here = serde_json::to_string_pretty(&here).unwrap();
