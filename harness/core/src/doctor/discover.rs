@@ -143,8 +143,8 @@ impl Look<'_> {
         }
         cluster_ip(svc).map(|ip| format!("{ip}:{port}"))
     }
-    /// `host:port` from outside: the node port of `port` (or of `outside_port`
-    /// when the Service has one for that), else the cluster IP.
+    /// `host:port` from outside: the node port of the Service's `port` on a
+    /// node's address, else the cluster IP (which only the cluster's nodes reach).
     fn outside(&self, svc: &Service, port: i32) -> Option<String> {
         let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref())?;
         let node_port = ports.iter().find(|p| p.port == port).and_then(|p| p.node_port);
