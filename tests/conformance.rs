@@ -14,7 +14,7 @@ use harness_core::services::processor::{ProcessorSpec, DEFAULT_GROUP_ID};
 use harness_core::services::provision::provision;
 use harness_model::scenario::EnvKind;
 
-use crate::util::serial;
+use crate::util::slot;
 
 fn spec(run_dir: &Path, brokers: u32, fault_links: bool) -> EnvSpec {
     EnvSpec {
@@ -42,7 +42,7 @@ fn spec(run_dir: &Path, brokers: u32, fault_links: bool) -> EnvSpec {
 /// Starts `kind` with the builtin processor, runs every fault kind, shuts down, and
 /// fails with every kind whose outcome differs from its description.
 fn conforms(kind: EnvKind, brokers: u32) {
-    let _one_at_a_time = serial();
+    let _place = slot();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(conforms_now(kind, brokers));
 }

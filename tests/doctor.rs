@@ -17,7 +17,7 @@ use harness_core::services::minio::{self, Minio, MinioConfig, MinioPorts, EVENTS
 use harness_core::services::process::ProcessGroup;
 use harness_core::services::provision::{provision, Toolchain};
 
-use crate::util::{harness, serial};
+use crate::util::{harness, slot};
 
 pub(crate) const TOPIC: &str = "minio-events";
 pub(crate) const USER: &str = "doctor-user";
@@ -136,7 +136,7 @@ pub(crate) async fn start_kafka(toolchain: &Toolchain, group: &ProcessGroup, dir
 
 #[test]
 fn doctor_names_the_root_cause_of_each_broken_setup() {
-    let _one_at_a_time = serial();
+    let _place = slot();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(each_broken_setup());
 }

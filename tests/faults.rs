@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{harness, only_run_dir, processes_mentioning, read_json, repo, serial, spawn_until};
+use crate::util::{harness, only_run_dir, processes_mentioning, read_json, repo, slot, spawn_until};
 
 pub(crate) struct Run {
     pub code: i32,
@@ -27,12 +27,12 @@ fn run(file: &str) -> Run {
 /// `harness run [extra…] --reports <tmp> FILE`, one at a time; asserts no process of
 /// the run is left.
 pub(crate) fn run_with(extra: &[&str], file: &str) -> Run {
-    let _one_at_a_time = serial();
-    run_holding_the_lock(extra, file)
+    let _place = slot();
+    run_in_place(extra, file)
 }
 
-/// [`run_with`] for a caller that already holds [`serial`]'s lock.
-pub(crate) fn run_holding_the_lock(extra: &[&str], file: &str) -> Run {
+/// [`run_with`] for a caller that already holds a place ([`slot`] or [`crate::util::exclusive`]).
+pub(crate) fn run_in_place(extra: &[&str], file: &str) -> Run {
     let reports = tempfile::tempdir().unwrap();
     let mut args = vec!["run"];
     args.extend_from_slice(extra);
@@ -183,7 +183,7 @@ fn killing_the_harness_during_a_partition_leaves_no_process() {
 }
 
 fn kill_mid_fault(file: &str, injecting: &str, healing: &str) {
-    let _one_at_a_time = serial();
+    let _place = slot();
     let reports = tempfile::tempdir().unwrap();
     let args = ["run", "--reports", reports.path().to_str().unwrap(), file];
     // Mid-outage: the fault is injected and not yet healed.
@@ -397,7 +397,7 @@ fn a_second_processor_replica_rebalances_the_group_and_exactly_once_holds() {
 /// the ledger of what happened, every expectation Unknown, exit code 1.
 #[test]
 fn ctrl_c_mid_fault_heals_and_writes_a_partial_report() {
-    let _one_at_a_time = serial();
+    let _place = slot();
     let reports = tempfile::tempdir().unwrap();
     let args = ["run", "--reports", reports.path().to_str().unwrap(), "scenarios/faults/broker-pause.yaml"];
     let (mut child, seen) = spawn_until(&args, Duration::from_secs(240), |l| l.contains("broker_pause on kafka: injecting"));

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 
-use crate::faults::{run_holding_the_lock, run_with};
-use crate::util::{harness, only_run_dir, serial, spawn_until};
+use crate::faults::{run_in_place, run_with};
+use crate::util::{assert_correct, exclusive, harness, only_run_dir, slot, spawn_until};
 
 /// The namespaces labelled with this run id, on the cluster the harness uses
 /// (KUBECONFIG: `ci/test` sets it to the cluster `ci/k8s up` started).
@@ -53,9 +53,8 @@ fn run_id(run: &crate::faults::Run) -> String {
 #[test]
 fn smoke_on_kubernetes_passes_like_local_and_leaves_nothing() {
     let run = run_with(&["--env", "kubernetes"], "scenarios/smoke.yaml");
-    assert_eq!(run.code, 0, "{}", run.explain());
+    assert_correct(run.code, &run.results, || run.explain());
     assert_eq!(run.results["environment"]["kind"], "kubernetes");
-    assert_eq!(run.results["outcome"], "pass", "{}", run.explain());
     let ns = namespace_of(&run);
     assert!(ns.starts_with("h-"), "{ns}");
     let kafka_log = std::fs::read_to_string(run.dir.join("logs/kafka.log")).unwrap_or_default();
@@ -159,11 +158,11 @@ fn validate_with_env_kubernetes_rejects_what_it_cannot_do() {
 }
 
 /// SIGKILL the harness mid-workload: its namespace stays. The next run deletes it
-/// (and its data on the node) before it starts. The lock is held across both runs:
-/// any other run would reap it first.
+/// (and its data on the node) before it starts. The test runs alone (every
+/// place): any other run would reap it first.
 #[test]
 fn a_killed_runs_namespace_is_deleted_by_the_next_run() {
-    let _one_at_a_time = serial();
+    let _alone = exclusive();
     let reports = tempfile::tempdir().unwrap();
     let args = ["run", "--env", "kubernetes", "--reports", reports.path().to_str().unwrap(), "scenarios/smoke.yaml"];
     let (mut child, seen) = spawn_until(&args, Duration::from_secs(600), |l| l.contains("uploading "));
@@ -174,7 +173,7 @@ fn a_killed_runs_namespace_is_deleted_by_the_next_run() {
     let left = namespaces_of_run(&id);
     assert_eq!(left.len(), 1, "the killed run's namespace should still be there: {left:?}");
 
-    let run = run_holding_the_lock(&["--env", "kubernetes"], "scenarios/faults/broker-stop.yaml");
+    let run = run_in_place(&["--env", "kubernetes"], "scenarios/faults/broker-stop.yaml");
     assert!(run.stderr.contains("namespace(s) left by killed runs"), "{}", run.explain());
     assert_namespace_gone(&id);
     assert_eq!(run.code, 0, "{}", run.explain());
@@ -190,7 +189,7 @@ fn a_killed_runs_namespace_is_deleted_by_the_next_run() {
 #[test]
 #[ignore = "needs kind, Docker and a registry for kind's node image (kindest/node); none is reachable here"]
 fn smoke_on_a_kind_cluster_created_for_it() {
-    let _one_at_a_time = serial();
+    let _place = slot();
     let cluster = "harness-test";
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     let kc = kubeconfig.path().to_str().unwrap().to_string();
@@ -271,7 +270,7 @@ fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::{ApiResource, DynamicObject, PostParams};
 
-    let _one_at_a_time = serial();
+    let _place = slot();
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() % 1_000_000_000;
     let mut fixture = DoctorFixture { namespace: format!("hdoc-{nonce}"), crds: Vec::new() };
     let ns = fixture.namespace.clone();
@@ -508,8 +507,9 @@ async fn scale_processor(client: &kube::Client, ns: &str, replicas: i32) {
 #[test]
 fn a_pipeline_is_found_from_its_namespace_and_walked_from_inside_it() {
     use k8s_openapi::api::core::v1::Pod;
-    let _one_at_a_time = serial();
-    let kept = run_holding_the_lock(&["--env", "kubernetes", "--keep"], "scenarios/smoke.yaml");
+    // Alone: a kept run's namespace is reaped by any other run once its harness ended.
+    let _alone = exclusive();
+    let kept = run_in_place(&["--env", "kubernetes", "--keep"], "scenarios/smoke.yaml");
     let ns = namespace_of(&kept);
     // Deleted at the end, a failed assertion included (and by the next run's reaper
     // if this test dies: its labels name the harness that made it, which is gone).
@@ -576,7 +576,7 @@ expect: {{ exactly_once: true }}
         ),
     )
     .unwrap();
-    let run = run_holding_the_lock(&[], file.to_str().unwrap());
+    let run = run_in_place(&[], file.to_str().unwrap());
     assert_eq!(run.code, 0, "{}", run.explain());
     assert_eq!(run.results["outcome"], "pass", "{}", run.explain());
 
@@ -707,7 +707,7 @@ fn strimzi_mode_is_checked_against_the_api_server_and_says_what_is_missing() {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::{DynamicObject, Patch, PatchParams, PostParams, ValidationDirective};
 
-    let _one_at_a_time = serial();
+    let _place = slot();
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() % 1_000_000_000;
     let mut fixture = DoctorFixture { namespace: format!("hstrimzi-{nonce}"), crds: Vec::new() };
     let ns = fixture.namespace.clone();

@@ -171,6 +171,9 @@ fn main() -> ProcessExit {
                     Ok(tc) => {
                         println!("kafka {} ({})", tc.kafka_version, tc.kafka_libs.display());
                         println!("minio {} ({})", tc.minio_version, tc.minio_bin.display());
+                        if let Some(line) = harness_model::results::provisioned_line(&tc.provisioned) {
+                            eprintln!("{line}");
+                        }
                         ProcessExit::SUCCESS
                     }
                     Err(e) => {

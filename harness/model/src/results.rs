@@ -100,6 +100,40 @@ pub struct Timings {
     pub drained: bool,
     /// `complete`, `settled`, `timeout` or `interrupted`.
     pub drain_end: crate::history::DrainEnd,
+    /// What this run fetched or built into the cache (a first run's cost; empty once
+    /// cached).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provisioned: Vec<Provisioned>,
+}
+
+/// One thing fetched or built into the cache, once: what, how long, where.
+#[derive(Clone, Debug, Serialize)]
+pub struct Provisioned {
+    /// e.g. "fetched Kafka 4.1.1's jars from Maven Central".
+    pub what: String,
+    pub seconds: f64,
+    pub into: String,
+}
+
+/// `12.3 s`, or `3 min 05 s` from a minute on.
+fn human_seconds(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else {
+        let whole = seconds.round() as u64;
+        format!("{} min {:02} s", whole / 60, whole % 60)
+    }
+}
+
+/// One line for the end of a run (or `harness provision`) that provisioned anything:
+/// each step's time and the cache, so the next run's speed is no surprise. None when
+/// nothing was provisioned.
+pub fn provisioned_line(steps: &[Provisioned]) -> Option<String> {
+    if steps.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = steps.iter().map(|p| format!("{} in {} (into {})", p.what, human_seconds(p.seconds), p.into)).collect();
+    Some(format!("first run: {}; later runs reuse them (the cache: HARNESS_CACHE_DIR, else ~/.cache/harness)", each.join(", ")))
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -121,4 +155,23 @@ pub struct EnvironmentInfo {
 pub struct ServiceVersion {
     pub name: String,
     pub version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provisioning_line_names_each_step_its_time_and_the_cache() {
+        assert_eq!(provisioned_line(&[]), None);
+        let steps = [
+            Provisioned { what: "fetched Kafka 4.1.1's jars".into(), seconds: 9.84, into: "/c/kafka".into() },
+            Provisioned { what: "built MinIO".into(), seconds: 185.2, into: "/c/minio".into() },
+        ];
+        assert_eq!(
+            provisioned_line(&steps).unwrap(),
+            "first run: fetched Kafka 4.1.1's jars in 9.8 s (into /c/kafka), built MinIO in 3 min 05 s (into /c/minio); \
+             later runs reuse them (the cache: HARNESS_CACHE_DIR, else ~/.cache/harness)"
+        );
+    }
 }

@@ -57,5 +57,8 @@ pub fn summary(r: &RunResults, report_dir: &str) -> String {
         Verdict::Unknown => "UNKNOWN: the run could not be judged",
     };
     let _ = writeln!(s, "{verdict} · {:.1}s · reports in {report_dir}", r.duration_seconds);
+    if let Some(line) = harness_model::results::provisioned_line(&r.timings.provisioned) {
+        let _ = writeln!(s, "{line}");
+    }
     s
 }

@@ -99,6 +99,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         Err(e) => return ctx.aborted(Abort::Environment(e.to_string())),
     };
     ctx.timings.provision_seconds = t.elapsed().as_secs_f64();
+    ctx.timings.provisioned = toolchain.provisioned.clone();
 
     // A misconfiguration on purpose: MinIO's Kafka target gets an HTTP port, or a
     // listener of its own that advertises a port where nothing listens.

@@ -50,6 +50,8 @@ pub struct Toolchain {
     pub java: PathBuf,
     /// First line of `java -version`.
     pub java_version: String,
+    /// What this call fetched or built into the cache, with how long it took.
+    pub provisioned: Vec<harness_model::results::Provisioned>,
 }
 
 /// Why provisioning failed. Each message says what to install or set.
@@ -107,15 +109,37 @@ pub async fn provision(progress: &dyn Fn(&str)) -> Result<Toolchain, ProvisionEr
     };
     let java_version = first_line_of(&java, &["-version"]).await;
 
+    let mut provisioned = Vec::new();
+    let mut timed = |what: String, into: &Path, since: std::time::Instant| {
+        provisioned.push(harness_model::results::Provisioned {
+            what,
+            seconds: since.elapsed().as_secs_f64(),
+            into: into.display().to_string(),
+        })
+    };
     let kafka_libs = match (&kafka_home, &cache) {
         (Some(home), _) => kafka_home_libs(Path::new(home))?,
-        (None, Some(cache)) => ensure_kafka_jars(cache, progress).await?,
+        (None, Some(cache)) => {
+            let (cached, since) = (kafka_libs_complete(&kafka_cache_dir(cache).join("libs")), std::time::Instant::now());
+            let libs = ensure_kafka_jars(cache, progress).await?;
+            if !cached {
+                timed(format!("fetched Kafka {KAFKA_VERSION}'s jars from Maven Central"), &libs, since);
+            }
+            libs
+        }
         (None, None) => return Err(ProvisionError::NoCacheDir),
     };
     let kafka_version = kafka_version_in(&kafka_libs).unwrap_or_else(|| KAFKA_VERSION.to_string());
     let (minio_bin, built_by_us) = match (&minio_var, &cache) {
         (Some(bin), _) => (minio_bin_from_var(Path::new(bin))?, false),
-        (None, Some(cache)) => (ensure_minio(cache, progress).await?, true),
+        (None, Some(cache)) => {
+            let (cached, since) = (is_executable(&minio_cache_bin(cache)), std::time::Instant::now());
+            let bin = ensure_minio(cache, progress).await?;
+            if !cached {
+                timed("built MinIO with go install".to_string(), &bin, since);
+            }
+            (bin, true)
+        }
         (None, None) => return Err(ProvisionError::NoCacheDir),
     };
     let reported = first_line_of(&minio_bin, &["--version"]).await;
@@ -124,7 +148,7 @@ pub async fn provision(progress: &dyn Fn(&str)) -> Result<Toolchain, ProvisionEr
     } else {
         reported
     };
-    Ok(Toolchain { kafka_libs, kafka_version, minio_bin, minio_version, java, java_version })
+    Ok(Toolchain { kafka_libs, kafka_version, minio_bin, minio_version, java, java_version, provisioned })
 }
 
 /// One error for every missing tool: what each is for, what to install, and
