@@ -112,7 +112,6 @@ fn every_fault_kind_does_what_its_description_says_on_local() {
 }
 
 #[test]
-#[ignore = "starts a three-broker cluster and restarts each broker (about 2 minutes); ci/faults runs it"]
 fn every_fault_kind_does_what_its_description_says_on_a_local_cluster() {
     conforms(EnvKind::Local, 3);
 }

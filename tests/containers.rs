@@ -46,7 +46,7 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-fn assert_nothing_left(run_id: &str) {
+pub(crate) fn assert_nothing_left(run_id: &str) {
     for what in ["containers", "networks", "volumes"] {
         let left = labeled(what, run_id);
         assert!(left.is_empty(), "run {run_id} left {what} behind: {left:#?}");

@@ -31,9 +31,14 @@ struct Run {
 }
 
 fn run_scenario(file: &str, python: bool) -> Run {
+    run_scenario_with(file, python, &[])
+}
+
+fn run_scenario_with(file: &str, python: bool, extra_env: &[(&str, String)]) -> Run {
     let _place = slot();
     let reports = tempfile::tempdir().unwrap();
-    let env = if python { vec![("PATH", python_path())] } else { vec![] };
+    let mut env = if python { vec![("PATH", python_path())] } else { vec![] };
+    env.extend_from_slice(extra_env);
     let out = harness(&["run", "--reports", reports.path().to_str().unwrap(), file], &env);
     let dir = only_run_dir(reports.path());
     let results = read_json(&dir.join("results.json"));
@@ -217,19 +222,16 @@ fn verdict(run: &Run, id: &str) -> (String, String) {
 
 #[test]
 fn correct_python_processor_passes_with_tricky_keys_and_reports_hold_no_credentials() {
-    let run = run_scenario("tests/scenarios/student-correct.yaml", true);
+    let dump = tempfile::tempdir().unwrap();
+    let secret_file = dump.path().join("secret");
+    let run = run_scenario_with("tests/scenarios/student-correct.yaml", true, &[("SECRET_DUMP", secret_file.display().to_string())]);
     assert_eq!(run.code, 0, "{}", run.explain());
     let keys = run.uploaded_keys();
     assert!(keys.iter().any(|k| k.contains(' ')) && keys.iter().any(|k| !k.is_ascii()) && keys.iter().any(|k| k.contains('+')));
     assert_eq!(run.results["counts"]["output_versions"], 30);
-    // The secret is generated per run and never shown; what must never appear are
-    // the variables that would carry it.
-    for file in files_below(&run.dir) {
-        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();
-        for needle in ["AWS_SECRET_ACCESS_KEY=", "MINIO_ROOT_PASSWORD=", "secret_key"] {
-            assert!(!text.contains(needle), "{} contains {needle}", file.display());
-        }
-    }
+    // The secret is generated per run and never shown: its value (which the processor
+    // wrote outside the reports) is in no file the run wrote.
+    assert_no_file_holds_the_secret(&run.dir, &secret_file);
 }
 
 /// A student's first run (issue #14): their own scenario, in their own folder, named
@@ -244,7 +246,7 @@ fn a_students_scenario_runs_from_its_own_folder_and_the_printed_secret_is_masked
     std::fs::write(folder.path().join("consumer.py"), std::fs::read(&student).unwrap()).unwrap();
     // An impossible throughput bound fails the run, so the log tails go into
     // report.html and junit.xml too.
-    let scenario = "name: prints-its-env\nseed: 3\nprocessor:\n  command: [sh, -c, \"env; exec python3 consumer.py\"]\n\
+    let scenario = "name: prints-its-env\nseed: 3\nprocessor:\n  command: [sh, -c, \"printf %s \\\"$AWS_SECRET_ACCESS_KEY\\\" >secret; env; exec python3 consumer.py\"]\n\
                     workload: { images: 8, rate: 8/s }\ndrain: { timeout: 30s }\n\
                     expect:\n  exactly_once: true\n  throughput: { min: 100000/s }\n";
     std::fs::write(folder.path().join("my.yaml"), scenario).unwrap();
@@ -270,4 +272,51 @@ fn a_students_scenario_runs_from_its_own_folder_and_the_printed_secret_is_masked
         }
     }
     assert!(shown_in_reports >= 2, "the masked line is in the failed run's report.html and junit.xml");
+    assert_no_file_holds_the_secret(&dir, &folder.path().join("secret"));
+}
+
+/// The run's S3 secret, as its processor wrote it to `secret_file` (outside the
+/// reports), appears in no file below `dir`: logs, results, reports, copies.
+fn assert_no_file_holds_the_secret(dir: &Path, secret_file: &Path) {
+    let secret = std::fs::read(secret_file).unwrap_or_else(|e| panic!("the processor wrote no {}: {e}", secret_file.display()));
+    assert!(secret.len() >= 16, "not a generated secret: {:?}", String::from_utf8_lossy(&secret));
+    let files = files_below(dir);
+    assert!(files.len() >= 5, "the run wrote its logs and reports: {files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()), "{} holds the run's S3 secret", file.display());
+    }
+}
+
+/// `harness run --repeat 3`: three runs into one folder, a line each, then the medians
+/// (`repeat.json`: 3 runs, none failed, a throughput median). `compare` refuses such
+/// small folders with exit 2 and says how many runs it needs.
+#[test]
+fn repeated_runs_land_in_one_folder_with_their_medians() {
+    let _place = slot();
+    let folder = tempfile::tempdir().unwrap();
+    let scenario = "name: repeated\nseed: 5\nprocessor: { builtin: resize }\nworkload: { images: 12, rate: 12/s }\n\
+                    drain: { timeout: 30s }\nexpect:\n  exactly_once: true\n";
+    std::fs::write(folder.path().join("repeated.yaml"), scenario).unwrap();
+    let out = harness_in(folder.path(), &["run", "--repeat", "3", "--reports", "out", "repeated.yaml"], &[]);
+    let explain = format!("exit {}\nstdout:\n{}\nstderr:\n{}", out.code, out.stdout, out.stderr);
+    assert_eq!(out.code, 0, "{explain}");
+    for i in 1..=3 {
+        assert!(out.stdout.contains(&format!("run {i}/3 repeated: PASS")), "{explain}");
+    }
+    let repeats = only_run_dir(&folder.path().join("out"));
+    assert!(repeats.file_name().unwrap().to_string_lossy().starts_with("repeated-x3-"), "{}", repeats.display());
+    let runs: Vec<PathBuf> = std::fs::read_dir(&repeats).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    for run in &runs {
+        assert_eq!(read_json(&run.join("results.json"))["counts"]["output_versions"], 12, "{}", run.display());
+    }
+    let summary = read_json(&repeats.join("repeat.json"));
+    assert_eq!(summary["runs"], 3, "{summary:#}");
+    assert_eq!(summary["failed_runs"], 0, "{summary:#}");
+    assert!(summary["metrics"].to_string().contains("throughput"), "{summary:#}");
+    let dir = repeats.to_str().unwrap();
+    let compare = harness(&["compare", dir, dir], &[]);
+    assert_eq!(compare.code, 2, "too few runs is bad input: {}{}", compare.stdout, compare.stderr);
+    assert!(format!("{}{}", compare.stdout, compare.stderr).contains('5'), "names the runs it needs: {}", compare.stderr);
 }

@@ -179,6 +179,24 @@ fn faults_on_an_external_pipeline_are_refused_at_validation() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("faults[0]") && out.stderr.contains("external"), "{}", out.stderr);
 
+    // Publishing into the pipeline's own topic changes what is checked: refused unless
+    // the scenario opts in, then accepted.
+    let duplicates = "faults:\n  - { kind: duplicate_events, at: 2s }\n";
+    std::fs::write(&file, scenario("http://127.0.0.1:9000", "127.0.0.1:9092", duplicates)).unwrap();
+    let out = harness(&["validate", file.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("faults[0].kind: duplicate_events") && out.stderr.contains("environment.external.event_faults: true"),
+        "{}",
+        out.stderr
+    );
+    let opted_in = scenario("http://127.0.0.1:9000", "127.0.0.1:9092", duplicates)
+        .replace("    secret_key_env: EXT_SK\n", "    secret_key_env: EXT_SK\n    event_faults: true\n");
+    assert!(opted_in.contains("event_faults: true"));
+    std::fs::write(&file, opted_in).unwrap();
+    let out = harness(&["validate", file.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
     std::fs::write(&file, scenario("http://127.0.0.1:9000", "127.0.0.1:9092", "").replace("  running: true\n", "  builtin: resize\n"))
         .unwrap();
     let out = harness(&["validate", file.to_str().unwrap()], &[]);

@@ -360,6 +360,10 @@ fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore
         let crasher = serde_json::json!({ "name": "resize", "image": pause, "imagePullPolicy": "Never", "command": ["/no-such-processor"] });
         pods.create(&pp, &pod("greedy", greedy)).await.expect("creating the greedy pod");
         pods.create(&pp, &pod("crasher", crasher)).await.expect("creating the crashing pod");
+        // An image the node does not have, and may not pull: the kubelet says so at
+        // once (no registry needed to see the pull diagnosis).
+        let unpullable = serde_json::json!({ "name": "resize", "image": "localhost/no-such-processor:1", "imagePullPolicy": "Never" });
+        pods.create(&pp, &pod("unpullable", unpullable)).await.expect("creating the pod without its image");
         // Failure 6 on Kubernetes: MinIO's Kafka target queues on an emptyDir.
         let minio: Pod = serde_json::from_value(serde_json::json!({
             "metadata": { "name": "minio-0" },
@@ -395,7 +399,10 @@ fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore
             let looping = crasher.status.iter().flat_map(|s| s.container_statuses.iter().flatten()).any(|c| {
                 c.restart_count >= 1 && c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
             });
-            if unscheduled && looping {
+            let unpulled = pods.get("unpullable").await.unwrap().status.iter().flat_map(|s| s.container_statuses.iter().flatten()).any(|c| {
+                c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("ErrImageNeverPull")
+            });
+            if unscheduled && looping && unpulled {
                 break;
             }
             assert!(Instant::now() < deadline, "the fixture never got stuck: greedy {:?}, crasher {:?}", greedy.status, crasher.status);
@@ -438,6 +445,9 @@ fn doctor_names_what_is_stuck_in_a_namespace_and_the_topics_strimzi_would_ignore
             || fix.contains("fix command:/args: of container resize"),
         "{shown}"
     );
+    let unpullable = error("workloads", "container resize of pod unpullable runs");
+    assert!(unpullable["evidence"].as_str().unwrap().contains("ErrImageNeverPull for image localhost/no-such-processor:1"), "{shown}");
+    assert!(unpullable["fix"].as_str().unwrap().contains("kind load docker-image localhost/no-such-processor:1"), "{shown}");
     let claim = error("workloads", "volume claim data is bound");
     assert!(claim["evidence"].as_str().unwrap().contains("no-such-class"), "{shown}");
     let no_label = error("topic_resource", "KafkaTopic no-label");
@@ -586,7 +596,9 @@ expect: {{ exactly_once: true }}
     assert_eq!(code, 1, "{shown}");
     assert!(broken["walked_from"].as_str().is_some_and(|w| w.starts_with("pod harness-doctor-")), "{shown}");
     let first = broken["findings"].as_array().unwrap().iter().find(|f| f["severity"] == "error").unwrap().clone();
-    assert!(first["link"] == "consumer_group" || first["link"] == "pipeline", "{shown}");
+    // The README's promise: a group without a member is named as such, before any canary.
+    assert_eq!(first["link"], "consumer_group", "{shown}");
+    assert!(broken["verdict"].as_str().is_some_and(|v| v.starts_with("doctor: BROKEN at consumer group")), "{shown}");
     assert!(first["fix"].as_str().is_some_and(|f| !f.is_empty()), "{shown}");
     eprintln!("doctor from inside, processor scaled to 0: {} ({:.1} s)", broken["verdict"], took.as_secs_f64());
 }

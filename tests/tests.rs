@@ -15,9 +15,33 @@
 //! - `doctor`: `harness doctor` against real Kafka and MinIO set up the ways students
 //!   get them wrong (wrong port, unreachable advertised listener, SASL, notification,
 //!   queue_dir, no processor), and right.
+//! - `lint`: `harness lint` as a user runs it: files, folders, stdin, JSON, exit codes.
 //! - `external`: scenarios against a pipeline the harness did not start
 //!   (`kind: external`), judged as usual; a broken one gets the doctor's diagnosis.
-//! - `registry`: runs on official images; ignored here (no registry), the reason says so.
+//! - `registry`: `--images official`: the success path needs a registry (ignored here,
+//!   the reason says so); the failure path runs everywhere.
+//!
+//! Black-box runs overlap: each holds a place (`util::slot`, `HARNESS_TEST_JOBS` at
+//! once), or every place (`util::exclusive`) when no other run may reap what it left.
+//!
+//! What a test must assert, by kind, so that it fails when the thing it names breaks:
+//!
+//! - **A run** judges correctness, never speed: `util::assert_correct` lets latency and
+//!   throughput bounds fail on a loaded machine (they belong to the scenarios users run
+//!   and to benchmarks); no upper time bound in a test, and no sleep followed by an
+//!   assumption: poll for the condition with a deadline.
+//! - **A fault** asserts its proof of effect and of recovery (`assert_faults_proven`)
+//!   *and* the damage it must cause or must not cause, exactly: the keys lost (each
+//!   named), uploads refused, versions written twice, or exactly once held. A fault
+//!   test that would pass with the fault not injected, or with every notification
+//!   lost, proves nothing.
+//! - **A diagnosis** asserts the first broken link and the fix the user is told, not
+//!   only the exit code.
+//! - **A report** asserts the content a reader relies on (the verdicts, the named
+//!   keys), not only that the file exists.
+//! - **A secret** is looked for by its value, in every file the run wrote
+//!   (`files_below`), never by the name of the variable that would carry it.
+//! - **Lists of files** are globbed from the folder, never kept by hand.
 
 mod cli;
 mod conformance;
@@ -27,5 +51,6 @@ mod e2e;
 mod external;
 mod faults;
 mod kubernetes;
+mod lint;
 mod registry;
 mod util;

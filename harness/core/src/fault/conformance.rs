@@ -37,10 +37,9 @@ impl KindOutcome {
                 if w.healed_at.is_none() {
                     return says("injectable here by its description, but it was not applied and healed");
                 }
-                // queue_dir_loss loses what was queued: with no uploads under way
-                // nothing is, and the window says so instead of claiming an effect.
-                let nothing_queued = self.kind == FaultKind::QueueDirLoss && w.proof.contains("held no queued events");
-                if w.effect_seen_at.is_none() && !nothing_queued {
+                // (queue_dir_loss: [`every_kind`] uploads through the outage, so
+                // events are queued and the wipe must find some.)
+                if w.effect_seen_at.is_none() {
                     return says("applied, but no effect was proven");
                 }
                 if w.recovered_at.is_none() {
@@ -95,6 +94,9 @@ pub async fn every_kind(env: &mut dyn Environment, processor_group: &str, say: &
             events: EventParams::defaults(kind),
         };
         let expected = capability(kind, spec.target, &facts);
+        // queue_dir_loss wipes the events MinIO queued while the broker was away: with
+        // no uploads there would be none, and nothing to prove. Upload through it.
+        let uploading = (kind == FaultKind::QueueDirLoss && expected.is_ok()).then(|| upload_until_dropped(env.endpoints()));
         let faults = [spec];
         let inputs = ScheduleInputs {
             faults: &faults,
@@ -106,6 +108,7 @@ pub async fn every_kind(env: &mut dyn Environment, processor_group: &str, say: &
             processor_group,
         };
         let window = run_schedule(env, inputs).await.pop();
+        drop(uploading);
         let Some(window) = window else {
             out.push(KindOutcome { kind, expected, window: not_run(kind, &faults[0]) });
             continue;
@@ -113,6 +116,30 @@ pub async fn every_kind(env: &mut dyn Environment, processor_group: &str, say: &
         out.push(KindOutcome { kind, expected, window });
     }
     out
+}
+
+/// Puts a small object into the source bucket every 100 ms until the returned guard is
+/// dropped (each upload publishes an event, queued by MinIO while Kafka is away).
+fn upload_until_dropped(e: &crate::services::endpoints::Endpoints) -> AbortOnDrop {
+    let client = crate::services::s3::s3_client(&e.s3_endpoint, &e.credentials);
+    let bucket = e.source_bucket.clone();
+    AbortOnDrop(tokio::spawn(async move {
+        for i in 0u32.. {
+            let key = format!("conformance/queued-{i:05}.txt");
+            let body = aws_sdk_s3::primitives::ByteStream::from_static(b"queued while the broker is away");
+            let _ = tokio::time::timeout(Duration::from_secs(5), client.put_object().bucket(&bucket).key(key).body(body).send()).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }))
+}
+
+/// A task that ends with its guard.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn not_run(kind: FaultKind, spec: &FaultSpec) -> FaultWindow {

@@ -644,6 +644,13 @@ pub fn capability(kind: FaultKind, target: Target, env: &Environment) -> Result<
     if d.needs_queue_dir && !env.minio_queue_dir {
         return Err(QUEUE_DIR_NEEDED.to_string());
     }
+    if env.kind == EnvKind::External && !env.external.as_ref().is_some_and(|e| e.event_faults) {
+        return Err(format!(
+            "publishes into the topic of a pipeline the harness only checks, which a check must not change unless the \
+             scenario says so: add `environment.external.event_faults: true` (injectable there then: {})",
+            list(injectable(env.kind, env.kafka_brokers))
+        ));
+    }
     if env.kind.fault_ops().is_empty() {
         return Err(format!("the {} environment cannot inject faults in this version", env.kind.name()));
     }

@@ -134,6 +134,8 @@ pub struct External {
     pub access_key_env: String,
     pub secret_key_env: String,
     pub region: String,
+    /// The scenario allows faults that publish into the pipeline's topic.
+    pub event_faults: bool,
 }
 
 /// Why `processor.image` is refused on the local environment.

@@ -114,6 +114,11 @@ pub struct RawExternal {
     /// Region for S3 signatures. Default `us-east-1`.
     #[serde(default)]
     pub region: Option<String>,
+    /// Allows the faults that publish into the pipeline's own topic
+    /// (`duplicate_events`, `poison_event`): a check changes nothing it checks unless
+    /// the scenario says so here. Default false.
+    #[serde(default)]
+    pub event_faults: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema, serde::Serialize)]

@@ -110,6 +110,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
                 access_key_env: e.access_key_env.unwrap_or_else(|| "MINIO_ROOT_USER".into()),
                 secret_key_env: e.secret_key_env.unwrap_or_else(|| "MINIO_ROOT_PASSWORD".into()),
                 region: e.region.unwrap_or_else(|| "us-east-1".into()),
+                event_faults: e.event_faults,
             })
         }
         (_, Some(e)) => {

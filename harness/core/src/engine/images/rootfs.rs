@@ -22,6 +22,35 @@ const ROOTFS_RECIPE: u32 = 1;
 /// `/sys`; manuals and translations are dead weight in a test image.
 const ROOTFS_EXCLUDES: &[&str] = &["dev", "proc", "sys", "usr/share/man", "usr/share/locale", "usr/share/info"];
 
+/// The Debian mirror this machine's apt uses (a user behind a local mirror or proxy
+/// has theirs there), from `/etc/apt/sources.list.d/*.sources` or `sources.list`.
+fn apt_mirror() -> Option<String> {
+    let mut texts = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut files: Vec<PathBuf> = dir.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "sources")).collect();
+        files.sort();
+        // Bounded: apt's own files, a few kB; a stranger one is read only in part.
+        texts.extend(files.iter().take(32).filter_map(|f| std::fs::read_to_string(f).ok()).map(|t| t.chars().take(65_536).collect()));
+    }
+    texts.extend(std::fs::read_to_string("/etc/apt/sources.list").ok());
+    texts.iter().find_map(|t| mirror_in(t))
+}
+
+/// The first `http(s)://…/debian` archive in apt sources (deb822 `URIs:` lines or
+/// one-line `deb URI SUITE …` entries); security and other archives are skipped.
+fn mirror_in(text: &str) -> Option<String> {
+    text.lines().map(str::trim).filter(|l| !l.starts_with('#')).find_map(|line| {
+        let uri = match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["URIs:", uri, ..] => *uri,
+            ["deb", uri, ..] if !uri.starts_with('[') => *uri,
+            ["deb", _options, uri, ..] => *uri,
+            _ => return None,
+        };
+        let is_http = uri.starts_with("http://") || uri.starts_with("https://");
+        (is_http && uri.trim_end_matches('/').ends_with("/debian")).then(|| uri.trim_end_matches('/').to_string())
+    })
+}
+
 /// What identifies the Debian root filesystem: the inputs of debootstrap (not
 /// the mirror, which serves the same packages) and the packing recipe.
 pub(super) fn rootfs_identity() -> String {
@@ -62,7 +91,7 @@ pub(super) async fn ensure_rootfs(images_dir: &Path, rootfs_tar: &Path, progress
     let tmp = TempTree(images_dir.join(format!(".tmp-rootfs-{}", std::process::id())));
     let root = tmp.0.join("root");
     std::fs::create_dir_all(&root).map_err(io_err(format!("creating {}", root.display())))?;
-    let mirror = std::env::var(MIRROR_VAR).ok().filter(|m| !m.is_empty());
+    let mirror = std::env::var(MIRROR_VAR).ok().filter(|m| !m.is_empty()).or_else(apt_mirror);
     let mirror = mirror.as_deref().unwrap_or(DEBIAN_MIRROR);
     let log = images_dir.join("debootstrap.log");
     progress(&format!(
@@ -181,6 +210,17 @@ fn mounts_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mirror_is_read_from_apt_sources_in_either_format() {
+        let deb822 = "Types: deb\n# http://snapshot.debian.org/archive/debian/2025\nURIs: http://mirror.example/debian/\n\
+                      Suites: bookworm\n\nTypes: deb\nURIs: http://deb.debian.org/debian-security\n";
+        assert_eq!(mirror_in(deb822).as_deref(), Some("http://mirror.example/debian"));
+        let one_line = "# deb http://old/debian bookworm main\ndeb [arch=amd64] https://proxy.local/debian bookworm main\n";
+        assert_eq!(mirror_in(one_line).as_deref(), Some("https://proxy.local/debian"));
+        assert_eq!(mirror_in("deb http://deb.debian.org/debian-security bookworm-security main\n"), None);
+        assert_eq!(mirror_in("deb file:/srv/debian bookworm main\n"), None);
+    }
 
     #[test]
     fn symlinks_in_a_root_filesystem_resolve_inside_it() {

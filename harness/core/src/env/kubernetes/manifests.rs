@@ -426,7 +426,13 @@ mod tests {
     #[test]
     fn the_signal_script_kills_the_named_process_and_not_itself() {
         let mut victim = std::process::Command::new("bash").args(["-c", "exec -a harness-processor-test sleep 30"]).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        // Until bash has exec'd the renamed sleep (polled, not a guessed pause).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let cmdline = format!("/proc/{}/cmdline", victim.id());
+        while !std::fs::read_to_string(&cmdline).unwrap_or_default().contains("harness-processor-test") {
+            assert!(std::time::Instant::now() < deadline, "bash never exec'd the victim");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let out = std::process::Command::new("sh").args(["-c", &signal_script("KILL", "harness-processor-test")]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), victim.id().to_string());
