@@ -76,7 +76,9 @@ async fn probe_steps(addr: &str, topic: Option<&str>) -> Result<Listener, ProbeE
         .find(|k| k.api_key == METADATA_KEY)
         .map(|k| k.max_version.clamp(0, wire::METADATA_MAX_VERSION))
         .unwrap_or(wire::METADATA_MAX_VERSION);
-    let mut request = MetadataRequest::default().with_allow_auto_topic_creation(false);
+    // Not creating the topic can only be said from v4 on; kafka-protocol refuses to
+    // encode the field below (a listener that lists Metadata up to v3).
+    let mut request = MetadataRequest::default().with_allow_auto_topic_creation(metadata_version < 4);
     request.topics = Some(
         topic
             .map(|t| vec![MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.to_string()))))])
@@ -247,27 +249,26 @@ mod tests {
         assert!(matches!(classify(b"SSH-2.0-OpenSSH_9.2"), Listener::NotKafka { first_bytes } if first_bytes.contains("SSH-2.0")));
     }
 
-    /// A listener on 127.0.0.1 that answers every request of each connection with
-    /// `answer`, then closes or, `trickle`, sends it a byte at a time forever.
-    async fn answering(answer: &'static [u8], trickle: Option<Duration>) -> String {
+    /// A listener on 127.0.0.1 that answers the requests of each connection with
+    /// `answers` in turn, a byte every `every` (all at once for zero), then closes.
+    async fn answering(answers: &'static [&'static [u8]], every: Duration) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 tokio::spawn(async move {
-                    let mut request = [0u8; 512];
-                    let _ = s.read(&mut request).await;
-                    match trickle {
-                        None => {
+                    for answer in answers {
+                        let mut request = [0u8; 512];
+                        let _ = s.read(&mut request).await;
+                        if every.is_zero() {
                             let _ = s.write_all(answer).await;
+                            continue;
                         }
-                        Some(every) => {
-                            for b in answer.iter().cycle() {
-                                if s.write_all(&[*b]).await.is_err() {
-                                    break;
-                                }
-                                tokio::time::sleep(every).await;
+                        for b in answer.iter() {
+                            if s.write_all(&[*b]).await.is_err() {
+                                return;
                             }
+                            tokio::time::sleep(every).await;
                         }
                     }
                 });
@@ -279,7 +280,7 @@ mod tests {
     /// #22: the 14 bytes that made the doctor abort on a 64 GiB allocation.
     #[tokio::test]
     async fn an_array_count_of_2_pow_31_minus_1_is_not_kafka() {
-        let addr = answering(&[0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0x7f, 0xff, 0xff, 0xff], None).await;
+        let addr = answering(&[&[0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0x7f, 0xff, 0xff, 0xff]], Duration::ZERO).await;
         let got = probe(&addr, None, Duration::from_secs(2)).await;
         assert!(
             matches!(&got, Ok(Listener::NotKafka { first_bytes }) if first_bytes.contains("no ApiVersions answer (byte 6: api_keys: 2147483647 entries announced, 0 bytes left)")),
@@ -289,27 +290,32 @@ mod tests {
 
     #[tokio::test]
     async fn a_frame_cut_short_or_too_large_is_not_kafka() {
-        let addr = answering(&[0, 0, 1, 0, 0, 0, 0, 7, 1, 2], None).await;
+        let addr = answering(&[&[0, 0, 1, 0, 0, 0, 0, 7, 1, 2]], Duration::ZERO).await;
         let got = probe(&addr, None, Duration::from_secs(2)).await;
         assert!(
             matches!(&got, Ok(Listener::NotKafka { first_bytes }) if first_bytes.ends_with("a 256-byte answer announced, the connection closed after 6")),
             "{got:?}"
         );
         // 2 GiB announced: not read, not allocated.
-        let addr = answering(&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 7], None).await;
+        let addr = answering(&[&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 7]], Duration::ZERO).await;
         let got = probe(&addr, None, Duration::from_secs(2)).await;
         assert!(matches!(&got, Ok(Listener::NotKafka { first_bytes }) if first_bytes.starts_with("7f ff ff ff 00 00 00 07")), "{got:?}");
     }
 
+    /// Two well-formed answers (ApiVersions: Metadata up to v0; Metadata v0: no broker,
+    /// no topic), a byte every 15 ms: each takes less than the timeout (300 and 240 ms
+    /// of 400), both together more. The deadline is the probe's, not each request's.
     #[tokio::test]
     async fn a_trickled_answer_ends_at_the_probe_deadline() {
-        // A well-formed ApiVersions answer (no APIs), a byte every 50 ms: each read
-        // succeeds, the whole takes longer than the probe may.
-        let addr = answering(&[0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0], Some(Duration::from_millis(50))).await;
+        const ANSWERS: &[&[u8]] =
+            &[&[0, 0, 0, 16, 0, 0, 0, 7, 0, 0, 0, 0, 0, 1, 0, 3, 0, 0, 0, 0], &[0, 0, 0, 12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0]];
+        let addr = answering(ANSWERS, Duration::from_millis(15)).await;
         let t = Duration::from_millis(400);
         let started = std::time::Instant::now();
         assert_eq!(probe(&addr, None, t).await, Err(ProbeError::Timeout(t)));
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        // Given the time, the same answers are a (strange) PLAINTEXT listener.
+        assert_eq!(probe(&addr, None, Duration::from_secs(5)).await, Ok(Listener::Plaintext { brokers: vec![], topic: None }));
     }
 
     #[tokio::test]
