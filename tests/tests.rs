@@ -15,6 +15,10 @@
 //! - `doctor`: `harness doctor` against real Kafka and MinIO set up the ways students
 //!   get them wrong (wrong port, unreachable advertised listener, SASL, notification,
 //!   queue_dir, no processor), and right.
+//! - `hostile`: `harness doctor` against listeners of the test's own that answer with
+//!   hostile or broken bytes (a count of 2^31−1, a frame cut short, a slow loris, HTTP,
+//!   TLS, random bytes, a thousand advertised brokers), under a memory limit; no
+//!   services needed.
 //! - `external`: scenarios against a pipeline the harness did not start
 //!   (`kind: external`), judged as usual; a broken one gets the doctor's diagnosis.
 //! - `registry`: runs on official images; ignored here (no registry), the reason says so.
@@ -26,6 +30,7 @@ mod doctor;
 mod e2e;
 mod external;
 mod faults;
+mod hostile;
 mod kubernetes;
 mod registry;
 mod util;
