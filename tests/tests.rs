@@ -16,6 +16,10 @@
 //!   get them wrong (wrong port, unreachable advertised listener, SASL, notification,
 //!   queue_dir, no processor), and right.
 //! - `lint`: `harness lint` as a user runs it: files, folders, stdin, JSON, exit codes.
+//! - `hostile`: `harness doctor` against listeners of the test's own that answer with
+//!   hostile or broken bytes (a count of 2^31−1, a frame cut short, a slow loris, HTTP,
+//!   TLS, random bytes, a thousand advertised brokers), under a memory limit; no
+//!   services needed.
 //! - `external`: scenarios against a pipeline the harness did not start
 //!   (`kind: external`), judged as usual; a broken one gets the doctor's diagnosis.
 //! - `registry`: `--images official`: the success path needs a registry (ignored here,
@@ -50,6 +54,7 @@ mod doctor;
 mod e2e;
 mod external;
 mod faults;
+mod hostile;
 mod kubernetes;
 mod lint;
 mod registry;

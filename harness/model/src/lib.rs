@@ -8,6 +8,7 @@ pub mod check;
 pub mod compare;
 pub mod exit;
 pub mod history;
+pub mod kafka_wire;
 pub mod keys;
 pub mod lint;
 pub mod metrics;

@@ -6,44 +6,17 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
+use harness_model::kafka_wire::{self as wire, METADATA_KEY};
+pub use harness_model::kafka_wire::{Advertised, TopicState};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse, RequestHeader, SaslHandshakeRequest,
-    SaslHandshakeResponse, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, RequestHeader, SaslHandshakeRequest, TopicName};
+use kafka_protocol::protocol::{Encodable, HeaderVersion, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Highest Metadata version asked for (Kafka 2.8 to 4.x all answer it or lower).
-const METADATA_MAX: i16 = 12;
-/// A response larger than this is not Kafka talking (an HTTP "HTTP/" reads as 1.2 GB).
-const MAX_RESPONSE: usize = 64 << 20;
-
-/// One broker as a listener advertises it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Advertised {
-    pub node_id: i32,
-    pub host: String,
-    pub port: i32,
-}
-
-impl Advertised {
-    pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-}
-
-/// The topic as the listener's metadata describes it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct TopicState {
-    /// Kafka's error code for the topic: 0, or 3 (UNKNOWN_TOPIC_OR_PARTITION) etc.
-    pub error_code: i16,
-    pub partitions: usize,
-    /// Partitions without a leader (leader id -1) or with an error.
-    pub leaderless: usize,
-}
+/// Every request carries it; an answer must echo it.
+const CORRELATION_ID: i32 = 7;
 
 /// What answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,7 +33,8 @@ pub enum Listener {
     /// a TLS listener that sends no alert, or a SASL listener that refused even
     /// the handshake.
     ClosedOnRequest,
-    /// It answered with bytes that are no Kafka response.
+    /// It answered with bytes that are no Kafka response (or no answer to the
+    /// request: a count beyond the bytes sent, a frame cut short).
     NotKafka { first_bytes: String },
 }
 
@@ -79,94 +53,99 @@ pub enum ProbeError {
     Io(String),
 }
 
-/// Asks `addr` what it is, within `timeout` for each step; with `topic`, the
-/// Metadata request also asks for that topic.
+/// Asks `addr` what it is, all within `timeout`; with `topic`, the Metadata
+/// request also asks for that topic.
 pub async fn probe(addr: &str, topic: Option<&str>, timeout: Duration) -> Result<Listener, ProbeError> {
-    let mut conn = connect(addr, timeout).await?;
+    // One deadline for the whole probe, not one a step: a listener that trickles
+    // its answer (a byte a second) cannot stretch it request by request.
+    tokio::time::timeout(timeout, probe_steps(addr, topic)).await.unwrap_or(Err(ProbeError::Timeout(timeout)))
+}
+
+async fn probe_steps(addr: &str, topic: Option<&str>) -> Result<Listener, ProbeError> {
+    let mut conn = connect(addr).await?;
     // ApiVersions is answered by every Kafka listener, SASL ones included.
-    let versions = match exchange(&mut conn, ApiKey::ApiVersions, 0, &ApiVersionsRequest::default(), timeout).await? {
-        Answer::Kafka(mut body) => match ApiVersionsResponse::decode(&mut body, 0) {
-            Ok(r) => r,
-            Err(e) => return Ok(Listener::NotKafka { first_bytes: format!("an ApiVersions answer that does not decode: {e}") }),
+    let versions = match exchange(&mut conn, ApiKey::ApiVersions, 0, &ApiVersionsRequest::default()).await? {
+        Answer::Kafka(body) => match wire::api_versions(&body, CORRELATION_ID) {
+            Ok(v) => v,
+            Err(e) => return Ok(undecodable(&body, "ApiVersions", &e)),
         },
         Answer::Other(other) => return Ok(other),
     };
     let metadata_version = versions
-        .api_keys
         .iter()
-        .find(|k| k.api_key == ApiKey::Metadata as i16)
-        .map(|k| k.max_version.min(METADATA_MAX))
-        .unwrap_or(METADATA_MAX);
-    let mut request = MetadataRequest::default().with_allow_auto_topic_creation(false);
+        .find(|k| k.api_key == METADATA_KEY)
+        .map(|k| k.max_version.clamp(0, wire::METADATA_MAX_VERSION))
+        .unwrap_or(wire::METADATA_MAX_VERSION);
+    // Not creating the topic can only be said from v4 on; kafka-protocol refuses to
+    // encode the field below (a listener that lists Metadata up to v3).
+    let mut request = MetadataRequest::default().with_allow_auto_topic_creation(metadata_version < 4);
     request.topics = Some(
         topic
             .map(|t| vec![MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.to_string()))))])
             .unwrap_or_default(),
     );
-    match exchange(&mut conn, ApiKey::Metadata, metadata_version, &request, timeout).await? {
-        Answer::Kafka(mut body) => {
-            let r = MetadataResponse::decode(&mut body, metadata_version)
-                .map_err(|e| ProbeError::Io(format!("a Metadata answer that does not decode: {e}")))?;
-            let brokers = r.brokers.iter().map(|b| Advertised { node_id: b.node_id.0, host: b.host.to_string(), port: b.port }).collect();
-            let topic = topic.and_then(|_| r.topics.first()).map(|t| TopicState {
-                error_code: t.error_code,
-                partitions: t.partitions.len(),
-                leaderless: t.partitions.iter().filter(|p| p.leader_id.0 < 0 || p.error_code != 0).count(),
-            });
-            Ok(Listener::Plaintext { brokers, topic })
-        }
+    match exchange(&mut conn, ApiKey::Metadata, metadata_version, &request).await? {
+        Answer::Kafka(body) => match wire::metadata(&body, CORRELATION_ID, metadata_version) {
+            Ok(m) => Ok(Listener::Plaintext { brokers: m.brokers, topic: topic.and(m.topics.into_iter().next()) }),
+            Err(e) => Ok(undecodable(&body, "Metadata", &e)),
+        },
         // A SASL listener closes on anything but ApiVersions and SaslHandshake
         // ("Unexpected Kafka request of type METADATA during SASL handshake").
-        Answer::Other(Listener::ClosedOnRequest) => sasl_mechanisms(addr, timeout).await,
+        Answer::Other(Listener::ClosedOnRequest) => sasl_mechanisms(addr).await,
         Answer::Other(other) => Ok(other),
     }
 }
 
 /// Asks for a SASL handshake on a fresh connection: a SASL listener answers with
 /// the mechanisms it enables.
-async fn sasl_mechanisms(addr: &str, timeout: Duration) -> Result<Listener, ProbeError> {
-    let mut conn = connect(addr, timeout).await?;
+async fn sasl_mechanisms(addr: &str) -> Result<Listener, ProbeError> {
+    let mut conn = connect(addr).await?;
     let request = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
-    match exchange(&mut conn, ApiKey::SaslHandshake, 1, &request, timeout).await? {
-        Answer::Kafka(mut body) => match SaslHandshakeResponse::decode(&mut body, 1) {
-            Ok(r) => Ok(Listener::Sasl { mechanisms: r.mechanisms.iter().map(|m| m.to_string()).collect() }),
-            Err(_) => Ok(Listener::ClosedOnRequest),
+    match exchange(&mut conn, ApiKey::SaslHandshake, 1, &request).await? {
+        Answer::Kafka(body) => match wire::sasl_handshake(&body, CORRELATION_ID) {
+            Ok(mechanisms) => Ok(Listener::Sasl { mechanisms }),
+            Err(e) => Ok(undecodable(&body, "SaslHandshake", &e)),
         },
         Answer::Other(other) => Ok(other),
     }
 }
 
-async fn connect(addr: &str, timeout: Duration) -> Result<TcpStream, ProbeError> {
+/// A framed answer that is no answer to the request.
+fn undecodable(body: &[u8], request: &str, e: &wire::WireError) -> Listener {
+    Listener::NotKafka { first_bytes: format!("{}: no {request} answer ({e})", shown(body)) }
+}
+
+async fn connect(addr: &str) -> Result<TcpStream, ProbeError> {
     if addr.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
         return Err(ProbeError::BadAddress(addr.to_string()));
     }
-    let resolved = match tokio::time::timeout(timeout, tokio::net::lookup_host(addr)).await {
-        Err(_) => return Err(ProbeError::Timeout(timeout)),
-        Ok(Err(e)) => return Err(ProbeError::Unresolvable(e.to_string())),
-        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| ProbeError::Unresolvable("no address".into()))?,
+    let resolved = match tokio::net::lookup_host(addr).await {
+        Err(e) => return Err(ProbeError::Unresolvable(e.to_string())),
+        Ok(mut addrs) => addrs.next().ok_or_else(|| ProbeError::Unresolvable("no address".into()))?,
     };
-    match tokio::time::timeout(timeout, TcpStream::connect(resolved)).await {
-        Err(_) => Err(ProbeError::Timeout(timeout)),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(ProbeError::Refused),
-        Ok(Err(e)) => Err(ProbeError::Io(e.to_string())),
-        Ok(Ok(s)) => Ok(s),
+    match TcpStream::connect(resolved).await {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(ProbeError::Refused),
+        Err(e) => Err(ProbeError::Io(e.to_string())),
+        Ok(s) => Ok(s),
     }
 }
 
-/// A response body, or what the bytes said instead.
+/// A response body (header included), or what the bytes said instead.
 enum Answer {
-    Kafka(Bytes),
+    Kafka(Vec<u8>),
     Other(Listener),
 }
 
-async fn exchange<R>(conn: &mut TcpStream, key: ApiKey, version: i16, request: &R, timeout: Duration) -> Result<Answer, ProbeError>
+/// Sends one request and reads one answer. No timeout of its own: [`probe`]'s
+/// deadline covers it.
+async fn exchange<R>(conn: &mut TcpStream, key: ApiKey, version: i16, request: &R) -> Result<Answer, ProbeError>
 where
     R: Encodable + HeaderVersion,
 {
     let header = RequestHeader::default()
         .with_request_api_key(key as i16)
         .with_request_api_version(version)
-        .with_correlation_id(7)
+        .with_correlation_id(CORRELATION_ID)
         .with_client_id(Some(StrBytes::from_static_str("harness-doctor")));
     let mut frame = BytesMut::new();
     frame.put_i32(0);
@@ -186,33 +165,33 @@ where
         if n < 4 {
             return Ok(Answer::Other(classify(&first[..n])));
         }
-        let size = i32::from_be_bytes(first) as usize;
-        if first.starts_with(b"HTTP") || first[0] == 0x15 || !(4..=MAX_RESPONSE).contains(&size) {
-            let mut rest = vec![0u8; 120];
-            let more = tokio::time::timeout(Duration::from_millis(300), read_some(conn, &mut rest)).await.unwrap_or(Ok(0)).unwrap_or(0);
-            let mut seen = first.to_vec();
-            seen.extend_from_slice(&rest[..more]);
-            return Ok(Answer::Other(classify(&seen)));
-        }
-        let mut body = vec![0u8; size];
-        conn.read_exact(&mut body).await?;
-        let mut body = Bytes::from(body);
-        // Response header: correlation id, then tagged fields in the flexible
-        // header (ApiVersions always answers with header v0).
-        let _correlation = body.get_i32();
-        let flexible = key != ApiKey::ApiVersions && response_header_version(key, version) >= 1;
-        if flexible {
-            skip_tagged_fields(&mut body);
+        let size = match wire::frame_size(first) {
+            Some(size) if !first.starts_with(b"HTTP") && first[0] != 0x15 => size,
+            // Not a length a Kafka answer has ("HTTP" reads as 1.2 GB): what is it?
+            _ => {
+                let mut rest = vec![0u8; 120];
+                let more = tokio::time::timeout(Duration::from_millis(300), read_some(conn, &mut rest)).await.unwrap_or(Ok(0)).unwrap_or(0);
+                let mut seen = first.to_vec();
+                seen.extend_from_slice(&rest[..more]);
+                return Ok(Answer::Other(classify(&seen)));
+            }
+        };
+        // Grown as bytes arrive, not reserved from the prefix: a peer that announces
+        // 16 MiB and sends 10 bytes costs 10 bytes.
+        let mut body = Vec::new();
+        (&mut *conn).take(size as u64).read_to_end(&mut body).await?;
+        if body.len() < size {
+            let what = format!("{}: a {size}-byte answer announced, the connection closed after {}", shown(&body), body.len());
+            return Ok(Answer::Other(Listener::NotKafka { first_bytes: what }));
         }
         Ok(Answer::Kafka(body))
     };
-    match tokio::time::timeout(timeout, round_trip).await {
-        Err(_) => Err(ProbeError::Timeout(timeout)),
-        Ok(Err(e)) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof) => {
+    match round_trip.await {
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof) => {
             Ok(Answer::Other(Listener::ClosedOnRequest))
         }
-        Ok(Err(e)) => Err(ProbeError::Io(e.to_string())),
-        Ok(Ok(a)) => Ok(a),
+        Err(e) => Err(ProbeError::Io(e.to_string())),
+        Ok(a) => Ok(a),
     }
 }
 
@@ -228,36 +207,6 @@ async fn read_some(conn: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usiz
     Ok(got)
 }
 
-fn response_header_version(key: ApiKey, version: i16) -> i16 {
-    match key {
-        ApiKey::Metadata => MetadataResponse::header_version(version),
-        ApiKey::SaslHandshake => SaslHandshakeResponse::header_version(version),
-        _ => ApiVersionsResponse::header_version(version),
-    }
-}
-
-fn skip_tagged_fields(body: &mut Bytes) {
-    let count = read_unsigned_varint(body);
-    for _ in 0..count {
-        let _tag = read_unsigned_varint(body);
-        let size = read_unsigned_varint(body) as usize;
-        body.advance(size.min(body.remaining()));
-    }
-}
-
-fn read_unsigned_varint(body: &mut Bytes) -> u32 {
-    let (mut value, mut shift) = (0u32, 0);
-    while body.has_remaining() && shift < 35 {
-        let b = body.get_u8();
-        value |= u32::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    value
-}
-
 /// Names what sent `bytes` in place of a Kafka response.
 fn classify(bytes: &[u8]) -> Listener {
     if bytes.starts_with(b"HTTP/") {
@@ -270,9 +219,15 @@ fn classify(bytes: &[u8]) -> Listener {
     if bytes.len() >= 2 && bytes[0] == 0x15 && bytes[1] == 0x03 {
         return Listener::Tls;
     }
-    let shown: String = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+    Listener::NotKafka { first_bytes: shown(bytes) }
+}
+
+/// The first bytes of what a peer sent, as hex and as text without control
+/// characters (they reach a terminal).
+fn shown(bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().take(16).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
     let text: String = String::from_utf8_lossy(bytes).chars().take(40).filter(|c| !c.is_control()).collect();
-    Listener::NotKafka { first_bytes: format!("{shown} ({text:?})") }
+    format!("{hex} ({text:?})")
 }
 
 #[cfg(test)]
@@ -294,13 +249,73 @@ mod tests {
         assert!(matches!(classify(b"SSH-2.0-OpenSSH_9.2"), Listener::NotKafka { first_bytes } if first_bytes.contains("SSH-2.0")));
     }
 
-    #[test]
-    fn varints_and_tagged_fields_are_skipped() {
-        let mut b = Bytes::from_static(&[0x01, 0x05, 0x02, 0xaa, 0xbb, 0x42]);
-        skip_tagged_fields(&mut b);
-        assert_eq!(b.as_ref(), &[0x42]);
-        let mut b = Bytes::from_static(&[0xac, 0x02]);
-        assert_eq!(read_unsigned_varint(&mut b), 300);
+    /// A listener on 127.0.0.1 that answers the requests of each connection with
+    /// `answers` in turn, a byte every `every` (all at once for zero), then closes.
+    async fn answering(answers: &'static [&'static [u8]], every: Duration) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    for answer in answers {
+                        let mut request = [0u8; 512];
+                        let _ = s.read(&mut request).await;
+                        if every.is_zero() {
+                            let _ = s.write_all(answer).await;
+                            continue;
+                        }
+                        for b in answer.iter() {
+                            if s.write_all(&[*b]).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(every).await;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// #22: the 14 bytes that made the doctor abort on a 64 GiB allocation.
+    #[tokio::test]
+    async fn an_array_count_of_2_pow_31_minus_1_is_not_kafka() {
+        let addr = answering(&[&[0, 0, 0, 10, 0, 0, 0, 7, 0, 0, 0x7f, 0xff, 0xff, 0xff]], Duration::ZERO).await;
+        let got = probe(&addr, None, Duration::from_secs(2)).await;
+        assert!(
+            matches!(&got, Ok(Listener::NotKafka { first_bytes }) if first_bytes.contains("no ApiVersions answer (byte 6: api_keys: 2147483647 entries announced, 0 bytes left)")),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_frame_cut_short_or_too_large_is_not_kafka() {
+        let addr = answering(&[&[0, 0, 1, 0, 0, 0, 0, 7, 1, 2]], Duration::ZERO).await;
+        let got = probe(&addr, None, Duration::from_secs(2)).await;
+        assert!(
+            matches!(&got, Ok(Listener::NotKafka { first_bytes }) if first_bytes.ends_with("a 256-byte answer announced, the connection closed after 6")),
+            "{got:?}"
+        );
+        // 2 GiB announced: not read, not allocated.
+        let addr = answering(&[&[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 7]], Duration::ZERO).await;
+        let got = probe(&addr, None, Duration::from_secs(2)).await;
+        assert!(matches!(&got, Ok(Listener::NotKafka { first_bytes }) if first_bytes.starts_with("7f ff ff ff 00 00 00 07")), "{got:?}");
+    }
+
+    /// Two well-formed answers (ApiVersions: Metadata up to v0; Metadata v0: no broker,
+    /// no topic), a byte every 15 ms: each takes less than the timeout (300 and 240 ms
+    /// of 400), both together more. The deadline is the probe's, not each request's.
+    #[tokio::test]
+    async fn a_trickled_answer_ends_at_the_probe_deadline() {
+        const ANSWERS: &[&[u8]] =
+            &[&[0, 0, 0, 16, 0, 0, 0, 7, 0, 0, 0, 0, 0, 1, 0, 3, 0, 0, 0, 0], &[0, 0, 0, 12, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0]];
+        let addr = answering(ANSWERS, Duration::from_millis(15)).await;
+        let t = Duration::from_millis(400);
+        let started = std::time::Instant::now();
+        assert_eq!(probe(&addr, None, t).await, Err(ProbeError::Timeout(t)));
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        // Given the time, the same answers are a (strange) PLAINTEXT listener.
+        assert_eq!(probe(&addr, None, Duration::from_secs(5)).await, Ok(Listener::Plaintext { brokers: vec![], topic: None }));
     }
 
     #[tokio::test]
