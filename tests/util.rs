@@ -27,12 +27,66 @@ pub fn harness_in(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run the harness binary");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("run the harness binary");
+    let stdout = read_all(child.stdout.take().expect("piped stdout"));
+    let stderr = read_all(child.stderr.take().expect("piped stderr"));
+    let status = wait_bounded(&mut child, args);
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let Some(status) = status else {
+        let tail: Vec<&str> = stderr.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+        panic!(
+            "`harness {}` did not end within {} s and was stopped: the harness bounds its own waits, so this is a hang \
+             (HARNESS_TEST_RUN_LIMIT sets the limit). The last lines it printed:\n{}",
+            args.join(" "),
+            run_limit().as_secs(),
+            tail.join("\n")
+        );
+    };
+    Output { code: status.code().unwrap_or(-1), stdout, stderr }
+}
+
+/// The longest a single harness invocation in a test may take before it counts as hung:
+/// `HARNESS_TEST_RUN_LIMIT` seconds, else 20 minutes (the longest scenario here takes
+/// about 5 on a loaded 2-core machine). A hung run then fails its test with what it
+/// printed, instead of holding the whole suite until CI's own limit kills it silently.
+pub fn run_limit() -> Duration {
+    let secs = std::env::var("HARNESS_TEST_RUN_LIMIT").ok().and_then(|v| v.parse().ok()).filter(|&n| n > 0).unwrap_or(1200);
+    Duration::from_secs(secs)
+}
+
+fn read_all(mut from: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// Waits for `child` at most [`run_limit`]; past it, asks it to stop as Ctrl-C would
+/// (so it removes what it started), then kills it a minute later. `None`: it hung.
+fn wait_bounded(child: &mut std::process::Child, args: &[&str]) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + run_limit();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Ok(None) => break,
+            Err(e) => panic!("waiting for `harness {}`: {e}", args.join(" ")),
+        }
     }
+    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    let grace = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < grace {
+        if let Ok(Some(_)) = child.try_wait() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// How many end-to-end runs may overlap: `HARNESS_TEST_JOBS`, else 3. Each run has its
@@ -126,21 +180,27 @@ pub fn spawn_until(args: &[&str], timeout: std::time::Duration, stop: impl Fn(&s
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run the harness binary");
-    let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    // Lines come through a reader thread, so a harness that prints nothing cannot hold
+    // this past `timeout`; the thread keeps reading after we stop listening, so the
+    // harness's later lines do not meet a closed pipe.
+    let stderr = BufReader::new(child.stderr.take().expect("piped stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
     let deadline = std::time::Instant::now() + timeout;
     let mut seen = Vec::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
-        let text = std::mem::take(&mut line).trim_end_matches('\n').to_string();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(text) = rx.recv_timeout(left) else { break };
         let done = stop(&text);
         seen.push(text);
-        if done || std::time::Instant::now() > deadline {
+        if done {
             break;
         }
     }
-    // Keep reading, so the harness's later lines do not meet a closed pipe.
-    let mut rest = stderr.lines();
-    std::thread::spawn(move || while let Some(Ok(_)) = rest.next() {});
     (child, seen)
 }
 
