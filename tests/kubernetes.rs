@@ -527,6 +527,15 @@ fn a_pipeline_is_found_from_its_namespace_and_walked_from_inside_it() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let client = rt.block_on(kube::Client::try_default()).expect("a kube client from KUBECONFIG (ci/test sets it)");
     rt.block_on(scale_processor(&client, &ns, 1));
+    // The run's S3 secret, by value, is in none of the files the kubernetes run wrote
+    // (its pods' logs, events, results and reports).
+    let secret = secret_of(&rt, &client, &ns);
+    let files = crate::util::files_below(&kept.dir);
+    assert!(files.len() >= 5, "the run wrote its logs and reports: {files:?}");
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{} holds the run's S3 secret", file.display());
+    }
 
     let doctor = |extra: &[&str]| {
         let mut args = vec!["doctor", "--namespace", ns.as_str(), "--format", "json", "-q"];
@@ -562,6 +571,8 @@ fn a_pipeline_is_found_from_its_namespace_and_walked_from_inside_it() {
     let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), &ns);
     let left = rt.block_on(secrets.list(&ListParams::default().labels("io.harness.role=doctor-probe"))).unwrap().items;
     assert!(left.is_empty(), "probe Secrets left: {:?}", left.iter().map(|s| s.metadata.name.clone()).collect::<Vec<_>>());
+
+    interrupted_probe_leaves_nothing_and_never_carries_your_credentials(&rt, &client, &ns);
 
     let (code, here, _) = doctor(&["--from", "here", "--no-canary"]);
     let shown_here = serde_json::to_string_pretty(&here).unwrap();
@@ -601,6 +612,69 @@ expect: {{ exactly_once: true }}
     assert!(broken["verdict"].as_str().is_some_and(|v| v.starts_with("doctor: BROKEN at consumer group")), "{shown}");
     assert!(first["fix"].as_str().is_some_and(|f| !f.is_empty()), "{shown}");
     eprintln!("doctor from inside, processor scaled to 0: {} ({:.1} s)", broken["verdict"], took.as_secs_f64());
+}
+
+/// `harness doctor --namespace NS` (from inside) with credentials of its own in the
+/// environment, interrupted (SIGINT, as Ctrl-C) while its probe pod runs: the pod's
+/// Secret held the namespace's credentials, never the caller's, and the pod and the
+/// Secret are gone when the doctor has ended.
+fn interrupted_probe_leaves_nothing_and_never_carries_your_credentials(rt: &tokio::runtime::Runtime, client: &kube::Client, ns: &str) {
+    use k8s_openapi::api::core::v1::{Pod, Secret};
+    let own_password = format!("callers-own-password-{}", std::process::id());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["doctor", "--namespace", ns, "--format", "json", "-q"])
+        .env("MINIO_ROOT_USER", "callers-own-user")
+        .env("MINIO_ROOT_PASSWORD", &own_password)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the harness binary");
+    let stdout = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let probe = ListParams::default().labels("io.harness.role=doctor-probe");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    // The image was loaded by the walk before: the pod follows its Secret within seconds.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let held = loop {
+        let made = rt.block_on(secrets.list(&probe)).unwrap().items;
+        let running = !rt.block_on(pods.list(&probe)).unwrap().items.is_empty();
+        if let (Some(secret), true) = (made.first(), running) {
+            break secret.data.clone().unwrap_or_default();
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the doctor ended before its probe pod ran: {}", stderr.join().unwrap());
+        assert!(Instant::now() < deadline, "no probe pod and Secret within 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let held: Vec<String> = held.values().map(|v| String::from_utf8_lossy(&v.0).into_owned()).collect();
+    assert!(!held.iter().any(|v| v.contains(&own_password) || v == "callers-own-user"), "the caller's credentials went into {ns}");
+    assert!(held.contains(&secret_of(rt, client, ns)), "the probe's Secret holds the namespace's own credentials: {held:?}");
+
+    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the doctor did not end within 60 s of SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert_eq!(status.code(), Some(1), "interrupted: a broken verdict that says so\n{out}\n{err}");
+    assert!(out.contains("interrupted (Ctrl-C) while the probe pod ran"), "{out}\n{err}");
+    // Deleted by the doctor before it ended, not later by a deadline or a collector.
+    let pods_left = rt.block_on(pods.list(&probe)).unwrap().items;
+    let secrets_left = rt.block_on(secrets.list(&probe)).unwrap().items;
+    assert!(
+        pods_left.is_empty() && secrets_left.is_empty(),
+        "left after Ctrl-C: {} pod(s), {} Secret(s)",
+        pods_left.len(),
+        secrets_left.len()
+    );
 }
 
 /// MinIO's secret key in the namespace's `minio-env` Secret.

@@ -50,7 +50,8 @@ its Secret are deleted afterwards.
 Credentials are read from the environment variables --access-key-env and --secret-key-env
 name, never from the command line, and are written nowhere; with --namespace and those
 unset, from the MinIO container's spec or Secret. The admin API needs the root user or an
-admin user.
+admin user. The probe pod (--from cluster) carries only credentials found in its namespace,
+never yours, in a Secret of its own deleted with the pod (Ctrl-C included).
 
 Exit codes: 0 every link works (warnings allowed) · 1 a link is broken · 2 invalid command line
 · 3 the reports could not be written";

@@ -16,6 +16,7 @@ pub mod records;
 pub mod results;
 pub mod rng;
 pub mod scenario;
+pub mod text;
 pub mod verdict;
 pub mod workload;
 

@@ -6,9 +6,11 @@
 //! The pod runs the harness's image (the processor image: the harness binary and
 //! nothing else), built and loaded the way runs load theirs, or `--probe-image`.
 //! Credentials reach it through a Secret of its own (never its spec), which the
-//! pod owns: deleting the pod removes it. Both are deleted when the walk ends;
-//! the pod also has an `activeDeadlineSeconds`, so a doctor killed mid-walk
-//! leaves a finished pod at most.
+//! pod owns: deleting the pod removes it. Only credentials found in that namespace
+//! are ever put there (the caller's own never are: see `diagnose`). Both are
+//! deleted when the walk ends, Ctrl-C included; the pod also has an
+//! `activeDeadlineSeconds`, so a doctor killed mid-walk (SIGKILL) leaves a finished
+//! pod and its Secret at most, both labelled [`ROLE_LABEL`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +32,10 @@ const CONTAINER: &str = "doctor";
 /// How long the pod may take to start (an image already on the node: ~1 s).
 const START_LIMIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(250);
+/// The longest one read of the pod or its log may take.
+const READ_LIMIT: Duration = Duration::from_secs(10);
+/// The most of the pod's log read: its diagnosis is a few kilobytes of JSON.
+const LOG_LIMIT: i64 = 1 << 20;
 
 /// Where the links are walked from.
 #[derive(Clone, Debug, Default)]
@@ -69,16 +75,26 @@ pub(super) async fn walk(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let budget = walk_budget(t);
     progress(&format!("starting pod {name} ({image}) in namespace {ns} to walk the links from inside the cluster…"));
-    let created = create(&pods, &secrets, &name, image, t, credentials, budget).await;
-    let outcome = match created {
-        Ok(()) => wait_and_read(&pods, &name, ns, budget).await,
-        Err(e) => Err(Finding::error(Link::Discovery, check.clone(), e)
-            .because("the doctor may not create pods or Secrets in this namespace")
-            .fix("run it with a kubeconfig allowed to (`kubectl auth can-i create pods -n NAMESPACE`), or walk from here: --from here with --s3/--kafka through port-forwards")),
+    let work = async {
+        match create(&pods, &secrets, &name, image, t, credentials, budget).await {
+            Ok(()) => wait_and_read(&pods, &name, ns, budget).await,
+            Err(e) => Err(Finding::error(Link::Discovery, check.clone(), e)
+                .because("the doctor may not create pods or Secrets in this namespace")
+                .fix("run it with a kubeconfig allowed to (`kubectl auth can-i create pods -n NAMESPACE`), or walk from here: --from here with --s3/--kafka through port-forwards")),
+        }
     };
-    // The Secret goes with its pod (owner reference); delete both anyway.
-    let _ = pods.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await;
-    let _ = secrets.delete(&name, &DeleteParams::default()).await;
+    // Ctrl-C while the pod is made or runs: stop waiting, and remove it all below.
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        _ = tokio::signal::ctrl_c() => Err(Finding::error(Link::Discovery, check.clone(), "interrupted (Ctrl-C) while the probe pod ran; the pod and its Secret were deleted")),
+    };
+    // The Secret goes with its pod (owner reference); delete both anyway, on every
+    // path, each call bounded: a slow API server cannot hold the doctor here.
+    let gone = Duration::from_secs(10);
+    let _ =
+        bounded(gone, "deleting the probe pod", pods.delete(&name, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }))
+            .await;
+    let _ = bounded(gone, "deleting the probe's Secret", secrets.delete(&name, &DeleteParams::default())).await;
     match outcome {
         Ok(inner) => {
             notes.push(Finding::ok(
@@ -190,7 +206,7 @@ async fn wait_and_read(pods: &Api<Pod>, name: &str, ns: &str, budget: Duration) 
     let started = Instant::now();
     let mut running_since: Option<Instant> = None;
     loop {
-        let pod = pods.get_opt(name).await.ok().flatten();
+        let pod = bounded(READ_LIMIT, "reading the probe pod", pods.get_opt(name)).await.ok().flatten();
         let phase = pod.as_ref().and_then(|p| p.status.as_ref()?.phase.clone()).unwrap_or_default();
         if phase == "Succeeded" || phase == "Failed" {
             break;
@@ -217,9 +233,12 @@ async fn wait_and_read(pods: &Api<Pod>, name: &str, ns: &str, budget: Duration) 
         }
         tokio::time::sleep(POLL).await;
     }
-    let log = pods.logs(name, &LogParams { container: Some(CONTAINER.into()), ..Default::default() }).await.map_err(|e| {
-        Finding::error(Link::Discovery, check.clone(), format!("reading its log: {e}")).because("the API server did not give the pod's log")
-    })?;
+    // At most LOG_LIMIT bytes: an image named by --probe-image may print anything; a
+    // log cut there is no diagnosis, a finding below.
+    let params = LogParams { container: Some(CONTAINER.into()), limit_bytes: Some(LOG_LIMIT), ..Default::default() };
+    let log = bounded(READ_LIMIT, "reading its log", pods.logs(name, &params))
+        .await
+        .map_err(|e| Finding::error(Link::Discovery, check.clone(), e).because("the API server did not give the pod's log"))?;
     parse(&log).map_err(|e| {
         Finding::error(Link::Discovery, check, e)
             .because("the image's harness did not answer with a diagnosis: an image of another harness version, or not the harness at all")

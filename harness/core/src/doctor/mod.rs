@@ -211,12 +211,15 @@ pub async fn diagnose(target: &Target, progress: &(dyn Fn(&str) + Sync)) -> Diag
     let mut t = target.clone();
     let mut walked_from = None;
     let mut client = None;
+    let inside = matches!(target.from, Vantage::Cluster { .. });
+    // The credentials found in the namespace: the only ones a probe pod there may carry.
+    let mut namespace_credentials = None;
     if let Some(scope) = &target.kubernetes {
         progress(&format!("Kubernetes: pods, volume claims and KafkaTopics of namespace {}", scope.namespace));
         client = cluster::check(scope, &target.topic, target.probe_timeout, &mut notes).await;
-        if let (Some(c), true) = (&client, t.s3_endpoint.is_empty() || t.kafka_bootstrap.is_empty() || t.credentials.is_none()) {
+        if let (Some(c), true) = (&client, inside || t.s3_endpoint.is_empty() || t.kafka_bootstrap.is_empty() || t.credentials.is_none()) {
             progress(&format!("reading the pipeline's endpoints from namespace {}", scope.namespace));
-            fill_in(&mut t, discover::discover(c, &scope.namespace, target.probe_timeout).await, &mut notes);
+            namespace_credentials = fill_in(&mut t, discover::discover(c, &scope.namespace, target.probe_timeout).await, &mut notes);
         }
     }
     let credentials = t.credentials.clone();
@@ -247,9 +250,16 @@ pub async fn diagnose(target: &Target, progress: &(dyn Fn(&str) + Sync)) -> Diag
                         crate::env::kubernetes::harness_image(context.as_deref(), harness_bin, progress).await.map_err(|e| e.to_string())
                     }
                 };
-                match image {
-                    Ok(image) => walked_from = in_cluster::walk(c, &t, &credentials, &image, &mut notes, progress).await,
-                    Err(e) => notes.push(
+                match (image, namespace_credentials) {
+                    // Never the caller's own credentials into someone else's namespace:
+                    // the pod's Secret holds only what the namespace already holds.
+                    (Ok(image), Some(found)) => walked_from = in_cluster::walk(c, &t, &found, &image, &mut notes, progress).await,
+                    (Ok(_), None) => notes.push(
+                        Finding::error(Link::Discovery, "MinIO's credentials for the probe pod", "none found in the namespace's MinIO spec or Secrets")
+                            .because("the pod that walks the links from inside the namespace carries only credentials found there: the ones in your environment are never written into it")
+                            .fix("walk from here with your own credentials: --from here, with --s3/--kafka through port-forwards where the advertised addresses need them"),
+                    ),
+                    (Err(e), _) => notes.push(
                         Finding::error(Link::Discovery, "put the harness's image on the cluster", e)
                             .because("the links are walked from a pod that runs the harness's image, and it could not be built or loaded")
                             .fix("name an image the nodes have with --probe-image, or walk from here: --from here (with port-forwards where the advertised addresses need them)"),
@@ -303,7 +313,8 @@ pub async fn resolve(target: &Target) -> Result<Target, String> {
 
 /// Takes what the namespace says for what the doctor was not given: the
 /// addresses the pods use when walking from a pod, else those from outside.
-fn fill_in(t: &mut Target, found: discover::Discovery, notes: &mut Notes) {
+/// Returns the credentials found in the namespace, if any.
+fn fill_in(t: &mut Target, found: discover::Discovery, notes: &mut Notes) -> Option<S3Credentials> {
     let inside = matches!(t.from, Vantage::Cluster { .. });
     let pick = |e: &discover::Endpoint| if inside { e.inside.clone() } else { e.outside.clone() };
     if t.s3_endpoint.is_empty() {
@@ -313,12 +324,18 @@ fn fill_in(t: &mut Target, found: discover::Discovery, notes: &mut Notes) {
         t.kafka_bootstrap = found.kafka.as_ref().map(pick).unwrap_or_default();
     }
     found.findings.into_iter().for_each(|f| notes.push(f));
+    let (c, from) = found.credentials?;
     if t.credentials.is_none() {
-        if let Some((c, from)) = found.credentials {
-            notes.push(Finding::ok(Link::Discovery, "MinIO's credentials", format!("from {from}")));
-            t.credentials = Some(c);
-        }
+        notes.push(Finding::ok(Link::Discovery, "MinIO's credentials", format!("from {from}")));
+        t.credentials = Some(c.clone());
+    } else if inside {
+        notes.push(Finding::ok(
+            Link::Discovery,
+            "MinIO's credentials",
+            format!("the probe pod uses those from {from}; the ones in your environment stay here"),
+        ));
     }
+    Some(c)
 }
 
 /// The links from the S3 endpoint on, walked from where the doctor runs.

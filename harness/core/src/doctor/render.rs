@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
+use harness_model::text::printable;
+
 use super::{Diagnosis, Finding, Severity};
 use crate::report::{html_text, xml_safe};
 
@@ -15,7 +17,9 @@ use crate::report::{html_text, xml_safe};
 pub fn verdict(d: &Diagnosis) -> String {
     let took = format!("{:.1} s", d.millis as f64 / 1000.0);
     match d.first_error() {
-        Some(f) => format!("doctor: BROKEN at {}: {} (answered in {took})", f.link.name(), f.cause.as_deref().unwrap_or(&f.evidence)),
+        Some(f) => {
+            format!("doctor: BROKEN at {}: {} (answered in {took})", f.link.name(), printable(f.cause.as_deref().unwrap_or(&f.evidence)))
+        }
         None if d.worst() == Severity::Warning => {
             let n = d.findings.iter().filter(|f| f.severity == Severity::Warning).count();
             format!("doctor: works, with {n} warning(s) (answered in {took})")
@@ -24,17 +28,19 @@ pub fn verdict(d: &Diagnosis) -> String {
     }
 }
 
+/// For the terminal: every string that came from outside (a cluster, a broker, a
+/// pod's answer) goes through [`printable`].
 pub fn text(d: &Diagnosis) -> String {
     let mut out = verdict(d);
     let _ = write!(
         out,
         "\n  S3 {} · buckets {} → {} · Kafka {} · topic {}{}\n\n",
-        or_unknown(&d.s3_endpoint),
-        d.source_bucket,
-        d.target_bucket,
-        or_unknown(&d.kafka_bootstrap),
-        d.topic,
-        d.walked_from.as_ref().map(|w| format!("\n  walked from {w}")).unwrap_or_default()
+        printable(or_unknown(&d.s3_endpoint)),
+        printable(&d.source_bucket),
+        printable(&d.target_bucket),
+        printable(or_unknown(&d.kafka_bootstrap)),
+        printable(&d.topic),
+        d.walked_from.as_ref().map(|w| format!("\n  walked from {}", printable(w))).unwrap_or_default()
     );
     let width = d.findings.iter().map(|f| f.link.name().len()).max().unwrap_or(0);
     for f in &d.findings {
@@ -44,13 +50,13 @@ pub fn text(d: &Diagnosis) -> String {
             Severity::Warning => "WARN",
             Severity::Error => "FAIL",
         };
-        let _ = writeln!(out, "  {mark}  {:width$}  {}: {}", f.link.name(), f.check, f.evidence);
+        let _ = writeln!(out, "  {mark}  {:width$}  {}: {}", f.link.name(), printable(&f.check), printable(&f.evidence));
         if f.severity != Severity::Ok {
             if let Some(c) = &f.cause {
-                let _ = writeln!(out, "        {:width$}  cause: {c}", "");
+                let _ = writeln!(out, "        {:width$}  cause: {}", "", printable(c));
             }
             if let Some(x) = &f.fix {
-                let _ = writeln!(out, "        {:width$}  fix:   {x}", "");
+                let _ = writeln!(out, "        {:width$}  fix:   {}", "", printable(x));
             }
         }
     }
@@ -205,6 +211,18 @@ mod tests {
         let t = text(&d);
         assert!(t.starts_with("doctor: BROKEN"), "{t}");
         assert!(t.contains("FAIL  MinIO's Kafka target") && t.contains("fix:   mc admin config set"), "{t}");
+    }
+
+    #[test]
+    fn terminal_escapes_in_quoted_evidence_are_shown_not_obeyed() {
+        let mut d = sample();
+        d.findings[1].evidence = "answered \x1b[2J\x1b]0;pwned\x07 then\rFAKE ok".into();
+        d.findings[1].cause = Some("a listener that clears the screen\x1b[2J".into());
+        d.topic = "t\u{202e}cipot".into();
+        let t = text(&d);
+        assert!(!t.contains('\x1b') && !t.contains('\r') && !t.contains('\u{202e}'), "{t:?}");
+        assert!(t.contains("answered \\u{1b}[2J\\u{1b}]0;pwned\\u{7} then\\rFAKE ok"), "{t}");
+        assert!(verdict(&d).ends_with("clears the screen\\u{1b}[2J (answered in 0.4 s)"), "{}", verdict(&d));
     }
 
     #[test]
