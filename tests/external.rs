@@ -109,8 +109,9 @@ async fn external_pipeline() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // Kept (--keep): its uploads and thumbnails stay, for the next run to ignore.
     let reports = tempfile::tempdir().unwrap();
-    let out = harness(&["run", "--reports", reports.path().to_str().unwrap(), file_arg], &creds);
+    let out = harness(&["run", "--keep", "--reports", reports.path().to_str().unwrap(), file_arg], &creds);
     let shown = format!("exit {}\nstdout:\n{}\nstderr:\n{}", out.code, out.stdout, out.stderr);
     eprintln!("{}", out.stdout);
     let run_dir = only_run_dir(reports.path());
@@ -120,6 +121,9 @@ async fn external_pipeline() {
     let ledger = results["ledger"].as_array().unwrap();
     assert_eq!(ledger.len(), 30, "{shown}");
     assert!(run_dir.join("doctor/doctor.json").exists(), "the readiness check's findings are kept");
+    let kept_run = results["run_id"].as_str().unwrap().to_string();
+    assert_eq!(keys_under(m.client(), "images", &format!("{kept_run}/")).await, 30, "--keep: the uploads stay: {shown}");
+    assert_eq!(keys_under(m.client(), "thumbnails", &format!("{kept_run}/")).await, 30, "--keep: the thumbnails stay: {shown}");
     assert!(!out.stderr.contains("starting Kafka and MinIO"), "nothing is started: {shown}");
     for entry in files_below(&run_dir) {
         let text = std::fs::read(&entry).unwrap_or_default();
@@ -138,6 +142,20 @@ async fn external_pipeline() {
     assert_eq!(findings["duplicate_outputs"].as_array().map(Vec::len), Some(0), "{shown}");
     assert_eq!(results["counts"]["events"], 30, "the first run's events are not this run's: {shown}");
     assert_eq!(results["counts"]["output_versions"], 30, "nor its thumbnails: {shown}");
+    // Without --keep, what the run put into the pipeline's buckets is gone (every
+    // version: the thumbnails bucket is versioned), and only that.
+    let this_run = results["run_id"].as_str().unwrap().to_string();
+    for bucket in ["images", "thumbnails"] {
+        assert_eq!(keys_under(m.client(), bucket, &format!("{this_run}/")).await, 0, "{bucket} still holds the run's objects: {shown}");
+        let own: Vec<String> =
+            versions_under(m.client(), bucket, "_harness/").await.into_iter().filter(|k| k.contains(&this_run)).collect();
+        assert!(own.is_empty(), "{bucket} still holds the run's canary or probe: {own:?}\n{shown}");
+        assert_eq!(
+            keys_under(m.client(), bucket, &format!("{kept_run}/")).await,
+            30,
+            "{bucket}: the kept run's objects are not this run's: {shown}"
+        );
+    }
 
     // Broken: the bucket notification is gone. The run ends before any upload,
     // with the doctor's diagnosis, as an environment failure (exit 3).
@@ -161,6 +179,17 @@ async fn external_pipeline() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     assert!(out.stderr.contains("EXT_SK") || read_last_error(reports.path()).contains("EXT_SK"), "{}", out.stderr);
     m.stop(Duration::from_secs(5)).await.unwrap();
+}
+
+/// The keys of the object versions (delete markers included) `bucket` holds under `prefix`.
+async fn versions_under(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Vec<String> {
+    let page = client.list_object_versions().bucket(bucket).prefix(prefix).send().await.expect("list versions");
+    assert_ne!(page.is_truncated(), Some(true), "more than a page under {bucket}/{prefix}");
+    page.versions().iter().filter_map(|v| v.key()).chain(page.delete_markers().iter().filter_map(|m| m.key())).map(str::to_string).collect()
+}
+
+async fn keys_under(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> usize {
+    versions_under(client, bucket, prefix).await.len()
 }
 
 fn read_last_error(reports: &std::path::Path) -> String {

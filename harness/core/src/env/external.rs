@@ -25,7 +25,14 @@ pub struct ExternalEnv {
     endpoints: Endpoints,
     timings: ReadyTimings,
     canary_key: String,
+    /// The events topic's ends before the canary (see [`Environment::events_from`]).
+    events_from: Vec<(i32, rdkafka::Offset)>,
+    run_id: String,
 }
+
+/// The most objects of one run removed from one prefix of a pipeline's bucket (a run
+/// uploads at most this many; more under the run's prefix is not the run's doing).
+const CLEANUP_LIMIT: usize = 100_000;
 
 impl ExternalEnv {
     /// Checks the pipeline as the doctor does and sends the canary.
@@ -111,6 +118,7 @@ impl ExternalEnv {
         };
         let canary_key = canary::canary_key(run_id);
         let s3 = s3_client(&endpoints.s3_endpoint, &endpoints.credentials);
+        let events_from = canary::high_watermarks(&endpoints.kafka_bootstrap, &spec.events_topic, partitions, Duration::from_secs(5)).await;
         match canary::run_canary(&s3, &endpoints.kafka_bootstrap, &spec.events_topic, partitions, &spec.source_bucket, &canary_key, spec.ready_timeout).await {
             Ok(_) => {}
             Err(CanaryError::Setup(detail)) => return Err(EnvError::Engine(format!("the canary could not be sent: {detail}"))),
@@ -125,7 +133,7 @@ impl ExternalEnv {
             }
         }
         let timings = ReadyTimings { kafka: checked, minio: Duration::ZERO, canary: t.elapsed(), total: started.elapsed() };
-        Ok(ExternalEnv { spec, endpoints, timings, canary_key })
+        Ok(ExternalEnv { spec, endpoints, timings, canary_key, events_from, run_id: run_id.to_string() })
     }
 }
 
@@ -157,6 +165,10 @@ impl Environment for ExternalEnv {
         &self.canary_key
     }
 
+    fn events_from(&self) -> Option<Vec<(i32, rdkafka::Offset)>> {
+        Some(self.events_from.clone())
+    }
+
     fn run_dir(&self) -> &Path {
         &self.spec.run_dir
     }
@@ -182,14 +194,29 @@ impl Environment for ExternalEnv {
         None
     }
 
-    /// Nothing of the pipeline is the harness's to stop; the canary is removed.
-    async fn shutdown(self: Box<Self>, _keep: bool) -> Result<(), EnvError> {
+    /// Nothing of the pipeline is the harness's to stop; what the run put into its
+    /// buckets is removed (the uploads and thumbnails under the run's prefix, the
+    /// canary and its thumbnail, the observers' probe), unless `keep`.
+    async fn shutdown(self: Box<Self>, keep: bool) -> Result<(), EnvError> {
         let s3 = s3_client(&self.endpoints.s3_endpoint, &self.endpoints.credentials);
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            s3.delete_object().bucket(&self.endpoints.source_bucket).key(&self.canary_key).send(),
-        )
-        .await;
-        Ok(())
+        let (source, target) = (&self.endpoints.source_bucket, &self.endpoints.target_bucket);
+        let run = format!("{}/", self.run_id);
+        let canary = self.canary_key.trim_end_matches(".png").to_string();
+        let probe = format!("{}probe/{}", harness_model::HARNESS_KEY_PREFIX, self.run_id);
+        let mut prefixes = vec![(source, canary.clone())];
+        if !keep {
+            prefixes.extend([(source, run.clone()), (target, run), (target, canary), (target, probe)]);
+        }
+        let mut left = Vec::new();
+        for (bucket, prefix) in prefixes {
+            if let Err(e) = crate::services::s3::remove_prefix(&s3, bucket, &prefix, CLEANUP_LIMIT, Duration::from_secs(60)).await {
+                left.push(e);
+            }
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(EnvError::Engine(format!("the run's objects could not all be removed from the pipeline's buckets: {}", left.join("; "))))
+        }
     }
 }

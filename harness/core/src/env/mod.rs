@@ -165,6 +165,13 @@ pub trait Environment: Send + Sync + std::fmt::Debug {
     fn services(&self) -> Vec<ServiceInfo>;
     fn ready_timings(&self) -> &ReadyTimings;
     fn canary_key(&self) -> &str;
+    /// Where the harness's observers start reading the events topic, per partition;
+    /// `None`: from the beginning (a topic of the harness's own, empty before the run).
+    /// A pipeline the harness did not start has a topic of any length: read from where
+    /// it ended before the canary, so memory and work follow this run, not its history.
+    fn events_from(&self) -> Option<Vec<(i32, rdkafka::Offset)>> {
+        None
+    }
     fn run_dir(&self) -> &Path;
     /// MinIO's queue dir on the host, when it has one there.
     fn minio_queue_dir(&self) -> Option<PathBuf>;

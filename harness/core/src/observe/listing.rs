@@ -132,19 +132,103 @@ pub async fn list_outputs(
     Ok(out)
 }
 
+/// The most of an output read: a thumbnail is kilobytes; a processor that writes
+/// something larger is judged on what it wrote without the harness reading it all.
+const MAX_OUTPUT_BYTES: u64 = 32 << 20;
+/// The largest image decoded (pixels per side) and the most memory decoding may take:
+/// an output's header may claim any size.
+const MAX_OUTPUT_SIDE: u32 = 16_384;
+const MAX_DECODE_ALLOC: u64 = 256 << 20;
+
 async fn inspect(client: &Client, bucket: &str, key: &str, version_id: &str) -> Inspection {
-    let got = client.get_object().bucket(bucket).key(key).version_id(version_id).send().await;
+    // A range, so that even a server that misstates the length sends no more.
+    let got =
+        client.get_object().bucket(bucket).key(key).version_id(version_id).range(format!("bytes=0-{}", MAX_OUTPUT_BYTES)).send().await;
     let body = match got {
-        Ok(o) => o.body.collect().await.map(|b| b.into_bytes()),
+        Ok(o) => {
+            let whole = o.content_range().and_then(|r| r.rsplit('/').next()).and_then(|n| n.parse::<u64>().ok());
+            if let Some(len) = whole.filter(|&n| n > MAX_OUTPUT_BYTES) {
+                return Inspection::NotAnImage {
+                    reason: format!("{len} bytes, more than the {MAX_OUTPUT_BYTES} a thumbnail is read up to"),
+                };
+            }
+            o.body.collect().await.map(|b| b.into_bytes())
+        }
         Err(e) => return Inspection::Unreadable { reason: crate::services::s3::describe_sdk_error(&e) },
     };
     let bytes = match body {
         Ok(b) => b,
         Err(e) => return Inspection::Unreadable { reason: e.to_string() },
     };
-    let format = image::guess_format(&bytes).map(|f| format!("{f:?}").to_lowercase());
-    match image::load_from_memory(&bytes) {
+    if bytes.len() as u64 > MAX_OUTPUT_BYTES {
+        return Inspection::NotAnImage { reason: format!("more than the {MAX_OUTPUT_BYTES} bytes a thumbnail is read up to") };
+    }
+    decode(&bytes)
+}
+
+/// What an output's bytes are, decoded within [`MAX_OUTPUT_SIDE`] and [`MAX_DECODE_ALLOC`].
+fn decode(bytes: &[u8]) -> Inspection {
+    let format = image::guess_format(bytes).map(|f| format!("{f:?}").to_lowercase());
+    let mut reader = match image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format() {
+        Ok(r) => r,
+        Err(e) => return Inspection::NotAnImage { reason: e.to_string() },
+    };
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_OUTPUT_SIDE);
+    limits.max_image_height = Some(MAX_OUTPUT_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits);
+    match reader.decode() {
         Ok(img) => Inspection::Image { width: img.width(), height: img.height(), format: format.unwrap_or_default() },
         Err(e) => Inspection::NotAnImage { reason: e.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    /// A PNG whose header says `side`×`side` RGBA pixels, followed by no pixel data.
+    fn png_claiming(side: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend(side.to_be_bytes());
+        ihdr.extend(side.to_be_bytes());
+        ihdr.extend([8, 6, 0, 0, 0]);
+        out.extend(13u32.to_be_bytes());
+        out.extend(&ihdr);
+        out.extend(crc32(&ihdr).to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn an_output_claiming_a_huge_image_is_not_decoded() {
+        // 100,000² RGBA pixels would be 40 GB: refused by the limits, not allocated.
+        match decode(&png_claiming(100_000)) {
+            // Refused by the limits, not by the missing pixel data that follows.
+            Inspection::NotAnImage { reason } => assert!(reason.to_lowercase().contains("limit"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_real_thumbnail_is_decoded() {
+        let mut png = Vec::new();
+        image::RgbImage::new(128, 96).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        match decode(&png) {
+            Inspection::Image { width, height, format } => assert_eq!((width, height, format.as_str()), (128, 96, "png")),
+            other => panic!("{other:?}"),
+        }
     }
 }

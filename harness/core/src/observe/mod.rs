@@ -68,8 +68,8 @@ impl Observers {
     /// Starts both consumers from the beginning of their topics.
     pub async fn start(bootstrap: &str, events_topic: &str, outputs_topic: &str, run_id: &str, clock: Clock) -> Result<Self, ObserveError> {
         let observed = Arc::new(Observed::default());
-        let events = topic::assign_all(bootstrap, events_topic, &format!("harness-observer-{run_id}")).await?;
-        let outputs = topic::assign_all(bootstrap, outputs_topic, &format!("harness-observer-{run_id}")).await?;
+        let events = topic::assign_all(bootstrap, events_topic, &[], &format!("harness-observer-{run_id}")).await?;
+        let outputs = topic::assign_all(bootstrap, outputs_topic, &[], &format!("harness-observer-{run_id}")).await?;
         let tasks = vec![
             tokio::spawn(topic::record_events(events, observed.clone(), clock)),
             tokio::spawn(topic::record_outputs(outputs, observed.clone(), clock)),
@@ -79,10 +79,13 @@ impl Observers {
 
     /// Like [`Observers::start`], but outputs are found by listing `bucket` (for a
     /// pipeline whose MinIO the harness did not configure to announce them); the
-    /// versions in `before` were there before the run and are not its outputs.
+    /// versions in `before` were there before the run and are not its outputs. Events
+    /// are read from the offsets in `from` (partitions not named there: from the start).
+    #[allow(clippy::too_many_arguments)]
     pub async fn start_listing(
         bootstrap: &str,
         events_topic: &str,
+        from: &[(i32, rdkafka::Offset)],
         s3: aws_sdk_s3::Client,
         bucket: &str,
         before: std::collections::HashSet<Stamp>,
@@ -90,7 +93,7 @@ impl Observers {
         clock: Clock,
     ) -> Result<Self, ObserveError> {
         let observed = Arc::new(Observed::default());
-        let events = topic::assign_all(bootstrap, events_topic, &format!("harness-observer-{run_id}")).await?;
+        let events = topic::assign_all(bootstrap, events_topic, from, &format!("harness-observer-{run_id}")).await?;
         let tasks = vec![
             tokio::spawn(topic::record_events(events, observed.clone(), clock)),
             tokio::spawn(listing::poll_outputs(s3, bucket.to_string(), observed.clone(), clock, before)),

@@ -1,6 +1,6 @@
-//! Consumers that read a whole topic from the beginning, without a consumer group
-//! (partitions are assigned, not subscribed), so they never rebalance and never
-//! disturb the processor's group.
+//! Consumers that read a topic, without a consumer group (partitions are assigned,
+//! not subscribed), so they never rebalance and never disturb the processor's group:
+//! a topic of the harness's own from its beginning, a pipeline's from given offsets.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,12 @@ use super::records::parse_records;
 use super::{ObserveError, Observed, OutputSeen};
 use crate::clock::Clock;
 
-pub(super) async fn assign_all(bootstrap: &str, topic: &str, group: &str) -> Result<StreamConsumer, ObserveError> {
+/// The most partitions followed: more is a finding, not thousands of fetch sessions.
+const MAX_PARTITIONS: usize = 1024;
+
+/// A consumer of every partition of `topic`, each read from its offset in `from`,
+/// else from the beginning.
+pub(super) async fn assign_all(bootstrap: &str, topic: &str, from: &[(i32, Offset)], group: &str) -> Result<StreamConsumer, ObserveError> {
     let err = |reason: String| ObserveError::Consumer { topic: topic.to_string(), reason };
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
@@ -38,9 +43,13 @@ pub(super) async fn assign_all(bootstrap: &str, topic: &str, group: &str) -> Res
     if partitions.is_empty() {
         return Err(ObserveError::NoPartitions { topic: topic.to_string(), reason: "topic missing".into() });
     }
+    if partitions.len() > MAX_PARTITIONS {
+        return Err(err(format!("it has {} partitions; the harness follows at most {MAX_PARTITIONS}", partitions.len())));
+    }
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| err(e.to_string()))?;
+        let offset = from.iter().find(|(q, _)| *q == p).map_or(Offset::Beginning, |(_, o)| *o);
+        tpl.add_partition_offset(topic, p, offset).map_err(|e| err(e.to_string()))?;
     }
     consumer.assign(&tpl).map_err(|e| err(e.to_string()))?;
     Ok(consumer)

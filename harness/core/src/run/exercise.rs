@@ -76,7 +76,8 @@ pub(super) async fn exercise(
     };
     let observers = if env.kind() == EnvKind::External {
         // Nobody asked that pipeline's MinIO to announce thumbnails: list them.
-        Observers::start_listing(&ep.kafka_bootstrap, &ep.events_topic, s3.clone(), &ep.target_bucket, before.clone(), run_id, clock)
+        let from = env.events_from().unwrap_or_default();
+        Observers::start_listing(&ep.kafka_bootstrap, &ep.events_topic, &from, s3.clone(), &ep.target_bucket, before.clone(), run_id, clock)
             .await?
     } else {
         Observers::start(&ep.kafka_bootstrap, &ep.events_topic, &ep.outputs_topic, run_id, clock).await?

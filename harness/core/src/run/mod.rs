@@ -216,7 +216,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         }
     };
     if env.kind() == EnvKind::External {
-        ctx.progress.say("done with the external pipeline (it keeps running: the harness started none of it)");
+        let left = if opts.keep { "the run's uploads and thumbnails stay (--keep)" } else { "removing the run's objects from its buckets" };
+        ctx.progress.say(&format!("done with the external pipeline (it keeps running: the harness started none of it); {left}"));
     } else {
         ctx.progress.say(&format!("stopping the processor, MinIO and Kafka ({})", env.kind().name()));
     }

@@ -57,3 +57,58 @@ where
         }
     }
 }
+
+/// Removes every version under `prefix` in `bucket` (delete markers included), at most
+/// `limit` of them, within `within`: for objects the harness put into a bucket it does
+/// not own. Returns how many were removed; an error says what was left and why.
+pub async fn remove_prefix(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    limit: usize,
+    within: Duration,
+) -> Result<usize, String> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let work = async {
+        let mut removed = 0usize;
+        loop {
+            // Always the first page: what was deleted is no longer listed.
+            let page = client
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(prefix)
+                .max_keys(1000)
+                .send()
+                .await
+                .map_err(|e| format!("listing {bucket}/{prefix}*: {}", describe_sdk_error(&e)))?;
+            let ids: Vec<ObjectIdentifier> = page
+                .versions()
+                .iter()
+                .filter_map(|v| Some((v.key()?, v.version_id())))
+                .chain(page.delete_markers().iter().filter_map(|m| Some((m.key()?, m.version_id()))))
+                .filter(|(k, _)| k.starts_with(prefix))
+                .filter_map(|(k, v)| ObjectIdentifier::builder().key(k).set_version_id(v.map(str::to_string)).build().ok())
+                .collect();
+            if ids.is_empty() {
+                return Ok(removed);
+            }
+            if removed + ids.len() > limit {
+                return Err(format!("more than {limit} objects under {bucket}/{prefix}: {removed} removed, the rest left"));
+            }
+            let n = ids.len();
+            let delete = Delete::builder().set_objects(Some(ids)).quiet(true).build().map_err(|e| e.to_string())?;
+            let answer = client
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| format!("deleting under {bucket}/{prefix}: {}", describe_sdk_error(&e)))?;
+            if let Some(e) = answer.errors().first() {
+                return Err(format!("deleting {bucket}/{}: {}", e.key().unwrap_or("?"), e.message().unwrap_or("refused")));
+            }
+            removed += n;
+        }
+    };
+    tokio::time::timeout(within, work).await.unwrap_or_else(|_| Err(format!("removing {bucket}/{prefix}* took longer than {within:?}")))
+}
