@@ -202,6 +202,7 @@ impl LocalEnv {
             } else if let Some(port) = self.spec.minio_listener_sasl.filter(|_| brokers == 1) {
                 let password = crate::services::token::hex_token(12)
                     .map_err(|source| EnvError::Io { context: "reading /dev/urandom for the SASL password".into(), source })?;
+                self.group.add_secret(password.clone());
                 let sasl_plain = Some(("minio".to_string(), password));
                 extra_listeners.push(ExtraListener { name: "MINIO".into(), port, advertised: loopback(port).to_string(), sasl_plain });
                 minio_brokers = loopback(port).to_string();

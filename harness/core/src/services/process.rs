@@ -61,24 +61,31 @@ pub struct ProcessGroup {
     pgid: Arc<Mutex<Option<i32>>>,
     log_dir: PathBuf,
     /// Masks the run's secrets in every child's output before it reaches the log.
-    redactor: Redactor,
+    redactor: Arc<std::sync::RwLock<Redactor>>,
 }
 
 impl ProcessGroup {
     /// A group whose children log into `log_dir` (created on first spawn).
     pub fn new(log_dir: impl Into<PathBuf>) -> Self {
-        ProcessGroup { pgid: Arc::new(Mutex::new(None)), log_dir: log_dir.into(), redactor: Redactor::default() }
+        ProcessGroup { pgid: Arc::new(Mutex::new(None)), log_dir: log_dir.into(), redactor: Default::default() }
     }
 
     /// The same group, with children's output written through `redactor`.
     pub fn with_redactor(mut self, redactor: Redactor) -> Self {
-        self.redactor = redactor;
+        self.redactor = Arc::new(std::sync::RwLock::new(redactor));
         self
     }
 
+    /// Masks `secret` too in the output of children spawned from now on (a secret
+    /// made after the group, such as a listener's SASL password).
+    pub fn add_secret(&self, secret: String) {
+        let mut r = self.redactor.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *r = r.with(secret);
+    }
+
     /// The run's secrets, for logs written by others (a container's output).
-    pub fn redactor(&self) -> &Redactor {
-        &self.redactor
+    pub fn redactor(&self) -> Redactor {
+        self.redactor.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// The group id, once a child has been spawned.
@@ -116,7 +123,7 @@ impl ProcessGroup {
 
         // With secrets to mask, output goes through the harness on its way to the
         // log; otherwise straight into the file.
-        let masked = !self.redactor.is_empty();
+        let masked = !self.redactor().is_empty();
         let (out, err) = if masked { (Stdio::piped(), Stdio::piped()) } else { (stdout.into(), stderr.into()) };
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args).stdin(Stdio::null()).stdout(out).stderr(err).kill_on_drop(false);
@@ -161,10 +168,10 @@ impl ProcessGroup {
         if masked {
             let open = || OpenOptions::new().append(true).open(&log_path);
             if let (Some(o), Ok(f)) = (child.stdout.take(), open()) {
-                tokio::spawn(copy_redacted(o, f, self.redactor.clone()));
+                tokio::spawn(copy_redacted(o, f, self.redactor()));
             }
             if let (Some(e), Ok(f)) = (child.stderr.take(), open()) {
-                tokio::spawn(copy_redacted(e, f, self.redactor.clone()));
+                tokio::spawn(copy_redacted(e, f, self.redactor()));
             }
         }
         let pid = child.id().unwrap_or(0);

@@ -13,10 +13,16 @@ pub const MASK: &str = "***";
 /// scramble every log, and the harness never hands out one that short.
 const MIN_SECRET_LEN: usize = 8;
 
-/// The secrets of one run. Cheap to clone.
-#[derive(Clone, Debug, Default)]
+/// The secrets of one run. Cheap to clone. Its `Debug` shows how many, never which.
+#[derive(Clone, Default)]
 pub struct Redactor {
     secrets: Arc<Vec<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redactor {{ {} secret(s) }}", self.secrets.len())
+    }
 }
 
 impl Redactor {
@@ -26,6 +32,12 @@ impl Redactor {
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
         Redactor { secrets: Arc::new(secrets) }
+    }
+
+    /// These secrets and `secret`.
+    pub fn with(&self, secret: String) -> Self {
+        let known = self.secrets.iter().map(|s| String::from_utf8_lossy(s).into_owned());
+        Redactor::new(known.chain(std::iter::once(secret)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -126,6 +138,10 @@ mod tests {
         assert_eq!(r.redact_str(&format!("AWS_SECRET_ACCESS_KEY={SECRET}\nx={SECRET}{SECRET}")), "AWS_SECRET_ACCESS_KEY=***\nx=******");
         assert!(matches!(r.redact_str("ab cd"), Cow::Borrowed("ab cd")));
         assert!(Redactor::new([String::new()]).is_empty());
+        let more = r.with("a-sasl-password".to_string());
+        assert_eq!(more.redact_str(&format!("{SECRET} a-sasl-password")), "*** ***");
+        assert_eq!(r.redact_str("a-sasl-password"), "a-sasl-password", "the first redactor is unchanged");
+        assert_eq!(format!("{more:?}"), "Redactor { 2 secret(s) }", "Debug names no secret");
     }
 
     #[test]

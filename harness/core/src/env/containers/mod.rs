@@ -512,7 +512,7 @@ impl ContainersEnv {
     }
 
     async fn save_logs(&self, service: &str, id: &str) {
-        let text = container_logs(&self.docker, id, None, self.group.redactor()).await;
+        let text = container_logs(&self.docker, id, None, &self.group.redactor()).await;
         let path = self.group.log_path(service);
         if let Err(e) = std::fs::write(&path, text) {
             tracing::warn!("writing {}: {e}", path.display());
@@ -581,7 +581,7 @@ impl Environment for ContainersEnv {
         };
         match id {
             Some(id) => {
-                let text = container_logs(&self.docker, &id, Some(n), self.group.redactor()).await;
+                let text = container_logs(&self.docker, &id, Some(n), &self.group.redactor()).await;
                 String::from_utf8_lossy(&text).into_owned()
             }
             None => tail_log(&self.group.log_path(service), n),

@@ -15,7 +15,7 @@ use kube::{Client, Config};
 use tokio::io::AsyncWriteExt;
 
 use super::manifests::{self, APP_LABEL, MANAGED_BY};
-use super::{API_TIMEOUT, LABEL_HOST};
+use super::API_TIMEOUT;
 use crate::env::EnvError;
 
 /// The kubeconfig `ci/k8s up` writes for the harness's own cluster.
@@ -496,18 +496,18 @@ pub(super) async fn remove_volumes(client: &Client, namespace: &str, image: &str
     tracing::warn!("could not remove the run's data from the node: {}/{namespace} is left", manifests::VOLUME_ROOT);
 }
 
-/// Deletes every namespace a harness on this host created and that harness is
-/// gone (killed, or kept with `--keep` and ended). Returns how many.
+/// Deletes every namespace a harness on this machine created and that harness is
+/// gone (killed, or kept with `--keep` and ended): only those this machine holds the
+/// lease of (see `owner`). Returns how many.
 pub async fn reap_leftovers(client: &Client) -> usize {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let lp = ListParams::default().labels(&format!("{MANAGED_BY}=harness"));
     let Ok(Ok(list)) = tokio::time::timeout(API_TIMEOUT, namespaces.list(&lp)).await else { return 0 };
-    let me = manifests::label_value(&hostname());
     let mut reaped = 0;
     for ns in list.items {
         let labels: HashMap<String, String> = ns.metadata.labels.clone().unwrap_or_default().into_iter().collect();
         let terminating = ns.metadata.deletion_timestamp.is_some();
-        if terminating || labels.get(LABEL_HOST) != Some(&me) || crate::env::containers::owner_alive(&labels) {
+        if terminating || !super::owner::is_ours_and_abandoned(&labels) {
             continue;
         }
         let Some(name) = ns.metadata.name.clone() else { continue };
@@ -516,7 +516,12 @@ pub async fn reap_leftovers(client: &Client) -> usize {
             remove_volumes(client, &name, &image, &ns.metadata.labels.clone().unwrap_or_default()).await;
         }
         match namespaces.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => reaped += 1,
+            Ok(_) => {
+                reaped += 1;
+                if let Some(token) = labels.get(super::owner::LABEL_OWNER) {
+                    super::owner::release(token);
+                }
+            }
             Err(e) => tracing::warn!("deleting leftover namespace {name}: {}", describe(&e)),
         }
     }

@@ -31,6 +31,7 @@
 mod cluster;
 mod logs;
 pub mod manifests;
+mod owner;
 mod processor_pods;
 pub mod strimzi;
 
@@ -95,6 +96,9 @@ pub struct KubernetesEnv {
     /// Every pod's log into `logs/<service>.log`, from its first line.
     logs: Option<LogFollowers>,
     shut_down: bool,
+    /// The token of this run's lease on its namespace ([`owner`]), released when the
+    /// run deletes the namespace itself.
+    owner: Option<String>,
 }
 
 /// The processor of a run: the builtin one as a Deployment, a command on the host.
@@ -188,6 +192,12 @@ impl KubernetesEnv {
         if let Some(start) = super::containers::process_start_ticks(std::process::id()) {
             labels.insert(LABEL_PID_START.to_string(), start.to_string());
         }
+        // Ownership by a token with a lease on this machine (see `owner`): hostname and
+        // pid are only for people reading the labels.
+        let owner = owner::claim();
+        if let Some(token) = &owner {
+            labels.insert(owner::LABEL_OWNER.to_string(), token.clone());
+        }
         let placeholder = Endpoints {
             kafka_bootstrap: String::new(),
             s3_endpoint: String::new(),
@@ -215,6 +225,7 @@ impl KubernetesEnv {
             processor_spec: None,
             logs: None,
             shut_down: false,
+            owner,
         };
         match env.bring_up(&node_address, progress).await {
             Ok(()) => {
@@ -245,7 +256,7 @@ impl KubernetesEnv {
             .await
             .map_err(KubeErr::ctx(format!("creating namespace {ns}")))?;
         let logs_dir = self.spec.run_dir.join("logs");
-        self.logs = Some(LogFollowers::start(self.api(), logs_dir, self.group.redactor().clone(), &[KAFKA, MINIO, PROCESSOR]));
+        self.logs = Some(LogFollowers::start(self.api(), logs_dir, self.group.redactor(), &[KAFKA, MINIO, PROCESSOR]));
         let services: Api<KService> = self.api();
         let pp = PostParams::default();
         let minio_svc = manifests::node_port_service(MINIO, &[("api", manifests::MINIO_API_PORT)], &self.labels);
@@ -464,8 +475,13 @@ impl KubernetesEnv {
             return;
         }
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        if let Err(e) = namespaces.delete(&self.namespace, &DeleteParams::background()).await {
-            tracing::warn!("deleting namespace {}: {e}", self.namespace);
+        match namespaces.delete(&self.namespace, &DeleteParams::background()).await {
+            Ok(_) => {
+                if let Some(token) = &self.owner {
+                    owner::release(token);
+                }
+            }
+            Err(e) => tracing::warn!("deleting namespace {}: {e}", self.namespace),
         }
     }
 }
