@@ -77,6 +77,58 @@ fn full_example_resolves_defaults_and_paths() {
     assert_eq!(s.environment.events_partitions, 3);
 }
 
+/// `--env KIND` and `environment.kind: KIND` read the same rules (issue #22: a Strimzi
+/// Kafka on `--env local` was accepted while the same file with `kind: local` was
+/// refused): for every valid file and every kind, the flag accepts exactly what the
+/// file with that kind written into it would, and refuses at the same key.
+#[test]
+fn the_env_flag_and_the_files_kind_agree() {
+    use harness_model::scenario::EnvKind;
+    let kinds = [
+        (EnvKind::Local, "local"),
+        (EnvKind::Containers, "containers"),
+        (EnvKind::Kubernetes, "kubernetes"),
+        (EnvKind::External, "external"),
+    ];
+    let mut compared = 0;
+    for f in corpus("valid") {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let Ok(s) = scenario::parse(&text, &rel(&f)) else { continue };
+        for (kind, name) in kinds {
+            let flag = s.clone().on_environment(kind).map_err(|e| e.problem().map(|p| p.path.clone()));
+            // The file with its kind replaced (or added) the way a user would write it.
+            let rewritten = match text.lines().position(|l| l.trim_start().starts_with("kind:")) {
+                Some(i) => text
+                    .lines()
+                    .enumerate()
+                    .map(|(n, l)| if n == i { format!("  kind: {name}") } else { l.to_string() })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                None if text.contains("\nenvironment:\n") => {
+                    text.replacen("\nenvironment:\n", &format!("\nenvironment:\n  kind: {name}\n"), 1)
+                }
+                None => format!("{text}\nenvironment:\n  kind: {name}\n"),
+            };
+            let file = scenario::parse(&rewritten, &rel(&f)).map(|_| ()).map_err(|e| e.problem().map(|p| p.path.clone()));
+            match (&flag, &file) {
+                (Ok(_), Ok(())) => {}
+                (Err(a), Err(b)) if a == b => {}
+                // A fault the kind cannot inject: both refuse it, each at its fault.
+                (Err(Some(a)), Err(Some(b))) if a.starts_with("faults[") && b.starts_with("faults[") => {}
+                // A rule only the file's own sections have (an external section's keys).
+                (Err(_), Err(Some(b))) if b.starts_with("environment.external.") => {}
+                _ => panic!("{} on {name}: --env says {:?}, the file says {:?}", f.display(), flag.as_ref().map(|_| ()), file),
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 28, "only {compared} comparisons");
+    let strimzi = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/valid/kubernetes-strimzi.yaml");
+    let s = scenario::parse(&std::fs::read_to_string(&strimzi).unwrap(), &rel(&strimzi)).unwrap();
+    let err = s.on_environment(EnvKind::Local).expect_err("a Strimzi Kafka cannot run on --env local");
+    assert_eq!(err.problem().map(|p| p.path.as_str()), Some("environment.kafka.operator"), "{err}");
+}
+
 /// `harness run my.yaml` from the scenario's own folder (issue #14): the processor
 /// runs in "." (or below it), never in the empty path no process can start in.
 #[test]

@@ -4,6 +4,7 @@
 //! `scenarios/x.yaml:12: workload.rate: expected "<number>/s" (e.g. "50/s"), got "fast"`.
 
 pub mod catalog;
+mod env_rules;
 mod error;
 pub mod faults;
 mod names;
@@ -63,30 +64,18 @@ impl Scenario {
             ScenarioError::Invalid(Problem { file: self.file.display().to_string(), line: None, path, message })
         };
         let name = kind.name();
-        if kind != EnvKind::Local && self.environment.kafka_brokers > 1 {
-            return Err(problem(
-                "environment.kafka.brokers".into(),
-                format!("the {name} environment runs one broker in this version; run it without `--env {name}`"),
-            ));
-        }
-        if kind == EnvKind::External && self.environment.external.is_none() {
-            return Err(problem(
-                "environment.external".into(),
-                "--env external needs the pipeline's endpoints: add `environment.external` (s3_endpoint, kafka_bootstrap) to the file"
-                    .into(),
-            ));
-        }
-        if (kind == EnvKind::External) != matches!(self.processor.kind, ProcessorKind::Running) {
-            return Err(problem("processor".into(), external_processor_rule(kind)));
-        }
-        if let (ProcessorKind::Image(_), EnvKind::Local) = (&self.processor.kind, kind) {
-            return Err(problem("processor.image".into(), IMAGE_NEEDS_ENGINE.into()));
-        }
-        if kind != EnvKind::Local && self.environment.misconfigure.is_some() {
-            return Err(problem(
-                "environment.misconfigure".into(),
-                format!("is supported by the local environment only in this version; run it without `--env {name}`"),
-            ));
+        // The same table the file's `environment.kind` is checked against.
+        let facts = env_rules::Facts {
+            kind,
+            kafka_brokers: self.environment.kafka_brokers,
+            kafka_operator: self.environment.kafka_operator.is_some(),
+            misconfigure: self.environment.misconfigure.is_some(),
+            external_given: self.environment.external.is_some(),
+            processor_running: matches!(self.processor.kind, ProcessorKind::Running),
+            processor_image: matches!(self.processor.kind, ProcessorKind::Image(_)),
+        };
+        if let Some(rule) = env_rules::first_broken(&facts) {
+            return Err(problem(rule.path.into(), (rule.with_flag)(kind)));
         }
         self.environment.kind = kind;
         for spec in &self.faults {
@@ -136,21 +125,6 @@ pub struct External {
     pub region: String,
     /// The scenario allows faults that publish into the pipeline's topic.
     pub event_faults: bool,
-}
-
-/// Why `processor.image` is refused on the local environment.
-pub(crate) const IMAGE_NEEDS_ENGINE: &str =
-    "runs in a container: use `environment.kind: containers` or `kubernetes` (the local environment runs a `command` on this machine)";
-
-/// What the processor section must say for `kind`: `running: true` exactly on external.
-pub(crate) fn external_processor_rule(kind: EnvKind) -> String {
-    if kind == EnvKind::External {
-        "the external environment tests the pipeline's own processor: write `processor: { running: true, group_id: <its consumer group> }` \
-         (running a processor of the harness against an external pipeline is not supported yet)"
-            .into()
-    } else {
-        format!("`running: true` means the pipeline's own processor runs already, which only the external environment has; the {} environment needs `builtin: resize` or `command: [...]`", kind.name())
-    }
 }
 
 #[derive(Clone, Debug, Serialize)]

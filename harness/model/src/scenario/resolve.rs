@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use super::catalog::capability;
+use super::env_rules::{first_broken, Facts};
 use super::faults::{random_schedule, resolve_fault, resolve_random};
 use super::raw::{BuiltinName, EnvKind, HostileKind, KeyStyle, RawPercentiles, RawScenario};
 use super::units::{Format, ImageSize};
@@ -50,96 +51,104 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         Some(Spanned { value: EnvKind::Kubernetes, .. }) => EnvKind::Kubernetes,
         Some(Spanned { value: EnvKind::External, .. }) => EnvKind::External,
     };
-    let external = match (kind, raw.environment.external) {
-        (EnvKind::External, None) => {
-            return Err(ScenarioError::Invalid(Problem {
-                file: file.clone(),
-                line: kind_loc.map(|l| l.line()),
-                path: "environment.external".into(),
-                message: "`kind: external` needs the pipeline's endpoints: add `external: { s3_endpoint: http://host:9000, kafka_bootstrap: host:9092 }`, \
-                          or the Kubernetes namespace they are read from: `external: { namespace: NAME }`"
-                    .into(),
-            }))
-        }
-        (EnvKind::External, Some(e)) => {
-            let e_loc = e.referenced;
-            let e = e.value;
-            if e.namespace.is_none() {
-                for (given, key) in [(&e.s3_endpoint, "s3_endpoint"), (&e.kafka_bootstrap, "kafka_bootstrap")] {
-                    if given.is_none() {
-                        return Err(problem(
-                            e_loc,
-                            &format!("environment.external.{key}"),
-                            format!("missing: give `{key}`, or `namespace:` to read the endpoints from a Kubernetes namespace"),
-                        ));
+    // What this kind of environment can run: the table `--env` reads too. Checked before
+    // the details of each section, at the key it names.
+    let facts = Facts {
+        kind,
+        kafka_brokers: raw.environment.kafka.brokers.as_ref().map_or(1, |b| b.value.0),
+        kafka_operator: raw.environment.kafka.operator.is_some(),
+        misconfigure: raw.environment.misconfigure.is_some(),
+        external_given: raw.environment.external.is_some(),
+        processor_running: raw.processor.value.running,
+        processor_image: raw.processor.value.image.is_some(),
+    };
+    if let Some(rule) = first_broken(&facts) {
+        let at = match rule.path {
+            "environment.kafka.brokers" => raw.environment.kafka.brokers.as_ref().map(|b| b.referenced),
+            "environment.kafka.operator" => raw.environment.kafka.operator.as_ref().map(|o| o.referenced),
+            "environment.misconfigure" => raw.environment.misconfigure.as_ref().and(kind_loc),
+            "processor" | "processor.image" => Some(raw.processor.referenced),
+            _ => kind_loc,
+        };
+        return Err(ScenarioError::Invalid(Problem {
+            file: file.clone(),
+            line: at.or(kind_loc).map(|l| l.line()),
+            path: rule.path.into(),
+            message: (rule.in_file)(kind),
+        }));
+    }
+    let external =
+        match (kind, raw.environment.external) {
+            (EnvKind::External, Some(e)) => {
+                let e_loc = e.referenced;
+                let e = e.value;
+                if e.namespace.is_none() {
+                    for (given, key) in [(&e.s3_endpoint, "s3_endpoint"), (&e.kafka_bootstrap, "kafka_bootstrap")] {
+                        if given.is_none() {
+                            return Err(problem(
+                                e_loc,
+                                &format!("environment.external.{key}"),
+                                format!("missing: give `{key}`, or `namespace:` to read the endpoints from a Kubernetes namespace"),
+                            ));
+                        }
                     }
                 }
+                if let Some(s3) = e.s3_endpoint.as_ref().filter(|s| !(s.starts_with("http://") || s.starts_with("https://"))) {
+                    return Err(problem(
+                        e_loc,
+                        "environment.external.s3_endpoint",
+                        format!("{s:?} is not a URL; write it as http://host:port", s = s3),
+                    ));
+                }
+                if let Some(k) = e.kafka_bootstrap.as_ref().filter(|k| {
+                    k.split(',').any(|a| a.trim().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()))
+                }) {
+                    return Err(problem(e_loc, "environment.external.kafka_bootstrap", format!("{k:?} is not host:port[,host:port]")));
+                }
+                if e.context.is_some() && e.namespace.is_none() {
+                    return Err(problem(
+                        e_loc,
+                        "environment.external.context",
+                        "names the kube context of `namespace`; add `namespace:`, or remove it".into(),
+                    ));
+                }
+                let local_only = [
+                    (raw.environment.minio.queue_dir, "minio.queue_dir"),
+                    (raw.environment.minio.sync_events, "minio.sync_events"),
+                    (raw.environment.kafka.partitions.is_some(), "kafka.partitions"),
+                    (raw.environment.kafka.brokers.is_some(), "kafka.brokers"),
+                    (raw.environment.misconfigure.is_some(), "misconfigure"),
+                ];
+                if let Some((_, key)) = local_only.iter().find(|(set, _)| *set) {
+                    return Err(problem(
+                        e_loc,
+                        &format!("environment.{key}"),
+                        "configures services the harness starts; an external pipeline is configured by whoever runs it: remove it".into(),
+                    ));
+                }
+                Some(External {
+                    s3_endpoint: e.s3_endpoint.unwrap_or_default(),
+                    kafka_bootstrap: e.kafka_bootstrap.unwrap_or_default(),
+                    namespace: e.namespace,
+                    context: e.context,
+                    access_key_env: e.access_key_env.unwrap_or_else(|| "MINIO_ROOT_USER".into()),
+                    secret_key_env: e.secret_key_env.unwrap_or_else(|| "MINIO_ROOT_PASSWORD".into()),
+                    region: e.region.unwrap_or_else(|| "us-east-1".into()),
+                    event_faults: e.event_faults,
+                })
             }
-            if let Some(s3) = e.s3_endpoint.as_ref().filter(|s| !(s.starts_with("http://") || s.starts_with("https://"))) {
-                return Err(problem(e_loc, "environment.external.s3_endpoint", format!("{s:?} is not a URL; write it as http://host:port", s = s3)));
-            }
-            if let Some(k) = e
-                .kafka_bootstrap
-                .as_ref()
-                .filter(|k| k.split(',').any(|a| a.trim().rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())))
-            {
-                return Err(problem(e_loc, "environment.external.kafka_bootstrap", format!("{k:?} is not host:port[,host:port]")));
-            }
-            if e.context.is_some() && e.namespace.is_none() {
-                return Err(problem(e_loc, "environment.external.context", "names the kube context of `namespace`; add `namespace:`, or remove it".into()));
-            }
-            let local_only = [
-                (raw.environment.minio.queue_dir, "minio.queue_dir"),
-                (raw.environment.minio.sync_events, "minio.sync_events"),
-                (raw.environment.kafka.partitions.is_some(), "kafka.partitions"),
-                (raw.environment.kafka.brokers.is_some(), "kafka.brokers"),
-                (raw.environment.misconfigure.is_some(), "misconfigure"),
-            ];
-            if let Some((_, key)) = local_only.iter().find(|(set, _)| *set) {
+            (_, Some(e)) => {
                 return Err(problem(
-                    e_loc,
-                    &format!("environment.{key}"),
-                    "configures services the harness starts; an external pipeline is configured by whoever runs it: remove it".into(),
-                ));
+                    e.referenced,
+                    "environment.external",
+                    format!("only applies to `kind: external` (this is {})", kind.name()),
+                ))
             }
-            Some(External {
-                s3_endpoint: e.s3_endpoint.unwrap_or_default(),
-                kafka_bootstrap: e.kafka_bootstrap.unwrap_or_default(),
-                namespace: e.namespace,
-                context: e.context,
-                access_key_env: e.access_key_env.unwrap_or_else(|| "MINIO_ROOT_USER".into()),
-                secret_key_env: e.secret_key_env.unwrap_or_else(|| "MINIO_ROOT_PASSWORD".into()),
-                region: e.region.unwrap_or_else(|| "us-east-1".into()),
-                event_faults: e.event_faults,
-            })
-        }
-        (_, Some(e)) => {
-            return Err(problem(e.referenced, "environment.external", format!("only applies to `kind: external` (this is {})", kind.name())))
-        }
-        (_, None) => None,
-    };
-    if kind != EnvKind::Local {
-        if let (Some(_), Some(loc)) = (raw.environment.misconfigure, kind_loc) {
-            return Err(problem(
-                loc,
-                "environment.misconfigure",
-                "is supported by the local environment only in this version; remove it or use `kind: local`".into(),
-            ));
-        }
-    }
-
+            (_, None) => None,
+        };
     let kafka_brokers = match &raw.environment.kafka.brokers {
         None => 1,
-        Some(b) if b.value.0 == 1 || b.value.0 == 3 => {
-            if b.value.0 == 3 && kind != EnvKind::Local {
-                return Err(problem(
-                    b.referenced,
-                    "environment.kafka.brokers",
-                    format!("the {} environment runs one broker in this version; three brokers need `kind: local`", kind.name()),
-                ));
-            }
-            b.value.0
-        }
+        Some(b) if b.value.0 == 1 || b.value.0 == 3 => b.value.0,
         Some(b) => {
             return Err(problem(
                 b.referenced,
@@ -148,16 +157,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
             ))
         }
     };
-    let kafka_operator = match &raw.environment.kafka.operator {
-        Some(op) if kind != EnvKind::Kubernetes => {
-            return Err(problem(
-                op.referenced,
-                "environment.kafka.operator",
-                format!("an operator runs Kafka on Kubernetes: use `kind: kubernetes` (this is {})", kind.name()),
-            ))
-        }
-        op => op.as_ref().map(|o| o.value),
-    };
+    let kafka_operator = raw.environment.kafka.operator.as_ref().map(|o| o.value);
     if let Some(limit) = &raw.environment.minio.queue_limit {
         if !raw.environment.minio.queue_dir {
             return Err(problem(
@@ -189,9 +189,6 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
 
     let proc_loc = raw.processor.referenced;
     let p = raw.processor.value;
-    if p.running != (kind == EnvKind::External) {
-        return Err(problem(proc_loc, "processor", super::external_processor_rule(kind)));
-    }
     let kind_of_processor = match (p.builtin, p.command, p.image) {
         (None, None, None) if p.running => ProcessorKind::Running,
         (b, c, i) if p.running && (b.is_some() || c.is_some() || i.is_some()) => {
@@ -207,9 +204,6 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
         (None, None, Some(image)) => {
             if image.trim().is_empty() || image.contains(char::is_whitespace) {
                 return Err(problem(proc_loc, "processor.image", format!("{image:?} is not an image reference, e.g. localhost/resizer:1")));
-            }
-            if kind == EnvKind::Local {
-                return Err(problem(proc_loc, "processor.image", super::IMAGE_NEEDS_ENGINE.into()));
             }
             ProcessorKind::Image(image)
         }
