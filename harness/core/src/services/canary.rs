@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::kafka::helper_client_config;
@@ -148,7 +149,17 @@ fn assigned_consumer(bootstrap: &str, topic: &str, from: &[(i32, Offset)]) -> Re
 async fn next_event_for(consumer: &StreamConsumer, bucket: &str, key: &str) -> Result<SeenEvent, String> {
     let wanted = format!("{bucket}/{key}");
     loop {
-        let msg = consumer.recv().await.map_err(|e| format!("consuming: {e}"))?;
+        let msg = match consumer.recv().await {
+            Ok(msg) => msg,
+            // librdkafka reconnects by itself: a broker that does not answer yet (a pod
+            // just started, a node port not yet routed, a loaded machine) is a wait,
+            // which the caller's timeout bounds, not a verdict.
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(e) => return Err(format!("consuming: {e}")),
+        };
         let Some(payload) = msg.payload() else {
             continue;
         };
