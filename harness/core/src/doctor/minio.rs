@@ -55,8 +55,11 @@ pub(super) async fn check(t: &Target, credentials: &S3Credentials, notes: &mut N
         return None;
     }
 
-    let rules = notification_rules(&s3, t, &buckets, notes).await;
     let admin = Admin::new(&t.s3_endpoint, credentials, t.probe_timeout);
+    // The ARN a fix should name: this MinIO's own Kafka target (its id may be any name,
+    // `PRIMARY` as often as `1`), read with admin rights when the doctor has them.
+    let configured = admin.kafka_targets().await.map(|targets| pick_target(&targets, &t.topic)).unwrap_or_default();
+    let rules = notification_rules(&s3, t, &buckets, configured.as_deref(), notes).await;
     check_targets(t, &admin, &rules, notes).await;
     let route = rules.into_iter().next().unwrap_or(Rule { target_id: String::new(), prefix: String::new(), suffix: String::new() });
     Some((s3, route))
@@ -105,7 +108,13 @@ pub(super) struct Rule {
 
 /// The source bucket's rules that announce uploads to a Kafka target. When there is
 /// none, says why: no rule at all, a rule for other events, or rules on another bucket.
-async fn notification_rules(s3: &aws_sdk_s3::Client, t: &Target, buckets: &[String], notes: &mut Notes) -> Vec<Rule> {
+async fn notification_rules(
+    s3: &aws_sdk_s3::Client,
+    t: &Target,
+    buckets: &[String],
+    configured: Option<&str>,
+    notes: &mut Notes,
+) -> Vec<Rule> {
     let check = format!("bucket {} announces uploads", t.source_bucket);
     let queues = match queue_configs(s3, &t.source_bucket, t).await {
         Ok(q) => q,
@@ -136,16 +145,21 @@ async fn notification_rules(s3: &aws_sdk_s3::Client, t: &Target, buckets: &[Stri
         }
         rules.push(Rule { target_id: target_id.to_string(), prefix, suffix });
     }
-    let add = format!("mc event add {ALIAS}/{} arn:minio:sqs::1:kafka --event put", t.source_bucket);
+    let mut elsewhere = Vec::new();
+    let mut elsewhere_arn = None;
     if rules.is_empty() {
-        let mut elsewhere = Vec::new();
         for b in buckets.iter().filter(|b| **b != t.source_bucket).take(20) {
             if let Ok(q) = queue_configs(s3, b, t).await {
-                if q.iter().any(|q| kafka_target_id(q.queue_arn()).is_some()) {
+                if let Some(arn) = q.iter().map(|q| q.queue_arn()).find(|arn| kafka_target_id(arn).is_some()) {
                     elsewhere.push(b.clone());
+                    elsewhere_arn.get_or_insert_with(|| arn.to_string());
                 }
             }
         }
+    }
+    let arn = arn_for_fix(rules.first().map(|r| r.target_id.as_str()), elsewhere_arn, configured);
+    let add = format!("mc event add {ALIAS}/{} {arn} --event put", t.source_bucket);
+    if rules.is_empty() {
         let (evidence, cause) = if !other_events.is_empty() {
             (format!("rules exist but none for uploads: {}", other_events.join("; ")), "uploads (s3:ObjectCreated:Put) publish no event")
         } else if !elsewhere.is_empty() {
@@ -187,6 +201,24 @@ async fn queue_configs(s3: &aws_sdk_s3::Client, bucket: &str, t: &Target) -> Res
         Ok(Err(e)) => Err(describe_sdk_error(&e)),
         Ok(Ok(c)) => Ok(c.queue_configurations().to_vec()),
     }
+}
+
+/// The ARN a rule the doctor suggests must name, a target this MinIO has: the one a
+/// rule of the source bucket uses, else one a rule on another bucket uses, else the
+/// one its configuration has, else the first id MinIO gives (`1`).
+fn arn_for_fix(rule_target: Option<&str>, elsewhere_arn: Option<String>, configured: Option<&str>) -> String {
+    rule_target
+        .map(|id| format!("arn:minio:sqs::{id}:kafka"))
+        .or(elsewhere_arn)
+        .or_else(|| configured.map(|id| format!("arn:minio:sqs::{id}:kafka")))
+        .unwrap_or_else(|| "arn:minio:sqs::1:kafka".to_string())
+}
+
+/// The Kafka target a new rule should use: an enabled one publishing to `topic`, else
+/// any enabled one.
+fn pick_target(targets: &[KafkaTarget], topic: &str) -> Option<String> {
+    let enabled = || targets.iter().filter(|k| k.enabled);
+    enabled().find(|k| k.topic == topic).or_else(|| enabled().next()).map(|k| k.id.clone())
 }
 
 /// `arn:minio:sqs:<region>:<id>:kafka` → `<id>`.
@@ -304,6 +336,30 @@ async fn check_target(t: &Target, cfg: &KafkaTarget, state: Option<&TargetState>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_suggested_rule_names_a_target_this_minio_has() {
+        let target = |id: &str, topic: &str, enabled: bool| KafkaTarget {
+            id: id.into(),
+            enabled,
+            brokers: "kafka:9092".into(),
+            topic: topic.into(),
+            queue_dir: String::new(),
+            sasl: false,
+            tls: false,
+        };
+        // A MinIO whose only target is named PRIMARY: `::1:` would be refused by `mc`.
+        let configured = pick_target(&[target("PRIMARY", "minio-events", true)], "minio-events");
+        assert_eq!(arn_for_fix(None, None, configured.as_deref()), "arn:minio:sqs::PRIMARY:kafka");
+        // The target of the pipeline's topic, not a disabled or another topic's one.
+        let targets = [target("old", "minio-events", false), target("audit", "audit", true), target("events", "minio-events", true)];
+        assert_eq!(pick_target(&targets, "minio-events").as_deref(), Some("events"));
+        // A rule on another bucket names the ARN as MinIO wrote it (a region included).
+        let other = Some("arn:minio:sqs:us-east-1:PRIMARY:kafka".to_string());
+        assert_eq!(arn_for_fix(None, other, Some("x")), "arn:minio:sqs:us-east-1:PRIMARY:kafka");
+        assert_eq!(arn_for_fix(Some("2"), None, Some("x")), "arn:minio:sqs::2:kafka");
+        assert_eq!(arn_for_fix(None, None, None), "arn:minio:sqs::1:kafka", "nothing known: MinIO's first id");
+    }
 
     #[test]
     fn arns_name_their_kafka_target() {
