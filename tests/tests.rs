@@ -18,7 +18,9 @@
 //! - `lint`: `harness lint` as a user runs it: files, folders, stdin, JSON, exit codes.
 //! - `hostile`: `harness doctor` against listeners of the test's own that answer with
 //!   hostile or broken bytes (a count of 2^31−1, a frame cut short, a slow loris, HTTP,
-//!   TLS, random bytes, a thousand advertised brokers), under a memory limit; no
+//!   TLS, random bytes, a thousand advertised brokers), and `harness lint` and
+//!   `validate` against hostile YAML and folders (an alias bomb, a symlink loop, 10,000
+//!   documents or files, deep nesting, a 1 GiB file), under a memory limit; no
 //!   services needed.
 //! - `external`: scenarios against a pipeline the harness did not start
 //!   (`kind: external`), judged as usual; a broken one gets the doctor's diagnosis.

@@ -159,6 +159,11 @@ fn unparseable_yaml_is_a_finding_with_a_line() {
 }
 
 #[test]
+fn an_alias_bomb_is_input_too_large_at_the_level_past_the_bound() {
+    expect("alias-bomb", &[("bomb.yaml", 13, "input-too-large")]);
+}
+
+#[test]
 fn every_rule_reported_is_documented_with_its_severity() {
     let mut seen = std::collections::BTreeSet::new();
     for case in cases() {

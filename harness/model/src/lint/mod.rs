@@ -16,6 +16,7 @@
 //! assert_eq!(findings[0].line, 3);
 //! ```
 
+pub mod bounds;
 mod finding;
 mod kafka;
 mod minio;
@@ -28,6 +29,11 @@ pub use finding::{Finding, Severity, Site};
 /// Every rule: id, severity, what it catches. Ids are stable (scripts filter on them).
 pub const RULES: &[(&str, Severity, &str)] = &[
     ("yaml-syntax", Severity::Error, "the file is not YAML: nothing after the error is read"),
+    (
+        "input-too-large",
+        Severity::Error,
+        "a file, folder or YAML stream past one of the linter's bounds (size, files, alias expansion, nodes, depth, documents): the rest is not read",
+    ),
     ("kafka-topic-operator", Severity::Error, "a KafkaTopic/KafkaUser for another operator than the one managing the Kafka here"),
     ("kafka-topic-cluster-label", Severity::Error, "a Strimzi KafkaTopic/KafkaUser without the strimzi.io/cluster label"),
     (
@@ -72,23 +78,56 @@ impl Manifests {
     }
 
     /// Adds one file's text (any number of `---` documents). A syntax error becomes
-    /// a `yaml-syntax` finding; the documents before it are still linted.
+    /// a `yaml-syntax` finding, a bound hit ([`bounds`]) an `input-too-large` one; the
+    /// documents before it are still linted.
     pub fn add(&mut self, file: &str, text: &str) {
+        let size = text.len() as u64;
+        if size > bounds::FILE_BYTES {
+            self.too_large(file, format!("{file} is {size} bytes, more than the {} a file may have", bounds::human(bounds::FILE_BYTES)));
+            return;
+        }
         let (docs, err) = yaml::parse_stream(text);
         if let Some(e) = err {
-            self.syntax.push(Finding::new(
-                "yaml-syntax",
-                Severity::Error,
-                Site { file: file.to_string(), line: e.line, path: String::new() },
-                format!("not valid YAML: {}; this document and the rest of the file are not checked", e.message),
-                if e.message.contains("quoted scalar") {
-                    "a quote opened on this line or above is not closed on its own line".into()
-                } else {
-                    "fix the YAML at this line (indentation, an unclosed quote or bracket, a tab)".into()
-                },
-            ));
+            let site = Site { file: file.to_string(), line: e.line, path: String::new() };
+            self.syntax.push(if e.bound {
+                Finding::new(
+                    "input-too-large",
+                    Severity::Error,
+                    site,
+                    format!(
+                        "{file} is not read past line {}: {}; this document and the rest of the file are not checked",
+                        e.line, e.message
+                    ),
+                    "expand the aliases or split the file: a manifest the cluster would accept stays far below this bound".into(),
+                )
+            } else {
+                Finding::new(
+                    "yaml-syntax",
+                    Severity::Error,
+                    site,
+                    format!("not valid YAML: {}; this document and the rest of the file are not checked", e.message),
+                    if e.message.contains("quoted scalar") {
+                        "a quote opened on this line or above is not closed on its own line".into()
+                    } else {
+                        "fix the YAML at this line (indentation, an unclosed quote or bracket, a tab)".into()
+                    },
+                )
+            });
         }
         self.files.push((file.to_string(), docs));
+    }
+
+    /// A file or folder not read (or not read to its end) because of a bound: an
+    /// `input-too-large` finding at its line 1, `message` saying which bound.
+    pub fn too_large(&mut self, file: &str, message: String) {
+        self.syntax.push(Finding::new(
+            "input-too-large",
+            Severity::Error,
+            Site { file: file.to_string(), line: 1, path: String::new() },
+            format!("{message}; it is not checked"),
+            "lint a smaller set (fewer files, or the files that hold the pipeline's objects)".into(),
+        ));
+        self.files.push((file.to_string(), Vec::new()));
     }
 
     /// Every finding, by file (in the order added), line and rule.
@@ -96,7 +135,12 @@ impl Manifests {
         let world = objects::World::build(&self.files);
         let mut out = rules::run(&world);
         out.extend(self.syntax.iter().cloned());
-        let order = |f: &Finding| self.files.iter().position(|(name, _)| *name == f.file).unwrap_or(usize::MAX);
+        // A map, not a search per comparison: 10,000 files with findings would be quadratic.
+        let mut position: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, (name, _)) in self.files.iter().enumerate() {
+            position.entry(name.as_str()).or_insert(i);
+        }
+        let order = |f: &Finding| position.get(f.file.as_str()).copied().unwrap_or(usize::MAX);
         out.sort_by(|a, b| (order(a), a.line, a.rule, &a.path).cmp(&(order(b), b.line, b.rule, &b.path)));
         out.dedup();
         out

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use granit_parser::{Event, Parser, ScalarStyle};
+use granit_parser::{ErrorKind, Event, Options, Parser, ScalarStyle};
 
 use super::finding::Site;
 
@@ -26,31 +26,89 @@ pub(crate) enum Value {
     Map(Vec<(Node, Node)>),
 }
 
-/// Where a stream stopped being YAML.
+/// Where a stream stopped being read: a syntax error, or one of [`super::bounds`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SyntaxError {
     pub line: u32,
     pub message: String,
+    /// A bound was hit (`input-too-large`), not a syntax error (`yaml-syntax`).
+    pub bound: bool,
 }
 
 enum Frame {
-    Seq { line: u32, anchor: usize, items: Vec<Node> },
-    Map { line: u32, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node> },
+    Seq { line: u32, anchor: usize, items: Vec<Node>, size: Size },
+    Map { line: u32, anchor: usize, entries: Vec<(Node, Node)>, key: Option<Node>, size: Size },
 }
 
-/// Every complete document of the stream, and the first syntax error if there is
-/// one (the documents before it are kept; the one it is in is not).
+/// What a node costs in memory: its nodes and its scalars' bytes (an alias copies both).
+#[derive(Clone, Copy, Debug, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
+}
+
+impl Size {
+    fn add(&mut self, other: Size) {
+        self.nodes = self.nodes.saturating_add(other.nodes);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// Counts against [`super::bounds`] for one file: a stream past any of them stops there,
+/// as at a syntax error, instead of growing without end (aliases are copied into the
+/// tree, so nine aliases of nine aliases of … are 9^9 nodes from 600 bytes).
+#[derive(Default)]
+struct Budget {
+    nodes: usize,
+    alias: Size,
+    documents: usize,
+}
+
+impl Budget {
+    /// Charges a node (or an alias's copy) of `size`; the bound it passes, if any.
+    fn charge(&mut self, size: Size, alias: bool) -> Option<String> {
+        use super::bounds::*;
+        self.nodes = self.nodes.saturating_add(size.nodes);
+        if alias {
+            self.alias.add(size);
+            if self.alias.nodes > ALIAS_NODES {
+                return Some(format!(
+                    "its aliases expand to more than {ALIAS_NODES} nodes (the bound on alias expansion: a YAML alias bomb?)"
+                ));
+            }
+            if self.alias.bytes > ALIAS_BYTES {
+                return Some(format!("its aliases copy more than {} MiB of text (the bound on alias expansion)", ALIAS_BYTES >> 20));
+            }
+        }
+        (self.nodes > NODES).then(|| format!("it has more than {NODES} nodes (the bound on nodes per file, aliases expanded)"))
+    }
+}
+
+/// Every complete document of the stream, and the first syntax error or bound hit if
+/// there is one (the documents before it are kept; the one it is in is not).
 pub(crate) fn parse_stream(text: &str) -> (Vec<Node>, Option<SyntaxError>) {
+    use super::bounds::{DEPTH, DOCUMENTS};
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
-    for next in Parser::new_from_str(text) {
+    let mut anchors: HashMap<usize, (Node, Size)> = HashMap::new();
+    let mut budget = Budget::default();
+    let stop = |line: u32, message: String| Some(SyntaxError { line, message, bound: true });
+    // The scanner reads ahead of the events: its own nesting limits are the depth bound
+    // too, so 100,000 `[` stop there (as the same finding) before any event says so.
+    let mut options = Options::default();
+    options.flow_nesting_limit = DEPTH;
+    options.block_nesting_limit = DEPTH;
+    let depth = || format!("it nests more than {DEPTH} levels deep (the bound on depth)");
+    for next in Parser::new_from_str_with_options(text, options) {
         let (event, span) = match next {
             Ok(x) => x,
             Err(e) => {
                 let line = u32::try_from(e.marker().line()).unwrap_or(u32::MAX).max(1);
-                return (docs, Some(SyntaxError { line, message: e.info() }));
+                if matches!(e.kind(), ErrorKind::RecursionLimitExceeded) {
+                    return (docs, stop(line, depth()));
+                }
+                return (docs, Some(SyntaxError { line, message: e.info(), bound: false }));
             }
         };
         let line = u32::try_from(span.start.line()).unwrap_or(u32::MAX).max(1);
@@ -58,6 +116,10 @@ pub(crate) fn parse_stream(text: &str) -> (Vec<Node>, Option<SyntaxError>) {
             Event::DocumentStart(..) => {
                 root = None;
                 anchors.clear();
+                budget.documents += 1;
+                if budget.documents > DOCUMENTS {
+                    return (docs, stop(line, format!("it has more than {DOCUMENTS} documents (the bound on documents per file)")));
+                }
                 None
             }
             Event::DocumentEnd => {
@@ -65,50 +127,69 @@ pub(crate) fn parse_stream(text: &str) -> (Vec<Node>, Option<SyntaxError>) {
                 None
             }
             Event::Scalar(text, style, anchor, _) => {
-                let node = Node { line, value: Value::Scalar { text: text.into_owned(), plain: style == ScalarStyle::Plain } };
-                if anchor != 0 {
-                    anchors.insert(anchor, node.clone());
+                let size = Size { nodes: 1, bytes: text.len() };
+                if let Some(why) = budget.charge(size, false) {
+                    return (docs, stop(line, why));
                 }
-                Some(node)
+                let node = Node { line, value: Value::Scalar { text: text.into_owned(), plain: style == ScalarStyle::Plain } };
+                Some((node, size, anchor))
             }
-            Event::Alias(id) => Some(anchors.get(&id).cloned().unwrap_or(Node { line, value: null() })),
-            Event::SequenceStart(_, anchor, _) => {
-                stack.push(Frame::Seq { line, anchor, items: Vec::new() });
-                None
-            }
-            Event::MappingStart(_, anchor, _) => {
-                stack.push(Frame::Map { line, anchor, entries: Vec::new(), key: None });
+            Event::Alias(id) => match anchors.get(&id) {
+                Some((node, size)) => {
+                    if let Some(why) = budget.charge(*size, true) {
+                        return (docs, stop(line, why));
+                    }
+                    Some((node.clone(), *size, 0))
+                }
+                None => Some((Node { line, value: null() }, Size { nodes: 1, bytes: 0 }, 0)),
+            },
+            Event::SequenceStart(_, anchor, _) | Event::MappingStart(_, anchor, _) => {
+                if stack.len() >= DEPTH {
+                    return (docs, stop(line, depth()));
+                }
+                if let Some(why) = budget.charge(Size { nodes: 1, bytes: 0 }, false) {
+                    return (docs, stop(line, why));
+                }
+                let size = Size { nodes: 1, bytes: 0 };
+                stack.push(match event {
+                    Event::SequenceStart(..) => Frame::Seq { line, anchor, items: Vec::new(), size },
+                    _ => Frame::Map { line, anchor, entries: Vec::new(), key: None, size },
+                });
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Frame::Seq { line, anchor, items }) => Some(anchored(&mut anchors, anchor, Node { line, value: Value::Seq(items) })),
-                Some(Frame::Map { line, anchor, entries, .. }) => {
-                    Some(anchored(&mut anchors, anchor, Node { line, value: Value::Map(entries) }))
-                }
+                Some(Frame::Seq { line, anchor, items, size }) => Some((Node { line, value: Value::Seq(items) }, size, anchor)),
+                Some(Frame::Map { line, anchor, entries, size, .. }) => Some((Node { line, value: Value::Map(entries) }, size, anchor)),
                 None => None,
             },
             // Stream markers, comments, anchor metadata: no nodes.
             _ => None,
         };
-        if let Some(node) = done {
+        if let Some((node, size, anchor)) = done {
+            if anchor != 0 {
+                // The anchor keeps a copy: charged like the nodes it copies.
+                if let Some(why) = budget.charge(size, false) {
+                    return (docs, stop(line, why));
+                }
+                anchors.insert(anchor, (node.clone(), size));
+            }
             match stack.last_mut() {
-                Some(Frame::Seq { items, .. }) => items.push(node),
-                Some(Frame::Map { entries, key, .. }) => match key.take() {
-                    Some(k) => entries.push((k, node)),
-                    None => *key = Some(node),
-                },
+                Some(Frame::Seq { items, size: parent, .. }) => {
+                    parent.add(size);
+                    items.push(node)
+                }
+                Some(Frame::Map { entries, key, size: parent, .. }) => {
+                    parent.add(size);
+                    match key.take() {
+                        Some(k) => entries.push((k, node)),
+                        None => *key = Some(node),
+                    }
+                }
                 None => root = Some(node),
             }
         }
     }
     (docs, None)
-}
-
-fn anchored(anchors: &mut HashMap<usize, Node>, anchor: usize, node: Node) -> Node {
-    if anchor != 0 {
-        anchors.insert(anchor, node.clone());
-    }
-    node
 }
 
 fn null() -> Value {
@@ -254,5 +335,64 @@ mod tests {
         let err = err.unwrap();
         assert!(err.line >= 3, "{err:?}");
         assert!(!err.message.is_empty());
+    }
+
+    /// Nine levels of nine aliases: 9^9 nodes if copied without a bound.
+    fn bomb(levels: usize) -> String {
+        let mut text = "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string();
+        for i in 1..levels {
+            let items = vec![format!("*l{}", i - 1); 9].join(", ");
+            text.push_str(&format!("l{i}: &l{i} [{items}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn an_alias_bomb_stops_at_the_alias_bound_with_the_documents_before_it() {
+        let text = format!("kind: A\n---\n{}", bomb(9));
+        let (docs, err) = parse_stream(&text);
+        assert_eq!(docs.len(), 1);
+        let err = err.unwrap();
+        assert!(err.bound, "{err:?}");
+        // l5 (line 8) is the first level whose copies pass 100,000 nodes.
+        assert_eq!(err.line, 8, "{err:?}");
+        assert!(err.message.contains("aliases expand to more than 100000 nodes"), "{err:?}");
+    }
+
+    #[test]
+    fn aliases_within_the_bound_are_copied() {
+        let (docs, err) = parse_stream(&bomb(4));
+        assert_eq!(err, None);
+        let l3 = root(&docs, 0).get("l3").unwrap();
+        assert_eq!(l3.items().len(), 9);
+        assert_eq!(l3.items()[8].items()[8].items()[8].items()[8].str(), Some("lol"));
+    }
+
+    #[test]
+    fn an_alias_of_a_large_scalar_stops_at_the_byte_bound() {
+        let text = format!("a: &a {}\nb: [{}]\n", "x".repeat(1 << 20), vec!["*a"; 17].join(", "));
+        let err = parse_stream(&text).1.unwrap();
+        assert!(err.bound && err.line == 2, "{err:?}");
+        assert!(err.message.contains("16 MiB"), "{err:?}");
+    }
+
+    #[test]
+    fn nesting_stops_at_the_depth_bound() {
+        let err = parse_stream(&"[".repeat(100_000)).1.unwrap();
+        assert!(err.bound, "{err:?}");
+        assert_eq!(err.message, "it nests more than 128 levels deep (the bound on depth)");
+        // 128 levels are fine.
+        let ok = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        assert_eq!(parse_stream(&ok).1, None);
+    }
+
+    #[test]
+    fn documents_and_nodes_are_bounded() {
+        let err = parse_stream(&"---\na: 1\n".repeat(super::super::bounds::DOCUMENTS + 1)).1.unwrap();
+        assert!(err.bound && err.message.contains("more than 50000 documents"), "{err:?}");
+        let (docs, err) = parse_stream(&"---\na: 1\n".repeat(10_000));
+        assert_eq!((docs.len(), err), (10_000, None));
+        let err = parse_stream(&format!("[{}]", "1,".repeat(1_000_001))).1.unwrap();
+        assert!(err.bound && err.message.contains("more than 1000000 nodes"), "{err:?}");
     }
 }

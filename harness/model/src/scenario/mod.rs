@@ -321,15 +321,38 @@ impl Expectation {
     }
 }
 
-/// Reads and validates a scenario file.
+/// The largest scenario file read (#22): real ones are about a KiB; a larger file is an
+/// error naming its size before it is read.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads and validates a scenario file (at most [`MAX_FILE_BYTES`]).
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { file: path.display().to_string(), source })?;
+    use std::io::Read;
+    let file = path.display().to_string();
+    let read_error = |source| ScenarioError::Read { file: file.clone(), source };
+    let f = std::fs::File::open(path).map_err(read_error)?;
+    let size = f.metadata().map_err(read_error)?.len();
+    if size > MAX_FILE_BYTES {
+        return Err(error::too_large(&file, &size.to_string()));
+    }
+    // The size a FIFO or a device reports is 0: the read itself stops past the cap.
+    let mut bytes = Vec::new();
+    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(error::too_large(&file, &format!("more than {MAX_FILE_BYTES}")));
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8")))?;
     parse(&text, path)
 }
 
-/// Validates a scenario's text; `path` names it in errors and anchors relative paths.
+/// Validates a scenario's text (at most [`MAX_FILE_BYTES`]); `path` names it in errors
+/// and anchors relative paths.
 pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(error::too_large(&file, &text.len().to_string()));
+    }
     let raw = error::read_raw(text, &file)?;
     // `my.yaml` has the parent "": relative paths in it are relative to ".", not to
     // an empty path (which no process can be started in).

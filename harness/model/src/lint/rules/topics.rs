@@ -103,7 +103,10 @@ pub(super) fn check(cx: &mut Cx) {
         if strimzi.is_empty() {
             continue;
         }
-        let Some(k) = strimzi.iter().find(|k| k.name == cluster) else {
+        // The Kafka of that name in the object's namespace, else one elsewhere (a
+        // set may hold one pipeline per namespace, each Kafka named alike).
+        let named = || strimzi.iter().filter(|k| k.name == cluster);
+        let Some(k) = named().find(|k| k.same_namespace(o.namespace)).or_else(|| named().next()) else {
             cx.push(
                 "kafka-topic-cluster-unknown",
                 label.site(),
