@@ -120,6 +120,17 @@ pub(super) fn read_raw(text: &str, file: &str) -> Result<RawScenario, ScenarioEr
         })
     });
     result.map_err(|e| {
+        // The deserializer reads as it goes, so a syntax error later in the file (an
+        // unclosed `{` that swallows the next lines) first shows up as a wrong value
+        // ("unknown variant `resize workload`"). The document read as anything at all
+        // names the syntax error itself; only when it reads is the type error the answer.
+        let e = match serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(text, options()) {
+            Err(syntax) if !is_bound(syntax.without_snippet()) => {
+                failed_at = None;
+                syntax
+            }
+            _ => e,
+        };
         let path = failed_at.map(|p| clean_path(&p)).unwrap_or_default();
         let inner = e.without_snippet();
         let mut message = bare_message(&inner.to_string());
