@@ -62,7 +62,11 @@ pub const RULES: &[(&str, Severity, &str)] = &[
         "the queue_dir is on no (writable) volume: lost with the container, or cannot be created",
     ),
     ("resources-missing", Severity::Warning, "a Kafka, MinIO or processor container without resource requests or limits"),
-    ("processor-env-missing", Severity::Error, "a processor without the variables of the processor contract (README)"),
+    (
+        "processor-env-missing",
+        Severity::Warning,
+        "a processor without the variables of the harness's processor contract (README): needed when the harness runs it, not by a processor configured its own way",
+    ),
 ];
 
 /// A set of manifest files linted together.
