@@ -103,7 +103,7 @@ pub fn run(args: LintArgs) -> ProcessExit {
 
 fn text_report(findings: &[Finding], notes: &[String], files: usize, errors: usize, warnings: usize, unreadable: bool) -> String {
     let mut out: String = findings.iter().map(|f| format!("{f}\n")).collect();
-    out.extend(notes.iter().map(|n| format!("note: {n}\n")));
+    out.extend(notes.iter().map(|n| format!("note: {}\n", harness_model::text::printable(n))));
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     if findings.is_empty() && !unreadable {
         out.push_str(&format!("ok: no findings in {}\n", plural(files, "file")));

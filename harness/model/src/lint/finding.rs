@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::text::printable;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -53,16 +55,39 @@ impl Finding {
 }
 
 /// `file:line: path: error[rule]: message`, then `  fix: …` on its own line.
+/// For the terminal: what came from the manifests (file names, keys, quoted values)
+/// goes through [`printable`], so a manifest cannot move the cursor or fake a line.
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}:{}: ", self.file, self.line)?;
+        write!(f, "{}:{}: ", printable(&self.file), self.line)?;
         if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
+            write!(f, "{}: ", printable(&self.path))?;
         }
-        write!(f, "{}[{}]: {}", self.severity, self.rule, self.message)?;
+        write!(f, "{}[{}]: {}", self.severity, self.rule, printable(&self.message))?;
         if !self.fix.is_empty() {
-            write!(f, "\n  fix: {}", self.fix)?;
+            write!(f, "\n  fix: {}", printable(&self.fix))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifests_escape_sequences_are_shown_not_obeyed() {
+        let f = Finding {
+            severity: Severity::Error,
+            rule: "topic-mismatch",
+            file: "k8s/\u{1b}[2Jp.yaml".into(),
+            line: 3,
+            path: "spec.env[0].value".into(),
+            message: "the processor reads topic \"a\rb\"".into(),
+            fix: "KAFKA_TOPIC: \u{202e}x".into(),
+        };
+        let shown = f.to_string();
+        assert!(!shown.contains('\u{1b}') && !shown.contains('\r') && !shown.contains('\u{202e}'), "{shown:?}");
+        assert_eq!(shown, "k8s/\\u{1b}[2Jp.yaml:3: spec.env[0].value: error[topic-mismatch]: the processor reads topic \"a\\rb\"\n  fix: KAFKA_TOPIC: \\u{202e}x");
     }
 }
