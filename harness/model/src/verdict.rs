@@ -231,6 +231,23 @@ fn faults_took_effect(history: &History, planned: u32) -> (Verdict, String) {
 /// Every upload has exactly one valid thumbnail and there are no others. With
 /// `losses_judged_apart`, uploads whose event never reached the topic are left to
 /// `notifications_lost` (noted here, not failed twice).
+/// The width every thumbnail has, when the invalid ones are exactly the images and all
+/// are that wide: a processor built for another size (a student's own, making 200-pixel
+/// thumbnails), not a broken one.
+fn one_wrong_width(history: &History, invalid: usize) -> Option<u32> {
+    let widths: Vec<u32> = history
+        .outputs
+        .iter()
+        .filter(|o| !o.key.starts_with(crate::HARNESS_KEY_PREFIX))
+        .filter_map(|o| match o.inspection {
+            crate::history::Inspection::Image { width, .. } => Some(width),
+            _ => None,
+        })
+        .collect();
+    let first = *widths.first()?;
+    (widths.len() == invalid && widths.iter().all(|&w| w == first)).then_some(first)
+}
+
 fn exactly_once(history: &History, ledger: &Ledger, losses_judged_apart: bool) -> (Verdict, String) {
     let n = ledger.entries.len();
     if n == 0 {
@@ -273,11 +290,18 @@ fn exactly_once(history: &History, ledger: &Ledger, losses_judged_apart: bool) -
         parts.push(format!("{} thumbnails have no matching upload: {}", phantoms.len(), list(phantoms.iter().map(|k| k.as_str()))));
     }
     if !f.invalid_outputs.is_empty() {
-        parts.push(format!(
+        let mut part = format!(
             "{} thumbnails are invalid: {}",
             f.invalid_outputs.len(),
             list(f.invalid_outputs.iter().map(|(k, why)| format!("{k} ({why})")))
-        ));
+        );
+        if let Some(w) = one_wrong_width(history, f.invalid_outputs.len()) {
+            part.push_str(&format!(
+                "; every thumbnail is {w} pixels wide: if the processor makes {w}-pixel thumbnails on purpose, \
+                 say so in the scenario with `pipeline: {{ thumbnail_width: {w} }}`"
+            ));
+        }
+        parts.push(part);
     }
     let mut notes = notification_notes(f, history);
     if !excused.is_empty() {

@@ -170,6 +170,24 @@ fn phantom_output_is_named() {
     assert_eq!(verdict_of(&h).0, Verdict::Fail);
 }
 
+/// A processor that makes thumbnails of another width on purpose (a student's
+/// 200-pixel one): the verdict says which scenario field says so.
+#[test]
+fn thumbnails_all_of_one_other_width_name_the_field_that_sets_it() {
+    let mut h = clean();
+    for o in &mut h.outputs {
+        o.inspection = Inspection::Image { width: 200, height: 150, format: "png".into() };
+    }
+    let (v, detail) = verdict_of(&h);
+    assert_eq!(v, Verdict::Fail);
+    assert!(detail.contains("every thumbnail is 200 pixels wide") && detail.contains("pipeline: { thumbnail_width: 200 }"), "{detail}");
+    // Mixed widths or a broken output: no such hint.
+    h.outputs[0].inspection = Inspection::Image { width: 128, height: 96, format: "png".into() };
+    assert!(!verdict_of(&h).1.contains("every thumbnail is"));
+    h.outputs[0].inspection = Inspection::NotAnImage { reason: "bad magic".into() };
+    assert!(!verdict_of(&h).1.contains("every thumbnail is"));
+}
+
 #[test]
 fn invalid_outputs_wrong_width_and_not_an_image() {
     let mut h = clean();
