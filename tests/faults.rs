@@ -364,6 +364,15 @@ fn a_queue_limit_overflow_names_every_lost_key() {
     let run = run("scenarios/faults/queue-limit-overflow.yaml");
     assert_eq!(run.code, 0, "{}", run.explain());
     run.assert_faults_proven(&["broker_stop"], &["healed after", "(heal_after_uploads: 100)"]);
+    // The outage is where the scenario puts it: from the 20th acknowledged upload to the
+    // 100th. The losses alone cannot tell: stopped before the first upload, MinIO still
+    // queues the first 20 events and delivers them after the heal (the same 120 lost).
+    let mut acked: Vec<u64> = run.results["ledger"].as_array().unwrap().iter().map(|r| r["acked_at"].as_u64().unwrap()).collect();
+    acked.sort_unstable();
+    let fault = &run.faults()[0];
+    let at = |k: &str| fault[k].as_u64().unwrap();
+    assert!(at("injected_at") >= acked[19], "the broker stopped before 20 uploads were acknowledged: {}", run.explain());
+    assert!(at("healed_at") >= acked[99], "the broker came back before 100 uploads were acknowledged: {}", run.explain());
     let lost = run.assert_lost_keys_are_the_rows_without_events();
     // The broker stops once 20 uploads were acknowledged and comes back after 100: of
     // the 80 events due meanwhile the queue keeps 20, so at least 60 are dropped. The
