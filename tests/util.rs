@@ -22,6 +22,11 @@ pub fn harness(args: &[&str], env: &[(&str, String)]) -> Output {
 
 /// [`harness`] started in `dir`, as a user in their own folder would.
 pub fn harness_in(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    harness_within(dir, args, env, run_limit())
+}
+
+/// [`harness_in`] stopped as hung after `limit`.
+fn harness_within(dir: &Path, args: &[&str], env: &[(&str, String)], limit: Duration) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_harness"));
     cmd.args(args).current_dir(dir);
     for (k, v) in env {
@@ -29,18 +34,20 @@ pub fn harness_in(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
     }
     cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("run the harness binary");
-    let stdout = read_all(child.stdout.take().expect("piped stdout"));
-    let stderr = read_all(child.stderr.take().expect("piped stderr"));
-    let status = wait_bounded(&mut child, args);
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
+    let stdout = Captured::start(child.stdout.take().expect("piped stdout"));
+    let stderr = Captured::start(child.stderr.take().expect("piped stderr"));
+    let status = wait_bounded(&mut child, args, limit);
+    // Ended: read to the end, as `Command::output` does. Hung and stopped: what was
+    // printed so far (a process it left behind may hold the pipes open forever).
+    let wait = if status.is_some() { None } else { Some(Duration::from_secs(10)) };
+    let (stdout, stderr) = (stdout.finish(wait), stderr.finish(wait));
     let Some(status) = status else {
         let tail: Vec<&str> = stderr.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
         panic!(
             "`harness {}` did not end within {} s and was stopped: the harness bounds its own waits, so this is a hang \
              (HARNESS_TEST_RUN_LIMIT sets the limit). The last lines it printed:\n{}",
             args.join(" "),
-            run_limit().as_secs(),
+            limit.as_secs(),
             tail.join("\n")
         );
     };
@@ -56,18 +63,51 @@ pub fn run_limit() -> Duration {
     Duration::from_secs(secs)
 }
 
-fn read_all(mut from: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = from.read_to_end(&mut bytes);
+/// A child's output, read by a thread of its own into a buffer that can be looked at
+/// before the stream ends.
+struct Captured {
+    bytes: std::sync::Arc<Mutex<Vec<u8>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Captured {
+    fn start(mut from: impl std::io::Read + Send + 'static) -> Captured {
+        let bytes = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let sink = bytes.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = from.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend_from_slice(&chunk[..n]);
+            }
+        });
+        Captured { bytes, reader }
+    }
+
+    /// The text read: after the stream's end (`None`), or after at most `wait`.
+    fn finish(self, wait: Option<Duration>) -> String {
+        match wait {
+            None => {
+                let _ = self.reader.join();
+            }
+            Some(wait) => {
+                let until = Instant::now() + wait;
+                while !self.reader.is_finished() && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        let bytes = self.bytes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         String::from_utf8_lossy(&bytes).into_owned()
-    })
+    }
 }
 
 /// Waits for `child` at most [`run_limit`]; past it, asks it to stop as Ctrl-C would
 /// (so it removes what it started), then kills it a minute later. `None`: it hung.
-fn wait_bounded(child: &mut std::process::Child, args: &[&str]) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + run_limit();
+fn wait_bounded(child: &mut std::process::Child, args: &[&str], limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Some(status),
@@ -253,6 +293,31 @@ pub fn crc32(data: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+/// The watchdog fails a hung run with what it printed, instead of waiting forever: a
+/// doctor asking a listener that accepts and never answers (as S3 and as Kafka), given
+/// a minute per probe, is stopped after 2 s.
+#[test]
+fn a_hung_harness_fails_its_test_instead_of_holding_the_suite() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let hung = std::panic::catch_unwind(|| {
+        let creds = [("MINIO_ROOT_USER", "someone".to_string()), ("MINIO_ROOT_PASSWORD", "some-password".to_string())];
+        let s3 = format!("http://{addr}");
+        harness_within(
+            &repo(),
+            &["doctor", "--s3", &s3, "--kafka", &addr, "--timeout", "60s", "--no-canary"],
+            &creds,
+            Duration::from_secs(2),
+        )
+    });
+    let message = hung.err().and_then(|p| p.downcast_ref::<String>().cloned()).expect("a panic naming the hang");
+    assert!(message.contains("did not end within 2 s and was stopped"), "{message}");
+    assert!(message.contains("doctor:"), "what it printed so far is shown: {message}");
+    assert!(started.elapsed() < Duration::from_secs(50), "stopped at the limit, not at the probe's minute");
+    drop(silent);
 }
 
 #[test]
