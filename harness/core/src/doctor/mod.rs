@@ -316,6 +316,9 @@ pub async fn resolve(target: &Target) -> Result<Target, String> {
 /// Returns the credentials found in the namespace, if any.
 fn fill_in(t: &mut Target, found: discover::Discovery, notes: &mut Notes) -> Option<S3Credentials> {
     let inside = matches!(t.from, Vantage::Cluster { .. });
+    // Everything given: the namespace was read only for the probe pod's credentials, and
+    // what discovery says about endpoints nobody asked it for is not a finding.
+    let only_for_the_probe = !t.s3_endpoint.is_empty() && !t.kafka_bootstrap.is_empty() && t.credentials.is_some();
     let pick = |e: &discover::Endpoint| if inside { e.inside.clone() } else { e.outside.clone() };
     if t.s3_endpoint.is_empty() {
         t.s3_endpoint = found.s3.as_ref().map(pick).unwrap_or_default();
@@ -323,7 +326,9 @@ fn fill_in(t: &mut Target, found: discover::Discovery, notes: &mut Notes) -> Opt
     if t.kafka_bootstrap.is_empty() {
         t.kafka_bootstrap = found.kafka.as_ref().map(pick).unwrap_or_default();
     }
-    found.findings.into_iter().for_each(|f| notes.push(f));
+    if !only_for_the_probe {
+        found.findings.into_iter().for_each(|f| notes.push(f));
+    }
     let (c, from) = found.credentials?;
     if t.credentials.is_none() {
         notes.push(Finding::ok(Link::Discovery, "MinIO's credentials", format!("from {from}")));
