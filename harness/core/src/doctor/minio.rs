@@ -58,9 +58,10 @@ pub(super) async fn check(t: &Target, credentials: &S3Credentials, notes: &mut N
     let admin = Admin::new(&t.s3_endpoint, credentials, t.probe_timeout);
     // The ARN a fix should name: this MinIO's own Kafka target (its id may be any name,
     // `PRIMARY` as often as `1`), read with admin rights when the doctor has them.
-    let configured = admin.kafka_targets().await.map(|targets| pick_target(&targets, &t.topic)).unwrap_or_default();
+    let configs = admin.kafka_targets().await;
+    let configured = configs.as_ref().ok().and_then(|targets| pick_target(targets, &t.topic));
     let rules = notification_rules(&s3, t, &buckets, configured.as_deref(), notes).await;
-    check_targets(t, &admin, &rules, notes).await;
+    check_targets(t, &admin, configs, &rules, notes).await;
     let route = rules.into_iter().next().unwrap_or(Rule { target_id: String::new(), prefix: String::new(), suffix: String::new() });
     Some((s3, route))
 }
@@ -231,10 +232,10 @@ fn kafka_target_id(arn: &str) -> Option<&str> {
 }
 
 /// The Kafka targets the rules name: online, same topic, a real Kafka listener
-/// that speaks what the target speaks, and a queue_dir.
-async fn check_targets(t: &Target, admin: &Admin, rules: &[Rule], notes: &mut Notes) {
+/// that speaks what the target speaks, and a queue_dir. `configs`: MinIO's
+/// configuration of its Kafka targets, as the admin API gave it.
+async fn check_targets(t: &Target, admin: &Admin, configs: Result<Vec<KafkaTarget>, AdminError>, rules: &[Rule], notes: &mut Notes) {
     let states = admin.targets().await;
-    let configs = admin.kafka_targets().await;
     let (states, configs) = match (states, configs) {
         (Ok(s), Ok(c)) => (s, c),
         (Err(AdminError::Request(e)), _) | (_, Err(AdminError::Request(e))) => {

@@ -119,7 +119,9 @@ impl ExternalEnv {
         let canary_key = canary::canary_key(run_id);
         let s3 = s3_client(&endpoints.s3_endpoint, &endpoints.credentials);
         let events_from = canary::high_watermarks(&endpoints.kafka_bootstrap, &spec.events_topic, partitions, Duration::from_secs(5)).await;
-        match canary::run_canary(&s3, &endpoints.kafka_bootstrap, &spec.events_topic, partitions, &spec.source_bucket, &canary_key, spec.ready_timeout).await {
+        match canary::run_canary_from(&s3, &endpoints.kafka_bootstrap, &spec.events_topic, &events_from, &spec.source_bucket, &canary_key, spec.ready_timeout)
+            .await
+        {
             Ok(_) => {}
             Err(CanaryError::Setup(detail)) => return Err(EnvError::Engine(format!("the canary could not be sent: {detail}"))),
             Err(CanaryError::NoEvent) => {

@@ -64,7 +64,22 @@ pub async fn run_canary(
     // nothing older is read (an existing pipeline's topic may be long), and with
     // explicit partitions there is no group join to wait for.
     let from = high_watermarks(bootstrap, topic, partitions, timeout.min(WATERMARKS_TIMEOUT)).await;
-    let consumer = assigned_consumer(bootstrap, topic, &from).map_err(CanaryError::Setup)?;
+    run_canary_from(s3, bootstrap, topic, &from, bucket, key, timeout).await
+}
+
+/// [`run_canary`] reading each partition from the offset `from` gives (the topic's
+/// ends, taken with [`high_watermarks`] before the upload, by a caller that needs them
+/// too).
+pub async fn run_canary_from(
+    s3: &aws_sdk_s3::Client,
+    bootstrap: &str,
+    topic: &str,
+    from: &[(i32, Offset)],
+    bucket: &str,
+    key: &str,
+    timeout: Duration,
+) -> Result<SeenEvent, CanaryError> {
+    let consumer = assigned_consumer(bootstrap, topic, from).map_err(CanaryError::Setup)?;
     s3.put_object()
         .bucket(bucket)
         .key(key)
