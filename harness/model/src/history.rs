@@ -180,4 +180,11 @@ pub struct FaultWindow {
     pub healed_at: Option<Micros>,
     /// When a probe first succeeded again after the heal.
     pub recovered_at: Option<Micros>,
+    /// `queue_dir_loss`: the source objects whose queued events it wiped, as MinIO's
+    /// queued events name them (the first [`WIPED_KEYS_MAX`]); each must be lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wiped_events: Vec<String>,
 }
+
+/// How many wiped events' keys a [`FaultWindow`] names at most.
+pub const WIPED_KEYS_MAX: usize = 1000;

@@ -181,14 +181,14 @@ pub trait Environment: Send + Sync + std::fmt::Debug {
         self.minio_queue_dir().is_some()
     }
     /// [`Op::WipeQueue`]: removes the events MinIO holds in its queue dir; returns
-    /// how many, and where they were (for the fault's proof).
-    async fn wipe_minio_queue(&self) -> Result<(usize, String), EnvError> {
+    /// how many and for which objects, and where they were (for the fault's proof).
+    async fn wipe_minio_queue(&self) -> Result<(crate::fault::Wiped, String), EnvError> {
         let Some(dir) = self.minio_queue_dir() else {
             return Err(unsupported(self.kind(), "wiping MinIO's queue dir (it has none)".to_string()));
         };
-        let n = crate::fault::wipe_dir_contents(&dir)
+        let wiped = crate::fault::wipe_dir_contents(&dir)
             .map_err(|source| EnvError::Io { context: format!("wiping {}", dir.display()), source })?;
-        Ok((n, dir.display().to_string()))
+        Ok((wiped, dir.display().to_string()))
     }
     /// The last `n` lines of a service's log.
     async fn log_tail(&self, service: &str, n: usize) -> String;

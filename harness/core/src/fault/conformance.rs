@@ -16,6 +16,8 @@ use crate::workload::UploadProgress;
 
 /// Outage of each fault: long enough for its proof of effect to be seen.
 const DOWN_FOR: Duration = Duration::from_secs(1);
+/// The keys [`upload_until_dropped`] puts during queue_dir_loss's outage start so.
+const QUEUED_UPLOADS: &str = "conformance/queued-";
 
 /// What one kind did against the environment.
 #[derive(Debug)]
@@ -37,10 +39,16 @@ impl KindOutcome {
                 if w.healed_at.is_none() {
                     return says("injectable here by its description, but it was not applied and healed");
                 }
-                // (queue_dir_loss: [`every_kind`] uploads through the outage, so
-                // events are queued and the wipe must find some.)
                 if w.effect_seen_at.is_none() {
                     return says("applied, but no effect was proven");
+                }
+                // [`every_kind`] uploads through queue_dir_loss's outage: the wipe must
+                // take events of those uploads, not only whatever an earlier kind left.
+                if self.kind == FaultKind::QueueDirLoss && !w.wiped_events.iter().any(|k| k.starts_with(QUEUED_UPLOADS)) {
+                    return says(&format!(
+                        "applied, but none of the events it wiped was for an upload made during its outage ({QUEUED_UPLOADS}*): {:?}",
+                        w.wiped_events.iter().take(5).collect::<Vec<_>>()
+                    ));
                 }
                 if w.recovered_at.is_none() {
                     return says("healed, but no recovery was proven");
@@ -125,7 +133,7 @@ fn upload_until_dropped(e: &crate::services::endpoints::Endpoints) -> AbortOnDro
     let bucket = e.source_bucket.clone();
     AbortOnDrop(tokio::spawn(async move {
         for i in 0u32.. {
-            let key = format!("conformance/queued-{i:05}.txt");
+            let key = format!("{QUEUED_UPLOADS}{i:05}.txt");
             let body = aws_sdk_s3::primitives::ByteStream::from_static(b"queued while the broker is away");
             let _ = tokio::time::timeout(Duration::from_secs(5), client.put_object().bucket(&bucket).key(key).body(body).send()).await;
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -152,5 +160,39 @@ fn not_run(kind: FaultKind, spec: &FaultSpec) -> FaultWindow {
         proof: "the scheduler skipped it".into(),
         healed_at: None,
         recovered_at: None,
+        wiped_events: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue_dir_loss(wiped: &[&str]) -> KindOutcome {
+        KindOutcome {
+            kind: FaultKind::QueueDirLoss,
+            expected: Ok(()),
+            window: FaultWindow {
+                index: 0,
+                kind: "queue_dir_loss".into(),
+                target: "kafka".into(),
+                injected_at: 0,
+                effect_seen_at: Some(1),
+                proof: "wiped".into(),
+                healed_at: Some(2),
+                recovered_at: Some(3),
+                wiped_events: wiped.iter().map(|k| k.to_string()).collect(),
+            },
+        }
+    }
+
+    /// Events an earlier kind left queued do not prove that the outage's own uploads
+    /// were lost: the wipe must have taken at least one of those.
+    #[test]
+    fn queue_dir_loss_counts_only_when_it_wiped_the_outages_own_uploads() {
+        assert!(queue_dir_loss(&["conformance/queued-00003.txt"]).verdict().is_ok());
+        let e = queue_dir_loss(&["probe-1.txt"]).verdict().unwrap_err();
+        assert!(e.contains("none of the events it wiped was for an upload made during its outage"), "{e}");
+        assert!(queue_dir_loss(&[]).verdict().is_err());
     }
 }

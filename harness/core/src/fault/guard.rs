@@ -1,7 +1,8 @@
 //! A fault as a value: [`inject`] applies it and returns the guard that heals it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use harness_model::history::WIPED_KEYS_MAX;
 use harness_model::scenario::{Action, Brokers, FaultKind, FaultSpec, Op, Service};
 
 use super::events::{self, PublishedRecords};
@@ -264,26 +265,75 @@ impl Drop for Injected {
     }
 }
 
-/// Removes everything inside `dir` (not `dir` itself); returns how many files were
-/// removed. The queue_dir loss: MinIO treats a queued event whose file is gone as sent.
-pub fn wipe_dir_contents(dir: &PathBuf) -> std::io::Result<usize> {
-    let mut removed = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            removed += count_files(&path);
-            std::fs::remove_dir_all(&path)?;
-            std::fs::create_dir_all(&path)?;
-        } else {
-            std::fs::remove_file(&path)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
+/// What a queue_dir wipe removed: how many queued events, and the source objects the
+/// first [`WIPED_KEYS_MAX`] of them were for.
+#[derive(Debug, Default)]
+pub struct Wiped {
+    pub events: usize,
+    pub keys: Vec<String>,
 }
 
-fn count_files(dir: &PathBuf) -> usize {
-    std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()).unwrap_or(0)
+/// How much of each queued event is read for its key: MinIO's record has the object's
+/// key (after the identity, request and bucket, ~1 KiB) before its user metadata, so
+/// the key is within this however long the metadata is.
+pub const QUEUED_EVENT_HEAD: usize = 8192;
+/// How deep below the queue dir files are looked for (MinIO uses one folder a target).
+pub const QUEUE_DIR_DEPTH: usize = 3;
+
+/// Removes every file below `dir` (the folders stay: MinIO keeps using them) and
+/// says which source objects the removed events were for. The queue_dir loss: MinIO
+/// treats a queued event whose file is gone as sent. A file that appears while this
+/// runs is left (it is delivered later, not lost), so the count is exactly what was
+/// removed.
+pub fn wipe_dir_contents(dir: &Path) -> std::io::Result<Wiped> {
+    let mut files = Vec::new();
+    list_files(dir, QUEUE_DIR_DEPTH, &mut files)?;
+    let mut wiped = Wiped::default();
+    for path in files {
+        if wiped.keys.len() < WIPED_KEYS_MAX {
+            let mut head = Vec::with_capacity(QUEUED_EVENT_HEAD);
+            if let Ok(f) = std::fs::File::open(&path) {
+                let _ = std::io::Read::read_to_end(&mut std::io::Read::take(f, QUEUED_EVENT_HEAD as u64), &mut head);
+            }
+            wiped.keys.extend(queued_event_keys(&String::from_utf8_lossy(&head)).into_iter().take(1));
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => wiped.events += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // sent meanwhile: not lost
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(wiped)
+}
+
+fn list_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() && depth > 0 {
+            list_files(&entry.path(), depth - 1, out)?;
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// The source objects named by MinIO's queued events in `text` (each a JSON event
+/// record as MinIO queues it, possibly cut short): each record's
+/// `"object":{"key":"…"` gives the key, which MinIO writes form-encoded (so with no
+/// quote in it), in order.
+pub fn queued_event_keys(text: &str) -> Vec<String> {
+    const FIELD: &str = "\"object\":{\"key\":\"";
+    let mut keys = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(FIELD) {
+        rest = &rest[at + FIELD.len()..];
+        let Some(end) = rest.find('"') else { break };
+        keys.push(harness_model::keys::decode_event_key(&rest[..end]));
+        rest = &rest[end..];
+    }
+    keys
 }
 
 #[cfg(test)]
@@ -335,7 +385,7 @@ mod tests {
     }
 
     #[test]
-    fn wiping_keeps_the_folders_and_counts_the_files() {
+    fn wiping_keeps_the_folders_and_names_the_events_it_removed() {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("minio-kafka-1");
         std::fs::create_dir_all(&sub).unwrap();
@@ -343,9 +393,21 @@ mod tests {
             std::fs::write(sub.join(format!("{i}.event")), b"{}").unwrap();
         }
         std::fs::write(dir.path().join("top.event"), b"{}").unwrap();
-        assert_eq!(wipe_dir_contents(&dir.path().to_path_buf()).unwrap(), 4);
+        // As MinIO queues a record (Go's json.Marshal of event.Event), the key form-encoded.
+        let event = |key: &str| {
+            format!(
+                r#"{{"eventVersion":"2.0","eventSource":"minio:s3","eventName":"s3:ObjectCreated:Put","s3":{{"s3SchemaVersion":"1.0","bucket":{{"name":"uploads"}},"object":{{"key":"{key}","size":3,"userMetadata":{{"content-type":"image/jpeg"}},"sequencer":"1"}}}}}}"#
+            )
+        };
+        std::fs::write(sub.join("a.event"), event("img-00001.jpg")).unwrap();
+        std::fs::write(sub.join("b.event"), event("run-1%2Fimg+%22quoted%22.jpg")).unwrap();
+        let wiped = wipe_dir_contents(dir.path()).unwrap();
+        assert_eq!(wiped.events, 6);
+        let mut keys = wiped.keys;
+        keys.sort();
+        assert_eq!(keys, ["img-00001.jpg", "run-1/img \"quoted\".jpg"], "the keys of the events, decoded");
         assert!(sub.is_dir(), "MinIO's target folder stays");
         assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 0);
-        assert_eq!(wipe_dir_contents(&dir.path().to_path_buf()).unwrap(), 0, "twice is harmless");
+        assert_eq!(wipe_dir_contents(dir.path()).unwrap().events, 0, "twice is harmless");
     }
 }

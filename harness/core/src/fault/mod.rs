@@ -29,7 +29,7 @@ mod schedule;
 
 pub use crate::services::probe::{advertised_brokers, group_probe, kafka_probe, s3_probe, topic_partitions, PartitionInfo};
 pub use decoy::HttpDecoy;
-pub use guard::{admissible, inject, wipe_dir_contents, Injected};
+pub use guard::{admissible, inject, queued_event_keys, wipe_dir_contents, Injected, Wiped, QUEUED_EVENT_HEAD, QUEUE_DIR_DEPTH};
 pub use schedule::{run_schedule, ScheduleInputs};
 
 /// Why a fault could not be applied or healed.

@@ -172,6 +172,7 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
         proof: String::new(),
         healed_at: None,
         recovered_at: None,
+        wiped_events: Vec::new(),
     };
     (inp.say)(&format!("fault #{} {} on {}: injecting", spec.index, kind.key(), spec.target));
     let ep = env.endpoints().clone();
@@ -356,13 +357,19 @@ async fn one_fault(env: &mut dyn Environment, spec: &FaultSpec, inp: &ScheduleIn
     // queue_dir loss: the queued events are wiped while the broker is still down.
     if d.action == Action::StopAndWipeQueue {
         match env.wipe_minio_queue().await {
-            Ok((0, _)) => {
+            Ok((wiped, _)) if wiped.events == 0 => {
                 w.effect_seen_at = None;
                 w.proof = format!("{}; but the queue dir held no queued events to lose", w.proof);
             }
-            Ok((n, at)) => {
+            Ok((wiped, at)) => {
                 w.effect_seen_at = w.effect_seen_at.map(|_| clock.now());
-                w.proof = format!("{}; wiped {n} queued events from {at}", w.proof);
+                let named = match wiped.keys.as_slice() {
+                    [] => String::new(),
+                    [one] => format!(" (for {one})"),
+                    [first, .., last] => format!(" (for {first} … {last})"),
+                };
+                w.proof = format!("{}; wiped {} queued events{named} from {at}", w.proof, wiped.events);
+                w.wiped_events = wiped.keys;
             }
             Err(e) => {
                 w.effect_seen_at = None;

@@ -315,6 +315,7 @@ mod faults {
             proof: "produce failed".into(),
             healed_at: Some(5_000_000),
             recovered_at: recovered,
+            wiped_events: Vec::new(),
         }
     }
 

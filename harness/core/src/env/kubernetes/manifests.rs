@@ -14,10 +14,13 @@
 
 use std::collections::BTreeMap;
 
+use harness_model::history::WIPED_KEYS_MAX;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
+
+use crate::fault::{queued_event_keys, Wiped, QUEUED_EVENT_HEAD, QUEUE_DIR_DEPTH};
 
 /// Every run's data lives below this node folder, one folder per namespace.
 pub const VOLUME_ROOT: &str = "/var/lib/harness/k8s-volumes";
@@ -155,12 +158,27 @@ pub fn heal_partition_script() -> String {
 }
 
 /// The `sh -c` text the MinIO pod's [`SIGNALS`] container runs to remove every
-/// queued event below `dir` (the folders stay: MinIO keeps using them); prints
-/// how many there were.
+/// queued event below `dir` (the folders stay: MinIO keeps using them). It prints the
+/// object key field of each of the first [`WIPED_KEYS_MAX`] files, one a line, then
+/// `count N`, how many it removed: [`parse_wipe_output`] reads it. Only the files
+/// listed at the start are removed: one queued meanwhile is delivered later, not lost.
 pub fn wipe_queue_script(dir: &str) -> String {
-    format!("n=$(find '{dir}' -type f 2>/dev/null | wc -l); find '{dir}' -type f -delete 2>/dev/null; echo \"$n\"")
+    format!(
+        "find '{dir}' -maxdepth {QUEUE_DIR_DEPTH} -type f 2>/dev/null | {{ n=0; i=0; \
+         while IFS= read -r f; do \
+           if [ $i -lt {WIPED_KEYS_MAX} ]; then head -c {QUEUED_EVENT_HEAD} \"$f\" 2>/dev/null | grep -o '\"object\":{{\"key\":\"[^\"]*\"' | head -n 1; fi; i=$((i+1)); \
+           rm \"$f\" 2>/dev/null && n=$((n+1)); \
+         done; echo \"count $n\"; }}"
+    )
 }
 
+/// What [`wipe_queue_script`] printed, read: `None` when its last line is not the count.
+pub fn parse_wipe_output(out: &str) -> Option<Wiped> {
+    let mut lines: Vec<&str> = out.lines().collect();
+    let events = lines.pop()?.strip_prefix("count ")?.trim().parse().ok()?;
+    let keys = lines.iter().flat_map(|l| queued_event_keys(l).into_iter().take(1)).take(WIPED_KEYS_MAX).collect();
+    Some(Wiped { events, keys })
+}
 /// The `sh -c` text the [`SIGNALS`] container runs to send `signal` to every
 /// process whose command line contains `needle`; prints their pids. (The `[x]`
 /// around the needle's last character keeps the shell from matching itself.)
@@ -357,6 +375,32 @@ pub fn label_value(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The script as the pod's shell runs it (here the host's `sh`): it removes every
+    /// queued file, keeps the folders, and names each event's object.
+    #[test]
+    fn the_wipe_script_removes_the_queue_and_names_each_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("kafka-1");
+        std::fs::create_dir_all(&sub).unwrap();
+        for i in 0..3 {
+            let event = format!(
+                r#"{{"eventName":"s3:ObjectCreated:Put","s3":{{"bucket":{{"name":"uploads"}},"object":{{"key":"run-7%2Fimg-{i:05}.jpg","sequencer":"1"}}}}}}"#
+            );
+            std::fs::write(sub.join(format!("{i}.event")), event).unwrap();
+        }
+        std::fs::write(sub.join("odd.event"), "not an event").unwrap();
+        let out = std::process::Command::new("sh").arg("-c").arg(wipe_queue_script(&dir.path().display().to_string())).output().unwrap();
+        let out = String::from_utf8(out.stdout).unwrap();
+        let wiped = parse_wipe_output(&out).unwrap_or_else(|| panic!("not a count: {out:?}"));
+        assert_eq!(wiped.events, 4, "{out}");
+        let mut keys = wiped.keys;
+        keys.sort();
+        assert_eq!(keys, ["run-7/img-00000.jpg", "run-7/img-00001.jpg", "run-7/img-00002.jpg"]);
+        assert!(sub.is_dir());
+        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 0);
+        assert!(parse_wipe_output("3\n").is_none(), "an answer without its count line is not read as one");
+    }
+
     use super::*;
 
     fn labels() -> BTreeMap<String, String> {

@@ -544,7 +544,7 @@ impl Environment for KubernetesEnv {
     }
 
     /// From the MinIO pod's signals container, which mounts MinIO's folder.
-    async fn wipe_minio_queue(&self) -> Result<(usize, String), EnvError> {
+    async fn wipe_minio_queue(&self) -> Result<(crate::fault::Wiped, String), EnvError> {
         if !self.spec.minio_queue_dir {
             return Err(super::unsupported(EnvKind::Kubernetes, "wiping MinIO's queue dir (it has none)".to_string()));
         }
@@ -552,8 +552,13 @@ impl Environment for KubernetesEnv {
         let dir = Path::new(manifests::MINIO_ROOT).join("queue").display().to_string();
         let what = format!("wiping MinIO's queue dir {dir} in pod {pod}");
         let out = cluster::exec_in_signals(&self.api(), &pod, &manifests::wipe_queue_script(&dir), &what).await?;
-        let n = out.trim().parse().map_err(|_| EnvError::Engine(format!("{what}: the pod answered {:?}, not a count", out.trim())))?;
-        Ok((n, format!("{dir} in pod {pod}")))
+        let wiped = manifests::parse_wipe_output(&out).ok_or_else(|| {
+            EnvError::Engine(format!(
+                "{what}: the pod answered {:?}, not a count",
+                harness_model::text::printable(out.lines().last().unwrap_or(""))
+            ))
+        })?;
+        Ok((wiped, format!("{dir} in pod {pod}")))
     }
 
     /// The last `n` lines of a service's pods (followed into `logs/<service>.log`).
