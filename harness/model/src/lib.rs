@@ -12,6 +12,7 @@ pub mod kafka_wire;
 pub mod keys;
 pub mod lint;
 pub mod metrics;
+pub mod minio_admin;
 pub mod records;
 pub mod results;
 pub mod rng;

@@ -16,29 +16,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::services::endpoints::S3Credentials;
-
-/// One notification target as the server info reports it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct TargetState {
-    /// `kafka`, `webhook`, …
-    pub kind: String,
-    /// The target's id (`1` in `arn:minio:sqs::1:kafka`).
-    pub id: String,
-    pub online: bool,
-}
-
-/// One Kafka target of MinIO's configuration (`notify_kafka:<id>`), values as set
-/// (by `mc admin config set` or a `MINIO_NOTIFY_KAFKA_*` variable).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct KafkaTarget {
-    pub id: String,
-    pub enabled: bool,
-    pub brokers: String,
-    pub topic: String,
-    pub queue_dir: String,
-    pub sasl: bool,
-    pub tls: bool,
-}
+pub use harness_model::minio_admin::{parse_kafka_config, parse_targets, KafkaTarget, TargetState, MAX_ANSWER};
 
 /// Why the admin API gave no answer the doctor can use.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -109,7 +87,18 @@ impl Admin {
         let exchange = async {
             let response = client.request(request).await.map_err(|e| describe(&e))?;
             let status = response.status();
-            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes().to_vec();
+            // Bounded: a server that streams more than any admin answer holds is not read on.
+            let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| match e.downcast::<http_body_util::LengthLimitError>() {
+                    Ok(_) => {
+                        format!("the admin API's answer is over {} MiB, more than any answer of MinIO's: not read on", MAX_ANSWER >> 20)
+                    }
+                    Err(e) => e.to_string(),
+                })?
+                .to_bytes()
+                .to_vec();
             if !status.is_success() {
                 return Err(admin_error(status, &body));
             }
@@ -140,92 +129,6 @@ fn admin_error(status: http::StatusCode, body: &[u8]) -> String {
         (Some(code), Some(msg)) => format!("HTTP {status}: {code}: {msg}"),
         _ => format!("HTTP {status}: {}", String::from_utf8_lossy(body).chars().take(200).collect::<String>()),
     }
-}
-
-/// `services.notifications` of the server info: `[{"kafka": [{"1": {"status": "online"}}]}]`.
-fn parse_targets(info: &serde_json::Value) -> Vec<TargetState> {
-    let mut out = Vec::new();
-    let Some(kinds) = info.pointer("/services/notifications").and_then(|n| n.as_array()) else { return out };
-    for kind in kinds.iter().filter_map(|k| k.as_object()) {
-        for (name, list) in kind {
-            for entry in list.as_array().into_iter().flatten().filter_map(|e| e.as_object()) {
-                for (id, status) in entry {
-                    let online = status.get("status").and_then(|s| s.as_str()) == Some("online");
-                    out.push(TargetState { kind: name.clone(), id: id.clone(), online });
-                }
-            }
-        }
-    }
-    out.sort_by(|a, b| (&a.kind, &a.id).cmp(&(&b.kind, &b.id)));
-    out
-}
-
-/// `mc admin config get … notify_kafka` text: one line per target,
-/// `notify_kafka:1 enable=on brokers=… topic=… queue_dir="…"`, and for values set by
-/// environment variables, comment lines `# MINIO_NOTIFY_KAFKA_BROKERS_1=…`.
-fn parse_kafka_config(text: &str) -> Vec<KafkaTarget> {
-    let mut targets: std::collections::BTreeMap<String, KafkaTarget> = Default::default();
-    let mut set = |id: &str, key: &str, value: &str| {
-        let t = targets.entry(id.to_string()).or_insert_with(|| KafkaTarget { id: id.to_string(), ..Default::default() });
-        let on = matches!(value, "on" | "true" | "1" | "yes");
-        match key.to_ascii_lowercase().as_str() {
-            "enable" => t.enabled = on,
-            "brokers" => t.brokers = value.to_string(),
-            "topic" => t.topic = value.to_string(),
-            "queue_dir" => t.queue_dir = value.to_string(),
-            "sasl" => t.sasl = on,
-            "tls" => t.tls = on,
-            _ => {}
-        }
-    };
-    for line in text.lines().map(str::trim) {
-        if let Some(env) = line.strip_prefix('#').map(str::trim).and_then(|l| l.strip_prefix("MINIO_NOTIFY_KAFKA_")) {
-            let Some((name, value)) = env.split_once('=') else { continue };
-            let (key, id) = match name.rsplit_once('_') {
-                // `QUEUE_DIR` alone splits into `QUEUE` + `DIR`: not a key, so no id.
-                Some((k, id)) if !id.is_empty() && is_env_key(k) => (k, id),
-                _ => (name, "_"),
-            };
-            set(id, key, unquote(value));
-        } else if let Some(rest) = line.strip_prefix("notify_kafka") {
-            let (id, kvs) = match rest.strip_prefix(':') {
-                Some(r) => r.split_once(' ').unwrap_or((r, "")),
-                None => ("_", rest),
-            };
-            for (k, v) in split_kvs(kvs) {
-                set(id, &k, &v);
-            }
-        }
-    }
-    // `_` is the default target (no id): it is a target only when enabled.
-    targets.into_values().filter(|t| t.id != "_" || t.enabled).collect()
-}
-
-fn is_env_key(k: &str) -> bool {
-    matches!(k.to_ascii_lowercase().as_str(), "enable" | "brokers" | "topic" | "queue_dir" | "sasl" | "tls" | "queue_limit")
-}
-
-fn unquote(v: &str) -> &str {
-    v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v)
-}
-
-/// `a=1 b="x y" c=` → pairs; values may be quoted.
-fn split_kvs(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = s.trim();
-    while let Some((key, after)) = rest.split_once('=') {
-        let key = key.trim().to_string();
-        let (value, next) = if let Some(q) = after.strip_prefix('"') {
-            let end = q.find('"').unwrap_or(q.len());
-            (q[..end].to_string(), q.get(end + 1..).unwrap_or(""))
-        } else {
-            let end = after.find(' ').unwrap_or(after.len());
-            (after[..end].to_string(), &after[end..])
-        };
-        out.push((key, value));
-        rest = next.trim_start();
-    }
-    out
 }
 
 /// madmin's `DecryptData`: `salt(32) | algorithm(1) | nonce(8) | sio stream`.
@@ -288,33 +191,6 @@ pub fn decrypt(password: &str, data: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn server_info_targets_are_read() {
-        let info = serde_json::json!({"services": {"notifications": [
-            {"kafka": [{"1": {"status": "offline"}}, {"2": {"status": "online"}}]},
-            {"webhook": [{"w": {"status": "online"}}]}
-        ]}});
-        let t = parse_targets(&info);
-        assert_eq!(t.len(), 3);
-        assert_eq!(t[0], TargetState { kind: "kafka".into(), id: "1".into(), online: false });
-        assert!(t[1].online && t[2].kind == "webhook");
-        assert!(parse_targets(&serde_json::json!({})).is_empty());
-    }
-
-    #[test]
-    fn config_lines_and_env_comments_are_read() {
-        let text = "notify_kafka:1 enable=on brokers=kafka:8080 topic=images queue_dir=\"/q 1\" sasl=off tls=off\n\
-                    # MINIO_NOTIFY_KAFKA_ENABLE_2=on\n\
-                    # MINIO_NOTIFY_KAFKA_BROKERS_2=127.0.0.1:9092\n\
-                    # MINIO_NOTIFY_KAFKA_QUEUE_DIR_2=/data/q\n\
-                    # MINIO_NOTIFY_KAFKA_SASL_2=on\n\
-                    notify_kafka enable=off brokers= topic=\n";
-        let t = parse_kafka_config(text);
-        assert_eq!(t.len(), 2, "{t:?}");
-        assert_eq!((t[0].id.as_str(), t[0].brokers.as_str(), t[0].queue_dir.as_str(), t[0].enabled), ("1", "kafka:8080", "/q 1", true));
-        assert_eq!((t[1].id.as_str(), t[1].brokers.as_str(), t[1].queue_dir.as_str(), t[1].sasl), ("2", "127.0.0.1:9092", "/data/q", true));
-    }
 
     #[test]
     fn garbage_does_not_decrypt() {
