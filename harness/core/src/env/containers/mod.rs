@@ -185,7 +185,9 @@ impl ContainersEnv {
             labels.insert(LABEL_PID_START.to_string(), start.to_string());
         }
         let mut env = ContainersEnv {
-            group: ProcessGroup::new(logs).with_redactor(Redactor::new([endpoints.credentials.secret_key.clone()])),
+            group: ProcessGroup::new(logs).with_redactor(Redactor::new(
+                std::iter::once(endpoints.credentials.secret_key.clone()).chain(spec.secrets.iter().cloned()),
+            )),
             spec,
             docker,
             labels,
