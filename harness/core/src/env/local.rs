@@ -78,6 +78,7 @@ impl LocalEnv {
         let mut env = LocalEnv {
             endpoints: Endpoints {
                 kafka_bootstrap: String::new(),
+                kafka_sasl: None,
                 s3_endpoint: String::new(),
                 credentials,
                 events_topic: spec.events_topic.clone(),

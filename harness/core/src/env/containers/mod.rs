@@ -167,6 +167,7 @@ impl ContainersEnv {
         let (kafka_port, minio_port) = (ports[0], ports[1]);
         let endpoints = Endpoints {
             kafka_bootstrap: format!("127.0.0.1:{kafka_port}"),
+            kafka_sasl: None,
             s3_endpoint: format!("http://127.0.0.1:{minio_port}"),
             credentials,
             events_topic: spec.events_topic.clone(),
