@@ -719,7 +719,7 @@ fn node_ports_answer_only_with_the_runs_secrets(rt: &tokio::runtime::Runtime, cl
     assert!(wrong.as_ref().is_err_and(|e| e.contains("authentication failed")), "{kafka} with a wrong password: {wrong:?}");
     let brokers =
         kafka_wire::metadata(&kafka, Some(("harness", &password))).unwrap_or_else(|e| panic!("{kafka} with the run's password: {e}"));
-    assert_eq!(brokers, [kafka.clone()], "the SASL listener advertises the node port");
+    assert_eq!(brokers, std::slice::from_ref(&kafka), "the SASL listener advertises the node port");
 
     let user = file("minio-env", "MINIO_ROOT_USER");
     assert!(user.starts_with("harness-") && user != "minioadmin", "MinIO's user is the run's: {user}");

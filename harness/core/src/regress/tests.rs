@@ -62,7 +62,7 @@ fn a_results_file_over_the_bound_is_refused_unread() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("results.json");
     std::fs::File::create(&big).unwrap().set_len(MAX_RESULTS_BYTES + 1).unwrap();
-    let err = load(&[big.clone()]).unwrap_err().to_string();
+    let err = load(std::slice::from_ref(&big)).unwrap_err().to_string();
     assert!(err.contains(&big.display().to_string()) && err.contains("larger than 256 MiB"), "{err}");
     let err = load(&[dir.path().to_path_buf()]).unwrap_err().to_string();
     assert!(err.contains("larger than 256 MiB"), "found in a folder, refused the same: {err}");
