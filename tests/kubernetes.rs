@@ -699,6 +699,8 @@ fn node_ports_answer_only_with_the_runs_secrets(rt: &tokio::runtime::Runtime, cl
     let minio_port = node_ports("minio");
     let node = rt.block_on(harness_core::env::kubernetes::node_address(client)).expect("the node's address");
     let kafka = format!("{node}:{}", kafka_port[0]);
+    // Asked first, before anything is read of the run's secrets.
+    assert!(kafka_wire::metadata(&kafka, None).is_err(), "{kafka} answered Metadata to a client without credentials");
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let file = |secret: &str, key: &str| -> String {
@@ -713,8 +715,6 @@ fn node_ports_answer_only_with_the_runs_secrets(rt: &tokio::runtime::Runtime, cl
         .unwrap_or_else(|| panic!("no SASL user in the broker's config:\n{properties}"))
         .to_string();
     assert!(password.len() >= 32, "a random password of the run");
-
-    assert!(kafka_wire::metadata(&kafka, None).is_err(), "{kafka} answered Metadata to a client without credentials");
     let wrong = kafka_wire::metadata(&kafka, Some(("harness", "not-the-password")));
     assert!(wrong.as_ref().is_err_and(|e| e.contains("authentication failed")), "{kafka} with a wrong password: {wrong:?}");
     let brokers =
