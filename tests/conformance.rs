@@ -36,6 +36,7 @@ fn spec(run_dir: &Path, brokers: u32, fault_links: bool) -> EnvSpec {
         minio_target_sasl: false,
         fault_links,
         seed: 1,
+        secrets: Vec::new(),
     }
 }
 

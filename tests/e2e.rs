@@ -238,7 +238,9 @@ fn correct_python_processor_passes_with_tricky_keys_and_reports_hold_no_credenti
 /// A student's first run (issue #14): their own scenario, in their own folder, named
 /// by its bare file name, with a processor that prints its environment first, as
 /// students' scripts often do. The processor runs in that folder, and the run's S3
-/// secret reaches no log or report: every copy of it reads `***`.
+/// secret reaches no log or report: every copy of it reads `***`. So does a value of
+/// `processor.env` the scenario marks secret (`secret_env`, #22): by value, in no file
+/// the run wrote (the scenario's copy included) and not on the terminal.
 #[test]
 fn a_students_scenario_runs_from_its_own_folder_and_the_printed_secret_is_masked() {
     let _place = slot();
@@ -247,9 +249,11 @@ fn a_students_scenario_runs_from_its_own_folder_and_the_printed_secret_is_masked
     std::fs::write(folder.path().join("consumer.py"), std::fs::read(&student).unwrap()).unwrap();
     // An impossible throughput bound fails the run, so the log tails go into
     // report.html and junit.xml too.
-    let scenario = "name: prints-its-env\nseed: 3\nprocessor:\n  command: [sh, -c, \"printf %s \\\"$AWS_SECRET_ACCESS_KEY\\\" >secret; env; exec python3 consumer.py\"]\n\
-                    workload: { images: 8, rate: 8/s }\ndrain: { timeout: 30s }\n\
-                    expect:\n  exactly_once: true\n  throughput: { min: 100000/s }\n";
+    let token = format!("api-token-{}-{}", std::process::id(), crc32(folder.path().to_string_lossy().as_bytes()));
+    let scenario = format!("name: prints-its-env\nseed: 3\nprocessor:\n  command: [sh, -c, \"printf %s \\\"$AWS_SECRET_ACCESS_KEY\\\" >secret; env; exec python3 consumer.py\"]\n\
+                    \x20 env: {{ API_TOKEN: {token} }}\n  secret_env: [API_TOKEN]\n\
+                    workload: {{ images: 8, rate: 8/s }}\ndrain: {{ timeout: 30s }}\n\
+                    expect:\n  exactly_once: true\n  throughput: {{ min: 100000/s }}\n");
     std::fs::write(folder.path().join("my.yaml"), scenario).unwrap();
     let out = harness_in(folder.path(), &["run", "--reports", "out", "my.yaml"], &[("PATH", python_path())]);
     let explain = format!("exit {}\nstdout:\n{}\nstderr:\n{}", out.code, out.stdout, out.stderr);
@@ -263,6 +267,15 @@ fn a_students_scenario_runs_from_its_own_folder_and_the_printed_secret_is_masked
     assert!(log.contains("AWS_ACCESS_KEY_ID=harness-"), "the processor printed its environment:\n{log}");
     let printed: Vec<&str> = log.lines().filter(|l| l.starts_with("AWS_SECRET_ACCESS_KEY=")).collect();
     assert_eq!(printed, ["AWS_SECRET_ACCESS_KEY=***"], "{log}");
+    let printed: Vec<&str> = log.lines().filter(|l| l.starts_with("API_TOKEN=")).collect();
+    assert_eq!(printed, ["API_TOKEN=***"], "the processor printed the secret_env value, masked: {log}");
+    for file in files_below(&dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "{} holds the secret_env value", file.display());
+    }
+    assert!(!out.stdout.contains(&token) && !out.stderr.contains(&token), "the terminal shows the secret_env value: {explain}");
+    let copy = std::fs::read_to_string(dir.join("scenario.yaml")).unwrap();
+    assert!(copy.contains("API_TOKEN: ***"), "the scenario's copy is kept, masked: {copy}");
     let mut shown_in_reports = 0;
     for file in files_below(&dir) {
         let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap()).into_owned();

@@ -131,9 +131,25 @@ async fn external_pipeline() {
     }
 
     // Again, same seed and so the same keys: the bucket now holds the first run's
-    // thumbnails and the topic its events. Only this run's are judged.
+    // thumbnails and the topic its events. Only this run's are judged. Meanwhile the
+    // pipeline's owner writes objects of their own into the thumbnails bucket: the
+    // run lists only its own keys (#22: never the whole bucket every 250 ms), so
+    // those are neither listed nor taken for phantom thumbnails.
+    let owner = {
+        let client = m.client().clone();
+        tokio::spawn(async move {
+            for i in 0u32.. {
+                let body = aws_sdk_s3::primitives::ByteStream::from_static(b"the owner's own object");
+                let _ = client.put_object().bucket("thumbnails").key(format!("owner/{i}.jpg")).body(body).send().await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
     let reports = tempfile::tempdir().unwrap();
     let out = harness(&["run", "--reports", reports.path().to_str().unwrap(), file_arg], &creds);
+    owner.abort();
+    let owners = keys_under(m.client(), "thumbnails", "owner/").await;
+    assert!(owners >= 10, "the owner wrote during the run: {owners} objects");
     let shown = format!("exit {}\nstdout:\n{}\nstderr:\n{}", out.code, out.stdout, out.stderr);
     let results = read_json(&only_run_dir(reports.path()).join("results.json"));
     assert_correct(out.code, &results, || format!("a second run on a used pipeline: {shown}"));

@@ -525,6 +525,7 @@ fn a_pipeline_is_found_from_its_namespace_and_walked_from_inside_it() {
     let _fixture = DoctorFixture { namespace: ns.clone(), crds: Vec::new() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let client = rt.block_on(kube::Client::try_default()).expect("a kube client from KUBECONFIG (ci/test sets it)");
+    node_ports_answer_only_with_the_runs_secrets(&rt, &client, &ns, &kept.dir);
     rt.block_on(scale_processor(&client, &ns, 1));
     // The run's S3 secret, by value, is in none of the files the kubernetes run wrote
     // (its pods' logs, events, results and reports).
@@ -676,6 +677,160 @@ fn interrupted_probe_leaves_nothing_and_never_carries_your_credentials(rt: &toki
     );
 }
 
+/// What anyone who reaches a node reaches of a run (its node ports) answers only
+/// with that run's secrets: Kafka's PLAINTEXT listener has no node port; at the
+/// one node port of Kafka, a client without credentials gets no metadata (the
+/// broker wants a SASL handshake and drops it) and a wrong password is refused,
+/// while the run's own password (from the broker's config Secret) gets the
+/// metadata, so the refusals are the listener's, not a dead port; MinIO's node
+/// port refuses an anonymous request, and its keys are the run's random ones.
+/// The SASL password, by value, is in none of the files the run wrote.
+fn node_ports_answer_only_with_the_runs_secrets(rt: &tokio::runtime::Runtime, client: &kube::Client, ns: &str, run_dir: &std::path::Path) {
+    use k8s_openapi::api::core::v1::{Secret, Service};
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let node_ports = |name: &str| -> Vec<i32> {
+        let svc = rt.block_on(services.get(name)).unwrap_or_else(|e| panic!("Service {name}: {e}"));
+        svc.spec.and_then(|s| s.ports).unwrap_or_default().iter().filter_map(|p| p.node_port).collect()
+    };
+    assert!(node_ports("kafka").is_empty(), "Kafka's PLAINTEXT listener (the pods') has no node port");
+    let kafka_port = node_ports("kafka-external");
+    assert_eq!(kafka_port.len(), 1, "one node port for Kafka: {kafka_port:?}");
+    let minio_port = node_ports("minio");
+    let node = rt.block_on(harness_core::env::kubernetes::node_address(client)).expect("the node's address");
+    let kafka = format!("{node}:{}", kafka_port[0]);
+    // Asked first, before anything is read of the run's secrets.
+    assert!(kafka_wire::metadata(&kafka, None).is_err(), "{kafka} answered Metadata to a client without credentials");
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let file = |secret: &str, key: &str| -> String {
+        let s = rt.block_on(secrets.get(secret)).unwrap_or_else(|e| panic!("Secret {secret}: {e}"));
+        s.data.unwrap_or_default().get(key).map(|v| String::from_utf8_lossy(&v.0).into_owned()).unwrap_or_else(|| panic!("{secret}/{key}"))
+    };
+    let properties = file("kafka", "server.properties");
+    let password = properties
+        .split("user_harness=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no SASL user in the broker's config:\n{properties}"))
+        .to_string();
+    assert!(password.len() >= 32, "a random password of the run");
+    let wrong = kafka_wire::metadata(&kafka, Some(("harness", "not-the-password")));
+    assert!(wrong.as_ref().is_err_and(|e| e.contains("authentication failed")), "{kafka} with a wrong password: {wrong:?}");
+    let brokers =
+        kafka_wire::metadata(&kafka, Some(("harness", &password))).unwrap_or_else(|e| panic!("{kafka} with the run's password: {e}"));
+    assert_eq!(brokers, std::slice::from_ref(&kafka), "the SASL listener advertises the node port");
+
+    let user = file("minio-env", "MINIO_ROOT_USER");
+    assert!(user.starts_with("harness-") && user != "minioadmin", "MinIO's user is the run's: {user}");
+    let minio = format!("{node}:{}", minio_port.first().expect("MinIO's node port"));
+    let answer = http_get(&minio, "/");
+    assert!(answer.starts_with("HTTP/1.1 403") && answer.contains("AccessDenied"), "an anonymous request to {minio}: {answer}");
+
+    for file in crate::util::files_below(run_dir) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!bytes.windows(password.len()).any(|w| w == password.as_bytes()), "{} holds the SASL password", file.display());
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = s.take(64 * 1024).read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Just enough of Kafka's protocol, by hand, to ask a listener for its brokers as
+/// a client with no credentials, or after a SASL/PLAIN handshake.
+mod kafka_wire {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    fn request(s: &mut TcpStream, api_key: i16, version: i16, correlation: i32, body: &[u8]) -> Result<Vec<u8>, String> {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&api_key.to_be_bytes());
+        frame.extend_from_slice(&version.to_be_bytes());
+        frame.extend_from_slice(&correlation.to_be_bytes());
+        frame.extend_from_slice(&4i16.to_be_bytes());
+        frame.extend_from_slice(b"test");
+        frame.extend_from_slice(body);
+        let mut out = (frame.len() as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(&frame);
+        s.write_all(&out).map_err(|e| format!("sending: {e}"))?;
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).map_err(|e| format!("no answer: {e}"))?;
+        let len = i32::from_be_bytes(len);
+        if !(4..=1 << 20).contains(&len) {
+            return Err(format!("a frame of {len} bytes"));
+        }
+        let mut answer = vec![0u8; len as usize];
+        s.read_exact(&mut answer).map_err(|e| format!("a cut answer: {e}"))?;
+        let got = i32::from_be_bytes(answer[..4].try_into().unwrap());
+        if got != correlation {
+            return Err(format!("correlation id {got}, not {correlation}"));
+        }
+        Ok(answer[4..].to_vec())
+    }
+
+    struct Reader<'a>(&'a [u8]);
+    impl Reader<'_> {
+        fn take(&mut self, n: usize) -> Result<&[u8], String> {
+            if self.0.len() < n {
+                return Err("a short answer".into());
+            }
+            let (a, b) = self.0.split_at(n);
+            self.0 = b;
+            Ok(a)
+        }
+        fn i16(&mut self) -> Result<i16, String> {
+            Ok(i16::from_be_bytes(self.take(2)?.try_into().unwrap()))
+        }
+        fn i32(&mut self) -> Result<i32, String> {
+            Ok(i32::from_be_bytes(self.take(4)?.try_into().unwrap()))
+        }
+        fn string(&mut self) -> Result<String, String> {
+            let n = self.i16()?;
+            Ok(String::from_utf8_lossy(self.take(n.max(0) as usize)?).into_owned())
+        }
+    }
+
+    /// The brokers (`host:port`) a Metadata v0 request is answered with.
+    pub fn metadata(addr: &str, sasl: Option<(&str, &str)>) -> Result<Vec<String>, String> {
+        let mut s = TcpStream::connect(addr).map_err(|e| format!("connecting: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        if let Some((user, password)) = sasl {
+            let mut body = 5i16.to_be_bytes().to_vec();
+            body.extend_from_slice(b"PLAIN");
+            let answer = request(&mut s, 17, 1, 1, &body)?;
+            let error = Reader(&answer).i16()?;
+            if error != 0 {
+                return Err(format!("SaslHandshake error {error}"));
+            }
+            let token = format!("\0{user}\0{password}");
+            let mut body = (token.len() as i32).to_be_bytes().to_vec();
+            body.extend_from_slice(token.as_bytes());
+            let answer = request(&mut s, 36, 0, 2, &body)?;
+            let error = Reader(&answer).i16()?;
+            if error != 0 {
+                return Err(format!("authentication failed: SaslAuthenticate error {error}"));
+            }
+        }
+        let answer = request(&mut s, 3, 0, 3, &0i32.to_be_bytes())?;
+        let mut r = Reader(&answer);
+        let n = r.i32()?;
+        (0..n.clamp(0, 64))
+            .map(|_| {
+                r.i32()?;
+                let host = r.string()?;
+                Ok(format!("{host}:{}", r.i32()?))
+            })
+            .collect()
+    }
+}
+
 /// MinIO's secret key in the namespace's `minio-env` Secret.
 fn secret_of(rt: &tokio::runtime::Runtime, client: &kube::Client, ns: &str) -> String {
     use k8s_openapi::api::core::v1::Secret;
@@ -771,10 +926,39 @@ fn strict_strimzi_crds() -> Vec<serde_json::Value> {
             "config": open
         }
     });
+    let user = json!({
+        "type": "object",
+        "properties": {
+            "authentication": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": { "type": "string", "enum": ["tls", "tls-external", "scram-sha-512"] },
+                    "password": {
+                        "type": "object",
+                        "required": ["valueFrom"],
+                        "properties": {
+                            "valueFrom": {
+                                "type": "object",
+                                "properties": {
+                                    "secretKeyRef": {
+                                        "type": "object",
+                                        "properties": { "name": { "type": "string" }, "key": { "type": "string" }, "optional": { "type": "boolean" } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            "authorization": open, "quotas": open, "template": open
+        }
+    });
     vec![
         strict_strimzi_crd("Kafka", "kafkas", kafka),
         strict_strimzi_crd("KafkaNodePool", "kafkanodepools", pool),
         strict_strimzi_crd("KafkaTopic", "kafkatopics", topic),
+        strict_strimzi_crd("KafkaUser", "kafkausers", user),
     ]
 }
 
@@ -799,7 +983,8 @@ fn strimzi_mode_is_checked_against_the_api_server_and_says_what_is_missing() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let client = rt.block_on(kube::Client::try_default()).expect("a kube client from KUBECONFIG (ci/test sets it)");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let names = ["kafkas.kafka.strimzi.io", "kafkanodepools.kafka.strimzi.io", "kafkatopics.kafka.strimzi.io"];
+    let names =
+        ["kafkas.kafka.strimzi.io", "kafkanodepools.kafka.strimzi.io", "kafkatopics.kafka.strimzi.io", "kafkausers.kafka.strimzi.io"];
     // Leftovers of a killed test go; a real Strimzi's CRDs must not be replaced.
     rt.block_on(async {
         for name in names {

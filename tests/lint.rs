@@ -122,3 +122,31 @@ fn an_unreadable_path_exits_2_and_the_rest_is_still_linted() {
     let out = harness(&["lint"], &[]);
     assert_eq!(out.code, 2, "no path is a usage error: {}", out.stderr);
 }
+
+/// Manifests, file and folder names are someone else's bytes (#22): on the terminal,
+/// an escape sequence, a carriage return or a bidi override in any of them is shown
+/// escaped, never obeyed, in the findings, the notes and the errors alike. (The
+/// escaped form is there too: the hostile text did reach the output.)
+#[test]
+fn hostile_names_and_values_are_shown_escaped_on_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = "x\u{1b}[2J\u{202e}y\r";
+    let topics = std::fs::read_to_string(repo().join(CORPUS).join("strimzi-banzaicloud-topic/topics.yaml")).unwrap();
+    let topics =
+        topics.replace("name: thumbnail-events", &format!("name: \"thumbnail-{}\"", hostile.replace('\u{1b}', "\\e").replace('\r', "\\r")));
+    std::fs::write(dir.path().join(format!("topics-{hostile}.yaml")), topics).unwrap();
+    let kafka = std::fs::read_to_string(repo().join(CORPUS).join("strimzi-banzaicloud-topic/kafka.yaml")).unwrap();
+    std::fs::write(dir.path().join("kafka.yaml"), kafka).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink("..", dir.path().join(format!("sub/up-{hostile}"))).unwrap();
+    let missing = dir.path().join(format!("missing-{hostile}"));
+    let out = harness(&["lint", dir.path().to_str().unwrap(), missing.to_str().unwrap()], &[]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(out.code, 2, "{all:?}");
+    for raw in ['\u{1b}', '\u{202e}', '\r'] {
+        assert!(!all.contains(raw), "{raw:?} reached the terminal: {all:?}");
+    }
+    assert!(out.stdout.contains("topics-x\\u{1b}[2J\\u{202e}y\\r.yaml:"), "the file name, escaped: {}", out.stdout);
+    assert!(out.stdout.contains("note: ") && out.stdout.contains("up-x\\u{1b}[2J"), "the note, escaped: {}", out.stdout);
+    assert!(out.stderr.contains("missing-x\\u{1b}[2J\\u{202e}y\\r"), "the error, escaped: {}", out.stderr);
+}

@@ -65,7 +65,8 @@ pub fn run(args: LintArgs) -> ProcessExit {
     let mut unreadable = false;
     for path in &args.paths {
         if let Err(e) = input.read_path(path) {
-            eprintln!("error: {e}");
+            // The path and the OS's words about it: a file name may hold any byte.
+            eprintln!("error: {}", harness_model::text::printable(&e.to_string()));
             unreadable = true;
         }
     }

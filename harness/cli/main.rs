@@ -209,7 +209,7 @@ fn main() -> ProcessExit {
             let mut worst = ExitCode::Passed;
             for s in &scenarios {
                 let outcome = runtime.block_on(run(s, &opts));
-                print!("{}", harness_core::report::summary(&outcome.results, &outcome.report_dir.display().to_string()));
+                print!("{}", outcome.summary());
                 worst = worse(worst, outcome.exit);
             }
             ProcessExit::from(worst.code())

@@ -58,6 +58,7 @@ fn full_example_resolves_defaults_and_paths() {
     assert_eq!(s.workload.concurrency, 16);
     assert_eq!(s.processor.workdir, Path::new("tests/corpus/valid/students/alice"));
     assert_eq!(s.pipeline.thumbnail_width, 160);
+    assert_eq!(s.processor.secret_values(), ["tok-0123456789"], "only the values secret_env names");
     let ids: Vec<String> = s.expectations.iter().map(|e| e.id()).collect();
     assert_eq!(
         ids,

@@ -42,6 +42,20 @@ pub struct Config {
     /// regression gate's A/B measurement (`ci/gate-measure`) uses it; it never changes
     /// what is written.
     pub slowdown_percent: u32,
+    /// `KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT` with `KAFKA_SASL_MECHANISM` (`PLAIN`,
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512`), `KAFKA_SASL_USERNAME` and
+    /// `KAFKA_SASL_PASSWORD` (not in the contract's required part: the harness sets
+    /// them only where the address needs SASL, a kubernetes run's node port).
+    /// `None`: PLAINTEXT.
+    pub kafka_sasl: Option<Sasl>,
+}
+
+/// SASL over PLAINTEXT: the mechanism, the user and the password.
+#[derive(Clone, Debug)]
+pub struct Sasl {
+    pub mechanism: String,
+    pub user: String,
+    pub password: Secret,
 }
 
 /// A secret string whose `Debug` and `Display` are redacted.
@@ -176,6 +190,7 @@ impl Config {
                 v.parse::<u32>().ok().filter(|p| *p <= MAX_SLOWDOWN_PERCENT)
             }),
         };
+        let kafka_sasl = r.sasl();
         if let (Some(s), Some(t)) = (&source_bucket, &target_bucket) {
             if s == t {
                 r.problems.push(ConfigProblem::Invalid {
@@ -225,6 +240,7 @@ impl Config {
                 thumbnail_width,
                 concurrency,
                 slowdown_percent,
+                kafka_sasl,
             }),
             _ => Err(ConfigError { problems: r.problems }),
         }
@@ -259,6 +275,42 @@ impl Reader<'_> {
     /// A required, non-empty string taken as it is (trimmed).
     fn text(&mut self, var: &'static str, expects: &'static str) -> Option<String> {
         self.required(var, expects, |v| Some(v.to_string()))
+    }
+
+    /// `KAFKA_SECURITY_PROTOCOL`: unset or `PLAINTEXT`, none; `SASL_PLAINTEXT`, the
+    /// mechanism must be PLAIN and the user and password are required.
+    fn sasl(&mut self) -> Option<Sasl> {
+        let protocol = (self.lookup)("KAFKA_SECURITY_PROTOCOL").map(|p| p.trim().to_ascii_uppercase()).unwrap_or_default();
+        match protocol.as_str() {
+            "" | "PLAINTEXT" => return None,
+            "SASL_PLAINTEXT" => {}
+            _ => {
+                self.problems.push(ConfigProblem::Invalid {
+                    var: "KAFKA_SECURITY_PROTOCOL",
+                    value: Some(protocol),
+                    expects: "PLAINTEXT or SASL_PLAINTEXT",
+                });
+                return None;
+            }
+        }
+        let mechanism = (self.lookup)("KAFKA_SASL_MECHANISM").map(|m| m.trim().to_ascii_uppercase()).unwrap_or_default();
+        let known = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(&mechanism.as_str());
+        if !known {
+            self.problems.push(ConfigProblem::Invalid {
+                var: "KAFKA_SASL_MECHANISM",
+                value: Some(mechanism.clone()),
+                expects: "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+            });
+        }
+        let user = self.text("KAFKA_SASL_USERNAME", "the SASL user of SASL_PLAINTEXT");
+        let password = match (self.lookup)("KAFKA_SASL_PASSWORD") {
+            Some(v) if !v.is_empty() => Some(Secret::new(v)),
+            _ => {
+                self.problems.push(ConfigProblem::Missing { var: "KAFKA_SASL_PASSWORD", expects: "the SASL password of SASL_PLAINTEXT" });
+                None
+            }
+        };
+        Some(Sasl { mechanism, user: user?, password: password? }).filter(|_| known)
     }
 }
 
@@ -296,6 +348,26 @@ mod tests {
         assert_eq!(cfg.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(cfg.s3_endpoint, "http://127.0.0.1:9000");
         assert_eq!(cfg.aws_secret_access_key.expose(), "very-secret-value");
+    }
+
+    #[test]
+    fn sasl_plain_is_read_when_the_address_needs_it() {
+        assert!(parse(&full()).expect("valid").kafka_sasl.is_none());
+        let mut env = full();
+        env.insert("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT".into());
+        env.insert("KAFKA_SASL_MECHANISM", "PLAIN".into());
+        env.insert("KAFKA_SASL_USERNAME", "harness".into());
+        env.insert("KAFKA_SASL_PASSWORD", "sasl-secret-value".into());
+        let sasl = parse(&env).expect("valid").kafka_sasl.expect("SASL");
+        assert_eq!((sasl.mechanism.as_str(), sasl.user.as_str(), sasl.password.expose()), ("PLAIN", "harness", "sasl-secret-value"));
+        env.insert("KAFKA_SASL_MECHANISM", "scram-sha-512".into());
+        assert_eq!(parse(&env).expect("valid").kafka_sasl.expect("SASL").mechanism, "SCRAM-SHA-512");
+        env.remove("KAFKA_SASL_PASSWORD");
+        let err = parse(&env).expect_err("no password");
+        assert!(err.problems.iter().any(|p| p.var() == "KAFKA_SASL_PASSWORD"), "{err:?}");
+        env.insert("KAFKA_SASL_PASSWORD", "sasl-secret-value".into());
+        env.insert("KAFKA_SECURITY_PROTOCOL", "SSL".into());
+        assert!(parse(&env).is_err(), "TLS is not what the processor speaks");
     }
 
     #[test]

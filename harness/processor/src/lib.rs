@@ -217,7 +217,15 @@ impl ConsumerContext for ProcessorContext {
 }
 
 fn create_consumer(cfg: &Config) -> Result<StreamConsumer<ProcessorContext>, Error> {
-    let consumer: StreamConsumer<ProcessorContext> = ClientConfig::new()
+    let mut client = ClientConfig::new();
+    if let Some(sasl) = &cfg.kafka_sasl {
+        client
+            .set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanisms", &sasl.mechanism)
+            .set("sasl.username", &sasl.user)
+            .set("sasl.password", sasl.password.expose());
+    }
+    let consumer: StreamConsumer<ProcessorContext> = client
         .set("bootstrap.servers", &cfg.kafka_bootstrap_servers)
         .set("group.id", &cfg.kafka_group_id)
         .set("client.id", "harness-processor")

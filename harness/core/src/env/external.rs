@@ -85,6 +85,7 @@ impl ExternalEnv {
         };
         let endpoints = Endpoints {
             kafka_bootstrap: target.kafka_bootstrap.clone(),
+            kafka_sasl: None,
             s3_endpoint: target.s3_endpoint.clone(),
             credentials,
             events_topic: spec.events_topic.clone(),

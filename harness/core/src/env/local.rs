@@ -74,10 +74,11 @@ impl LocalEnv {
             .map_err(|source| EnvError::Io { context: "reading /dev/urandom for the run's credentials".into(), source })?;
         let nonce =
             crate::services::token::hex_token(8).map_err(|source| EnvError::Io { context: "reading /dev/urandom".into(), source })?;
-        let redactor = Redactor::new([credentials.secret_key.clone()]);
+        let redactor = Redactor::new(std::iter::once(credentials.secret_key.clone()).chain(spec.secrets.iter().cloned()));
         let mut env = LocalEnv {
             endpoints: Endpoints {
                 kafka_bootstrap: String::new(),
+                kafka_sasl: None,
                 s3_endpoint: String::new(),
                 credentials,
                 events_topic: spec.events_topic.clone(),

@@ -79,6 +79,9 @@ pub struct EnvSpec {
     pub fault_links: bool,
     /// The scenario's seed (the proxies' jitter).
     pub seed: u64,
+    /// Values the run masks in every log besides its own credentials: the
+    /// scenario's `processor.secret_env`.
+    pub secrets: Vec<String>,
 }
 
 /// One service of the environment, for the report.

@@ -1,5 +1,8 @@
 //! The final word on outputs: every version in the (versioned) target bucket, each
-//! read back and decoded.
+//! read back and decoded. A run lists only what can be its own: the whole bucket
+//! in the harness's own environments (made for the run), the run's prefixes in an
+//! external pipeline's (whose owner may keep any number of objects there); and no
+//! listing reads more than [`MAX_LIST_PAGES`] pages.
 
 use std::collections::{HashMap, HashSet};
 
@@ -25,14 +28,26 @@ struct Listed {
 /// version id is `null` and an overwrite differs only in its modification time).
 pub type Stamp = (String, String, String);
 
-/// Every version in `bucket`.
-async fn all_versions(client: &Client, bucket: &str) -> Result<Vec<Listed>, String> {
+/// The most pages (of up to 1,000 versions) one listing of one prefix reads: more
+/// is an error naming the bucket, the prefix and the bound, not a listing without end.
+pub const MAX_LIST_PAGES: usize = 100;
+
+/// Every version in `bucket` under each of `prefixes` (`""`: the whole bucket).
+async fn all_versions(client: &Client, bucket: &str, prefixes: &[String]) -> Result<Vec<Listed>, String> {
     let mut versions: Vec<Listed> = Vec::new();
+    for prefix in prefixes {
+        versions_under(client, bucket, prefix, MAX_LIST_PAGES, &mut versions).await?;
+    }
+    Ok(versions)
+}
+
+async fn versions_under(client: &Client, bucket: &str, prefix: &str, max_pages: usize, versions: &mut Vec<Listed>) -> Result<(), String> {
     let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
-    loop {
+    for _ in 0..max_pages {
         let page = client
             .list_object_versions()
             .bucket(bucket)
+            .set_prefix((!prefix.is_empty()).then(|| prefix.to_string()))
             .set_key_marker(key_marker.clone())
             .set_version_id_marker(version_marker.clone())
             .send()
@@ -45,25 +60,28 @@ async fn all_versions(client: &Client, bucket: &str) -> Result<Vec<Listed>, Stri
             }
         }
         if page.is_truncated() != Some(true) {
-            break;
+            return Ok(());
         }
         key_marker = page.next_key_marker().map(str::to_string);
         version_marker = page.next_version_id_marker().map(str::to_string);
         if key_marker.is_none() && version_marker.is_none() {
-            break;
+            return Ok(());
         }
     }
-    Ok(versions)
+    let under = if prefix.is_empty() { String::new() } else { format!(" under {prefix:?}") };
+    Err(format!("more than {max_pages} pages of object versions{under}: the listing stopped there"))
 }
 
-/// Every version in `bucket` now: what was there before a run, which the run's
-/// judgement must leave out (an external pipeline's bucket is not empty).
-pub async fn versions_now(client: &Client, bucket: &str) -> Result<HashSet<Stamp>, String> {
-    Ok(all_versions(client, bucket).await?.into_iter().map(|l| l.stamp).collect())
+/// Every version in `bucket` under `prefixes` now: what was there before a run,
+/// which the run's judgement must leave out (an external pipeline's bucket is not
+/// empty).
+pub async fn versions_now(client: &Client, bucket: &str, prefixes: &[String]) -> Result<HashSet<Stamp>, String> {
+    Ok(all_versions(client, bucket, prefixes).await?.into_iter().map(|l| l.stamp).collect())
 }
 
 /// Outputs of a pipeline whose MinIO announces nothing to the harness (an external
-/// one): lists `bucket` every [`POLL_EVERY`] and records each version not in `known`
+/// one): lists `bucket` under `prefixes` (the run's) every [`POLL_EVERY`] and
+/// records each version not in `known`
 /// (the versions there before the run), seen at the poll that found it (so a latency
 /// is late by up to one poll). Runs until aborted. `known` is the caller's, taken
 /// before anything of the run was written: a baseline listed here, concurrently with
@@ -71,6 +89,7 @@ pub async fn versions_now(client: &Client, bucket: &str) -> Result<HashSet<Stamp
 pub(super) async fn poll_outputs(
     client: Client,
     bucket: String,
+    prefixes: Vec<String>,
     observed: std::sync::Arc<super::Observed>,
     clock: crate::clock::Clock,
     mut known: HashSet<Stamp>,
@@ -78,7 +97,7 @@ pub(super) async fn poll_outputs(
     let mut every = tokio::time::interval(POLL_EVERY);
     loop {
         every.tick().await;
-        let Ok(now) = versions_now(&client, &bucket).await else { continue };
+        let Ok(now) = versions_now(&client, &bucket, &prefixes).await else { continue };
         let at = clock.now();
         let fresh: Vec<Stamp> = now.difference(&known).cloned().collect();
         if fresh.is_empty() {
@@ -92,15 +111,16 @@ pub(super) async fn poll_outputs(
     }
 }
 
-/// Lists every object version of `bucket` but those in `before` and inspects each;
-/// `seen` supplies the time each version was first announced.
+/// Lists every object version of `bucket` under `prefixes` but those in `before`
+/// and inspects each; `seen` supplies the time each version was first announced.
 pub async fn list_outputs(
     client: &Client,
     bucket: &str,
+    prefixes: &[String],
     seen: &[OutputSeen],
     before: &HashSet<Stamp>,
 ) -> Result<Vec<OutputVersion>, ObserveError> {
-    let versions: Vec<(String, String, u64)> = all_versions(client, bucket)
+    let versions: Vec<(String, String, u64)> = all_versions(client, bucket, prefixes)
         .await
         .map_err(|detail| ObserveError::Listing { bucket: bucket.to_string(), detail })?
         .into_iter()

@@ -77,9 +77,10 @@ impl Observers {
         Ok(Observers { observed, tasks })
     }
 
-    /// Like [`Observers::start`], but outputs are found by listing `bucket` (for a
-    /// pipeline whose MinIO the harness did not configure to announce them); the
-    /// versions in `before` were there before the run and are not its outputs. Events
+    /// Like [`Observers::start`], but outputs are found by listing `bucket` under
+    /// `prefixes` (for a pipeline whose MinIO the harness did not configure to
+    /// announce them); the versions in `before` were there before the run and are
+    /// not its outputs. Events
     /// are read from the offsets in `from` (partitions not named there: from the start).
     #[allow(clippy::too_many_arguments)]
     pub async fn start_listing(
@@ -88,6 +89,7 @@ impl Observers {
         from: &[(i32, rdkafka::Offset)],
         s3: aws_sdk_s3::Client,
         bucket: &str,
+        prefixes: Vec<String>,
         before: std::collections::HashSet<Stamp>,
         run_id: &str,
         clock: Clock,
@@ -96,7 +98,7 @@ impl Observers {
         let events = topic::assign_all(bootstrap, events_topic, from, &format!("harness-observer-{run_id}")).await?;
         let tasks = vec![
             tokio::spawn(topic::record_events(events, observed.clone(), clock)),
-            tokio::spawn(listing::poll_outputs(s3, bucket.to_string(), observed.clone(), clock, before)),
+            tokio::spawn(listing::poll_outputs(s3, bucket.to_string(), prefixes, observed.clone(), clock, before)),
         ];
         Ok(Observers { observed, tasks })
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use harness_model::history::EventSeen;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::records::parse_records;
 use super::{ObserveError, Observed, OutputSeen};
@@ -21,8 +21,7 @@ const MAX_PARTITIONS: usize = 1024;
 /// else from the beginning.
 pub(super) async fn assign_all(bootstrap: &str, topic: &str, from: &[(i32, Offset)], group: &str) -> Result<StreamConsumer, ObserveError> {
     let err = |reason: String| ObserveError::Consumer { topic: topic.to_string(), reason };
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: StreamConsumer = crate::services::kafka::client_config(bootstrap)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")

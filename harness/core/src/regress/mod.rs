@@ -85,7 +85,19 @@ pub enum RegressError {
     Parse { path: String, why: String },
     #[error("{path}: no results.json in it or in its subfolders (up to 3 levels)")]
     Empty { path: String },
+    #[error("{path}: larger than {limit} MiB, more than any results.json the harness writes; not read")]
+    TooLarge { path: String, limit: u64 },
+    #[error("{path}: more than {limit} results files below it; name fewer folders")]
+    TooMany { path: String, limit: usize },
 }
+
+/// The largest results file read: results.json grows with its ledger (one entry
+/// per upload, a few hundred bytes), so this is far above any run's. A larger file
+/// is refused before it is read.
+pub const MAX_RESULTS_BYTES: u64 = 256 << 20;
+/// The most results files read for one comparison (a folder of repeats, a reports
+/// folder): far more runs than any statistics here need.
+pub const MAX_RESULTS_FILES: usize = 10_000;
 
 /// Reads result files: each path is a `results.json` (any file name) or a folder
 /// searched for `results.json` up to three levels deep (a repeat folder, a reports
@@ -98,6 +110,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<RunSample>, RegressError> {
             find_results(p, 3, &mut found);
             if found.is_empty() {
                 return Err(RegressError::Empty { path: p.display().to_string() });
+            }
+            if found.len() > MAX_RESULTS_FILES {
+                return Err(RegressError::TooMany { path: p.display().to_string(), limit: MAX_RESULTS_FILES });
             }
             found
         } else {
@@ -112,6 +127,10 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<RunSample>, RegressError> {
 }
 
 fn find_results(dir: &Path, depth: u32, found: &mut Vec<PathBuf>) {
+    // One more than the bound is enough to refuse the folder.
+    if found.len() > MAX_RESULTS_FILES {
+        return;
+    }
     let direct = dir.join("results.json");
     if direct.is_file() {
         found.push(direct);
@@ -130,7 +149,10 @@ fn find_results(dir: &Path, depth: u32, found: &mut Vec<PathBuf>) {
 
 fn read_one(path: &Path) -> Result<RunSample, RegressError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| RegressError::Read { path: shown.clone(), source })?;
+    let text = read_bounded(path, MAX_RESULTS_BYTES).map_err(|e| match e {
+        Bounded::Io(source) => RegressError::Read { path: shown.clone(), source },
+        Bounded::TooLarge => RegressError::TooLarge { path: shown.clone(), limit: MAX_RESULTS_BYTES >> 20 },
+    })?;
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| RegressError::Parse { path: shown.clone(), why: e.to_string() })?;
     let str_at = |ptr: &str| v.pointer(ptr).and_then(|x| x.as_str()).map(str::to_string);
     let (Some(scenario), Some(run_id)) = (str_at("/scenario/name"), str_at("/run_id")) else {
@@ -138,6 +160,28 @@ fn read_one(path: &Path) -> Result<RunSample, RegressError> {
     };
     let values = METRICS.iter().filter_map(|m| v.pointer(m.pointer).and_then(|x| x.as_f64()).map(|x| (m.id, x))).collect();
     Ok(RunSample { file: path.to_path_buf(), scenario, run_id, outcome: str_at("/outcome").unwrap_or_default(), values })
+}
+
+enum Bounded {
+    Io(std::io::Error),
+    TooLarge,
+}
+
+/// The file's text, if it has at most `limit` bytes: its size is checked before it
+/// is read, and the read stops one byte past the bound anyway (a device, a FIFO or
+/// a file that grows says nothing true in its size).
+fn read_bounded(path: &Path, limit: u64) -> Result<String, Bounded> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(Bounded::Io)?;
+    if file.metadata().map_err(Bounded::Io)?.len() > limit {
+        return Err(Bounded::TooLarge);
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(Bounded::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(Bounded::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|e| Bounded::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// The values of one metric over runs (runs without it are skipped).

@@ -54,6 +54,24 @@ fn loads_folders_files_and_nested_runs() {
     assert!(err.contains("x.json: not a harness results file"), "{err}");
 }
 
+/// A results file over the bound is refused by its size, before it is read (a sparse
+/// file: nothing is written or read), and the error names the file and the bound;
+/// a device that says it has no size and never ends is cut at the bound.
+#[test]
+fn a_results_file_over_the_bound_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("results.json");
+    std::fs::File::create(&big).unwrap().set_len(MAX_RESULTS_BYTES + 1).unwrap();
+    let err = load(std::slice::from_ref(&big)).unwrap_err().to_string();
+    assert!(err.contains(&big.display().to_string()) && err.contains("larger than 256 MiB"), "{err}");
+    let err = load(&[dir.path().to_path_buf()]).unwrap_err().to_string();
+    assert!(err.contains("larger than 256 MiB"), "found in a folder, refused the same: {err}");
+    // The read itself stops past the bound (with a small bound here, to spare memory).
+    assert!(matches!(read_bounded(Path::new("/dev/zero"), 1 << 20), Err(Bounded::TooLarge)));
+    std::fs::write(&big, "{}").unwrap();
+    assert!(matches!(read_bounded(&big, 2), Ok(t) if t == "{}"), "a file at the bound is read");
+}
+
 #[test]
 fn slower_current_is_a_regression_and_same_is_not() {
     let base = set("gate", &[40.0, 41.0, 39.5, 40.5, 40.2], &[100.0, 102.0, 99.0, 101.0, 100.5]);

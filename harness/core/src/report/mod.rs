@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use harness_model::history::History;
 use harness_model::results::RunResults;
 
+use crate::services::redact::Redactor;
+
 /// For other reports' writers (the doctor's): the one escaping of each format.
 pub(crate) use html::escape_text as html_text;
 pub use junit::junit_xml;
@@ -29,10 +31,17 @@ pub struct ReportError {
 
 /// Writes every report file; returns the first error with the file it concerns.
 pub fn write_all(dir: &Path, results: &RunResults, history: Option<&History>) -> Result<(), ReportError> {
+    write_all_masked(dir, results, history, &Redactor::default())
+}
+
+/// [`write_all`], with `redactor`'s secrets (the scenario's `processor.secret_env`)
+/// masked in every file: a value can reach a report by many roads (an error, a
+/// log tail, the scenario's text), so the files are masked as they are written.
+pub fn write_all_masked(dir: &Path, results: &RunResults, history: Option<&History>, redactor: &Redactor) -> Result<(), ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError { path: dir.to_path_buf(), source })?;
     let write = |name: &str, bytes: Vec<u8>| {
         let path = dir.join(name);
-        std::fs::write(&path, bytes).map_err(|source| ReportError { path, source })
+        std::fs::write(&path, redactor.redact(&bytes)).map_err(|source| ReportError { path, source })
     };
     let json = |v: &dyn erased::Json| v.to_vec();
     write("results.json", json(results))?;

@@ -69,21 +69,42 @@ pub(super) async fn exercise(
     // An external pipeline's target bucket holds thumbnails from before this run
     // (its owner's tests, an earlier run with the same seed and keys): they are
     // not this run's outputs. The harness's own environments start empty.
+    let probe = format!("{}probe/{run_id}.txt", harness_model::HARNESS_KEY_PREFIX);
+    // What the run lists of the target bucket: all of a bucket of its own; of an
+    // external pipeline's, only the run's keys (`<run-id>/…`), its probe and the
+    // keys of poison events (`poison/…`, a thumbnail of one is a phantom), so a
+    // bucket with millions of the owner's objects costs nothing per poll.
+    let outputs_scope = if env.kind() == EnvKind::External {
+        vec![format!("{run_id}/"), probe.clone(), "poison/".to_string()]
+    } else {
+        vec![String::new()]
+    };
     let before = if env.kind() == EnvKind::External {
-        versions_now(&s3, &ep.target_bucket).await.map_err(|detail| ObserveError::Listing { bucket: ep.target_bucket.clone(), detail })?
+        versions_now(&s3, &ep.target_bucket, &outputs_scope)
+            .await
+            .map_err(|detail| ObserveError::Listing { bucket: ep.target_bucket.clone(), detail })?
     } else {
         Default::default()
     };
     let observers = if env.kind() == EnvKind::External {
         // Nobody asked that pipeline's MinIO to announce thumbnails: list them.
         let from = env.events_from().unwrap_or_default();
-        Observers::start_listing(&ep.kafka_bootstrap, &ep.events_topic, &from, s3.clone(), &ep.target_bucket, before.clone(), run_id, clock)
-            .await?
+        Observers::start_listing(
+            &ep.kafka_bootstrap,
+            &ep.events_topic,
+            &from,
+            s3.clone(),
+            &ep.target_bucket,
+            outputs_scope.clone(),
+            before.clone(),
+            run_id,
+            clock,
+        )
+        .await?
     } else {
         Observers::start(&ep.kafka_bootstrap, &ep.events_topic, &ep.outputs_topic, run_id, clock).await?
     };
     let canary = env.canary_key().to_string();
-    let probe = format!("{}probe/{run_id}.txt", harness_model::HARNESS_KEY_PREFIX);
     s3.put_object()
         .bucket(&ep.target_bucket)
         .key(&probe)
@@ -226,7 +247,7 @@ pub(super) async fn exercise(
     // the observers only supply first-seen times.
     let observed = observers.stop();
     let seen = observed.outputs.lock().map(|v| v.clone()).unwrap_or_default();
-    history.outputs = list_outputs(&s3, &ep.target_bucket, &seen, &before).await?;
+    history.outputs = list_outputs(&s3, &ep.target_bucket, &outputs_scope, &seen, &before).await?;
     history.events = observed.events.lock().map(|v| v.clone()).unwrap_or_default();
     if env.kind() == EnvKind::External {
         // The observer reads that topic from its beginning (to find the canary's

@@ -19,6 +19,7 @@ use harness_model::verdict::{judge, overall, ExpectationResult, Verdict};
 use crate::env::{self, EnvError, EnvSpec};
 use crate::report;
 use crate::services::provision;
+use crate::services::redact::Redactor;
 pub use progress::Progress;
 
 /// How a run is carried out, beyond what the scenario says.
@@ -38,6 +39,16 @@ pub struct RunOutcome {
     pub results: RunResults,
     pub report_dir: PathBuf,
     pub exit: ExitCode,
+    /// The scenario's secrets (`processor.secret_env`): what prints the results
+    /// masks them ([`RunOutcome::summary`]).
+    pub redactor: Redactor,
+}
+
+impl RunOutcome {
+    /// The terminal summary, with the scenario's secrets masked.
+    pub fn summary(&self) -> String {
+        self.redactor.redact_str(&report::summary(&self.results, &self.report_dir.display().to_string())).into_owned()
+    }
 }
 
 /// Why a run stopped before it could be judged.
@@ -55,7 +66,8 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
     let started = Instant::now();
     let run_id = ids::run_id(&scenario.name, started_wall);
     let report_dir = opts.reports_root.join(&run_id);
-    let progress = Progress::new(opts.quiet);
+    let redactor = Redactor::new(scenario.processor.secret_values());
+    let progress = Progress::new(opts.quiet).masking(redactor.clone());
     let clock = crate::clock::Clock::start();
     progress.say(&format!("run {run_id}: reports in {}", report_dir.display()));
 
@@ -66,6 +78,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         run_id,
         report_dir,
         progress,
+        redactor,
         timings: Timings::default(),
         env_info: env_info(scenario),
     };
@@ -156,6 +169,7 @@ pub async fn run(scenario: &Scenario, opts: &RunOptions) -> RunOutcome {
         minio_target_sasl: scenario.environment.misconfigure == Some(Misconfiguration::SaslOnPlaintext),
         fault_links: scenario.faults.iter().any(|f| f.kind.is_network()),
         seed: scenario.seed,
+        secrets: scenario.processor.secret_values(),
     };
     let harness_bin = match std::env::current_exe() {
         Ok(p) => p,
@@ -250,6 +264,8 @@ struct Context<'a> {
     run_id: String,
     report_dir: PathBuf,
     progress: Progress,
+    /// The scenario's secrets: masked in the scenario's copy and every report.
+    redactor: Redactor,
     timings: Timings,
     env_info: EnvironmentInfo,
 }
@@ -307,7 +323,7 @@ impl Context<'_> {
         let mut outcome = self.finish(None, Ledger::default(), Metrics::default(), verdicts, Some(err));
         outcome.exit = exit;
         outcome.results.exit_code = exit.code();
-        if let Err(e) = report::write_all(&outcome.report_dir, &outcome.results, None) {
+        if let Err(e) = report::write_all_masked(&outcome.report_dir, &outcome.results, None, &outcome.redactor) {
             eprintln!("error: could not write reports: {e}");
         }
         outcome
@@ -387,15 +403,15 @@ impl Context<'_> {
         };
         // The scenario copy comes first: report.html embeds the copy, not the original
         // file, which may have changed since the run started.
-        if let Err(e) =
-            std::fs::create_dir_all(&self.report_dir).and_then(|()| std::fs::write(self.report_dir.join("scenario.yaml"), &s.source_text))
+        if let Err(e) = std::fs::create_dir_all(&self.report_dir)
+            .and_then(|()| std::fs::write(self.report_dir.join("scenario.yaml"), self.redactor.redact(s.source_text.as_bytes())))
         {
             eprintln!("error: could not copy the scenario into the reports: {e}");
         }
-        if let Err(e) = report::write_all(&self.report_dir, &results, history) {
+        if let Err(e) = report::write_all_masked(&self.report_dir, &results, history, &self.redactor) {
             eprintln!("error: could not write reports: {e}");
         }
-        RunOutcome { results, report_dir: self.report_dir, exit }
+        RunOutcome { results, report_dir: self.report_dir, exit, redactor: self.redactor }
     }
 }
 

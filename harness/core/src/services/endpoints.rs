@@ -20,11 +20,35 @@ impl std::fmt::Debug for S3Credentials {
     }
 }
 
+/// The credentials of a Kafka listener that needs SASL (over PLAINTEXT): the node
+/// port of a kubernetes run. `Debug` shows the user, never the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaSasl {
+    /// `PLAIN` (the harness's own Kafka), `SCRAM-SHA-512` (Strimzi's).
+    pub mechanism: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl KafkaSasl {
+    pub fn plain(user: &str, password: String) -> KafkaSasl {
+        KafkaSasl { mechanism: "PLAIN".into(), user: user.into(), password }
+    }
+}
+
+impl std::fmt::Debug for KafkaSasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSasl").field("mechanism", &self.mechanism).field("user", &self.user).field("password", &"<redacted>").finish()
+    }
+}
+
 /// Where the services of a running environment are reached.
 #[derive(Clone, Debug)]
 pub struct Endpoints {
     /// `host:port[,host:port]`.
     pub kafka_bootstrap: String,
+    /// What `kafka_bootstrap`'s listener requires: `None`, PLAINTEXT.
+    pub kafka_sasl: Option<KafkaSasl>,
     /// `http://host:port`.
     pub s3_endpoint: String,
     pub credentials: S3Credentials,
@@ -46,6 +70,7 @@ mod tests {
         assert!(!shown.contains("s3cr3t-value"), "{shown}");
         let endpoints = Endpoints {
             kafka_bootstrap: "127.0.0.1:1".into(),
+            kafka_sasl: Some(KafkaSasl::plain("harness", "sasl-pa55word".into())),
             s3_endpoint: "http://127.0.0.1:2".into(),
             credentials: creds,
             events_topic: "e".into(),
@@ -53,6 +78,7 @@ mod tests {
             source_bucket: "s".into(),
             target_bucket: "t".into(),
         };
-        assert!(!format!("{endpoints:?}").contains("s3cr3t-value"));
+        let shown = format!("{endpoints:?}");
+        assert!(!shown.contains("s3cr3t-value") && !shown.contains("sasl-pa55word"), "{shown}");
     }
 }

@@ -17,6 +17,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+pub use super::endpoints::KafkaSasl;
 use super::process::{ChildProcess, ChildSpec, ProcessGroup};
 use super::ready::ready_or_exit;
 use super::ServiceError;
@@ -120,6 +121,17 @@ pub struct ExtraListener {
     pub sasl_plain: Option<(String, String)>,
 }
 
+/// The `listener.name.<listener>.*` lines of a SASL_PLAINTEXT listener with
+/// mechanism PLAIN and one user. Kafka logs such values as `[hidden]`.
+fn sasl_plain_listener_properties(listener: &str, user: &str, password: &str) -> String {
+    let prefix = format!("listener.name.{}", listener.to_ascii_lowercase());
+    format!(
+        "{prefix}.sasl.enabled.mechanisms=PLAIN\n\
+         {prefix}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
+         username=\"{user}\" password=\"{password}\" user_{user}=\"{password}\";\n"
+    )
+}
+
 /// `server.properties` of a KRaft node on 127.0.0.1: the single broker, or node
 /// `cluster.node_id` of a cluster.
 pub fn server_properties(ports: KafkaPorts, data_dir: &Path, extra: &[ExtraListener], cluster: Option<&ClusterNode>) -> String {
@@ -132,12 +144,7 @@ pub fn server_properties(ports: KafkaPorts, data_dir: &Path, extra: &[ExtraListe
             None => map.push_str(&format!(",{}:PLAINTEXT", l.name)),
             Some((user, password)) => {
                 map.push_str(&format!(",{}:SASL_PLAINTEXT", l.name));
-                let prefix = format!("listener.name.{}", l.name.to_ascii_lowercase());
-                sasl.push_str(&format!(
-                    "{prefix}.sasl.enabled.mechanisms=PLAIN\n\
-                     {prefix}.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required \
-                     username=\"{user}\" password=\"{password}\" user_{user}=\"{password}\";\n"
-                ));
+                sasl.push_str(&sasl_plain_listener_properties(&l.name, user, password));
             }
         }
     }
@@ -170,6 +177,7 @@ pub fn container_server_properties(internal_host: &str, host_port: u16, data_dir
     container_server_properties_advertising(
         &format!("{internal_host}:{CONTAINER_INTERNAL_PORT}"),
         &format!("127.0.0.1:{host_port}"),
+        None,
         data_dir,
     )
 }
@@ -177,16 +185,27 @@ pub fn container_server_properties(internal_host: &str, host_port: u16, data_dir
 /// The same broker, advertising `INTERNAL` and `EXTERNAL` as the given
 /// `host:port`s (Kubernetes: a Service's cluster IP, and a node's address with
 /// the node port). The listeners bind 9092 and 9094 inside the pod or container.
-pub fn container_server_properties_advertising(internal: &str, external: &str, data_dir: &Path) -> String {
+/// With `external_sasl`, `EXTERNAL` is SASL_PLAINTEXT (PLAIN) with that one user:
+/// what a node port exposes to anyone who reaches the node.
+pub fn container_server_properties_advertising(
+    internal: &str,
+    external: &str,
+    external_sasl: Option<&KafkaSasl>,
+    data_dir: &Path,
+) -> String {
     let (internal_port, external_port) = (CONTAINER_INTERNAL_PORT, CONTAINER_EXTERNAL_PORT);
+    let (external_protocol, sasl) = match external_sasl {
+        None => ("PLAINTEXT", String::new()),
+        Some(s) => ("SASL_PLAINTEXT", sasl_plain_listener_properties("EXTERNAL", &s.user, &s.password)),
+    };
     format!(
         "# Written by the harness: one combined broker + controller in a container.\n\
          controller.quorum.voters=1@localhost:9093\n\
          listeners=INTERNAL://0.0.0.0:{internal_port},EXTERNAL://0.0.0.0:{external_port},CONTROLLER://localhost:9093\n\
          advertised.listeners=INTERNAL://{internal},EXTERNAL://{external}\n\
-         listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:{external_protocol},CONTROLLER:PLAINTEXT\n\
          inter.broker.listener.name=INTERNAL\n\
-         {}",
+         {sasl}{}",
         common_properties(data_dir, 1, 1)
     )
 }
@@ -396,12 +415,59 @@ impl Kafka {
     }
 }
 
+/// The bootstrap addresses whose listener needs SASL, with the credentials: every
+/// client the harness makes is built by [`client_config`] from a bootstrap address,
+/// so the credentials follow the address into the observers, the canary, the
+/// fault probes, the admin and group clients, without each of their (some thirty)
+/// signatures carrying them. Entries come and go with the environment that owns
+/// the listener ([`SaslAddress`]).
+static SASL_ADDRESSES: std::sync::RwLock<Vec<(String, KafkaSasl)>> = std::sync::RwLock::new(Vec::new());
+
+/// While it lives, clients of `bootstrap` authenticate with its credentials.
+#[derive(Debug)]
+pub struct SaslAddress {
+    bootstrap: String,
+}
+
+impl SaslAddress {
+    pub fn register(bootstrap: &str, sasl: KafkaSasl) -> SaslAddress {
+        let mut all = SASL_ADDRESSES.write().unwrap_or_else(|p| p.into_inner());
+        all.retain(|(b, _)| b != bootstrap);
+        all.push((bootstrap.to_string(), sasl));
+        SaslAddress { bootstrap: bootstrap.to_string() }
+    }
+}
+
+impl Drop for SaslAddress {
+    fn drop(&mut self) {
+        SASL_ADDRESSES.write().unwrap_or_else(|p| p.into_inner()).retain(|(b, _)| *b != self.bootstrap);
+    }
+}
+
+/// The credentials registered for `bootstrap`, if its listener needs SASL.
+pub fn sasl_for(bootstrap: &str) -> Option<KafkaSasl> {
+    SASL_ADDRESSES.read().unwrap_or_else(|p| p.into_inner()).iter().find(|(b, _)| b == bootstrap).map(|(_, s)| s.clone())
+}
+
+/// The base of every client the harness makes: `bootstrap.servers`, and SASL when
+/// the address was registered as needing it ([`SaslAddress`]).
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap);
+    if let Some(sasl) = sasl_for(bootstrap) {
+        cfg.set("security.protocol", "SASL_PLAINTEXT")
+            .set("sasl.mechanisms", &sasl.mechanism)
+            .set("sasl.username", &sasl.user)
+            .set("sasl.password", &sasl.password);
+    }
+    cfg
+}
+
 /// Config shared by the harness's helper clients: quick reconnects (the broker
 /// may just be starting) and no librdkafka error spam while it is.
 pub fn helper_client_config(bootstrap: &str) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", bootstrap)
-        .set("client.id", "harness")
+    let mut cfg = client_config(bootstrap);
+    cfg.set("client.id", "harness")
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "500")
         .set_log_level(RDKafkaLogLevel::Critical);

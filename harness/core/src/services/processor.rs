@@ -61,6 +61,22 @@ pub fn contract_env(endpoints: &Endpoints) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(sasl_env(endpoints.kafka_sasl.as_ref()))
+    .collect()
+}
+
+/// Where the Kafka address needs SASL (a kubernetes run's node port, which a
+/// processor command on this machine uses): librdkafka's settings, as variables.
+fn sasl_env(sasl: Option<&super::endpoints::KafkaSasl>) -> Vec<(String, String)> {
+    let Some(s) = sasl else { return Vec::new() };
+    [
+        ("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT".to_string()),
+        ("KAFKA_SASL_MECHANISM", s.mechanism.clone()),
+        ("KAFKA_SASL_USERNAME", s.user.clone()),
+        ("KAFKA_SASL_PASSWORD", s.password.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
 
@@ -439,6 +455,7 @@ mod tests {
     fn endpoints() -> Endpoints {
         Endpoints {
             kafka_bootstrap: "127.0.0.1:9092".into(),
+            kafka_sasl: None,
             s3_endpoint: "http://127.0.0.1:9000".into(),
             credentials: S3Credentials { access_key: "ak".into(), secret_key: "sk".into(), region: "us-east-1".into() },
             events_topic: "minio-events".into(),
@@ -475,6 +492,15 @@ mod tests {
         assert_eq!(child.env.iter().filter(|(k, _)| k == "THUMBNAIL_WIDTH").count(), 1);
         assert!(child.env_remove_prefixes.contains(&"AWS_".to_string()));
         assert_eq!(child.cwd, Some(PathBuf::from("/work")));
+        assert!(get("KAFKA_SASL_PASSWORD").is_none(), "a PLAINTEXT address gets no SASL variables");
+        let mut sasl = endpoints();
+        sasl.kafka_sasl = Some(crate::services::endpoints::KafkaSasl::plain("harness", "pw-12345678".into()));
+        let child = child_spec(&spec, &sasl);
+        let get = |k: &str| child.env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("KAFKA_SECURITY_PROTOCOL"), Some("SASL_PLAINTEXT"));
+        assert_eq!(get("KAFKA_SASL_MECHANISM"), Some("PLAIN"));
+        assert_eq!(get("KAFKA_SASL_USERNAME"), Some("harness"));
+        assert_eq!(get("KAFKA_SASL_PASSWORD"), Some("pw-12345678"));
     }
 
     /// What the fake launcher was asked to do, at what (virtual) time.

@@ -141,6 +141,8 @@ pub struct Processor {
     /// Working directory, already resolved against the scenario file's folder.
     pub workdir: PathBuf,
     pub env: BTreeMap<String, String>,
+    /// Names of `env` variables whose values are secret (each is a key of `env`).
+    pub secret_env: Vec<String>,
     pub group_id: String,
 }
 
@@ -156,6 +158,12 @@ pub enum ProcessorKind {
 }
 
 impl Processor {
+    /// The values of `env` the scenario marks secret: what a run masks wherever it
+    /// writes (logs, reports, the scenario's copy, the terminal).
+    pub fn secret_values(&self) -> Vec<String> {
+        self.secret_env.iter().filter_map(|k| self.env.get(k)).filter(|v| !v.is_empty()).cloned().collect()
+    }
+
     /// How reports name the processor: `builtin:resize` or the command line.
     pub fn label(&self) -> String {
         match &self.kind {

@@ -237,6 +237,13 @@ pub struct RawProcessor {
     /// Extra environment variables for the processor.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Names of `env` variables whose values are secret (a token, a password):
+    /// each value is masked (`***`) in every log, report and terminal line of the
+    /// run, and in the copy of this scenario the report keeps. E.g.
+    /// `env: { API_TOKEN: s3cr3t }` with `secret_env: [API_TOKEN]`.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub secret_env: Option<Spanned<Vec<String>>>,
     /// Consumer group the processor is told to use. Default `thumbnailer`.
     #[serde(default)]
     pub group_id: Option<String>,

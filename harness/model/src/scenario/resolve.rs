@@ -32,6 +32,10 @@ pub const CONTRACT_VARS: [&str; 11] = [
     "AWS_ENDPOINT_URL",
 ];
 
+/// The shortest value `processor.secret_env` may mark: the run's redactor masks
+/// nothing shorter (it would scramble every log).
+pub const MIN_SECRET_LEN: usize = 8;
+
 /// The processor contract's variables: every processor needs each.
 pub fn contract_required() -> &'static [&'static str] {
     &CONTRACT_VARS[..10]
@@ -227,6 +231,36 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
             "is set by the harness (processor contract); remove it from the scenario".into(),
         ));
     }
+    let secret_env = match p.secret_env {
+        None => Vec::new(),
+        Some(names) => {
+            let loc = names.referenced;
+            for (i, name) in names.value.iter().enumerate() {
+                if !p.env.contains_key(name) {
+                    let known: Vec<&str> = p.env.keys().map(String::as_str).collect();
+                    return Err(problem(
+                        loc,
+                        &format!("processor.secret_env[{i}]"),
+                        format!(
+                            "{name:?} is not a variable of processor.env ({}): list the names of env variables whose values are secret",
+                            if known.is_empty() { "it has none".to_string() } else { format!("it has {}", known.join(", ")) }
+                        ),
+                    ));
+                }
+                if let Some(v) = p.env.get(name).filter(|v| v.len() < MIN_SECRET_LEN) {
+                    return Err(problem(
+                        loc,
+                        &format!("processor.secret_env[{i}]"),
+                        format!(
+                            "the value of {name} has {} characters; a secret to mask needs at least {MIN_SECRET_LEN} (masking a shorter one would scramble every log)",
+                            v.chars().count()
+                        ),
+                    ));
+                }
+            }
+            names.value
+        }
+    };
     if matches!(kind_of_processor, ProcessorKind::Builtin(BuiltinName::Resize) | ProcessorKind::Image(_)) && p.workdir.is_some() {
         return Err(problem(proc_loc, "processor.workdir", "only applies to `command` processors".into()));
     }
@@ -237,6 +271,7 @@ pub(super) fn resolve(raw: RawScenario, text: &str, path: &Path, base_dir: &Path
             None => base_dir.to_path_buf(),
         },
         env: p.env,
+        secret_env,
         group_id: p.group_id.unwrap_or_else(|| "thumbnailer".to_string()),
     };
 

@@ -167,6 +167,7 @@ impl ContainersEnv {
         let (kafka_port, minio_port) = (ports[0], ports[1]);
         let endpoints = Endpoints {
             kafka_bootstrap: format!("127.0.0.1:{kafka_port}"),
+            kafka_sasl: None,
             s3_endpoint: format!("http://127.0.0.1:{minio_port}"),
             credentials,
             events_topic: spec.events_topic.clone(),
@@ -185,7 +186,9 @@ impl ContainersEnv {
             labels.insert(LABEL_PID_START.to_string(), start.to_string());
         }
         let mut env = ContainersEnv {
-            group: ProcessGroup::new(logs).with_redactor(Redactor::new([endpoints.credentials.secret_key.clone()])),
+            group: ProcessGroup::new(logs).with_redactor(Redactor::new(
+                std::iter::once(endpoints.credentials.secret_key.clone()).chain(spec.secrets.iter().cloned()),
+            )),
             spec,
             docker,
             labels,

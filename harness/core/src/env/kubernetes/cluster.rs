@@ -102,18 +102,44 @@ impl ClusterTarget {
     }
 
     pub async fn client(&self) -> Result<Client, EnvError> {
+        Client::try_from(self.config().await?).map_err(KubeErr::ctx("creating the Kubernetes client"))
+    }
+
+    /// A client, and the cluster's identity: its API server's URL and the CA the
+    /// kubeconfig trusts it by, hashed. A run's lease records it, so that leases are
+    /// pruned only against the cluster they were taken on.
+    pub async fn client_and_identity(&self) -> Result<(Client, String), EnvError> {
+        let config = self.config().await?;
+        let identity = cluster_identity(&config.cluster_url.to_string(), config.root_cert.as_deref().unwrap_or_default());
+        Ok((Client::try_from(config).map_err(KubeErr::ctx("creating the Kubernetes client"))?, identity))
+    }
+
+    async fn config(&self) -> Result<Config, EnvError> {
         let options = KubeConfigOptions { context: Some(self.context.clone()), ..Default::default() };
-        let config = match &self.kubeconfig {
+        match &self.kubeconfig {
             Some(path) => {
                 let kc = Kubeconfig::read_from(path).map_err(|e| EnvError::Engine(format!("reading {}: {e}", path.display())))?;
                 Config::from_custom_kubeconfig(kc, &options).await
             }
             None => Config::from_kubeconfig(&options).await,
         }
-        .map_err(|e| EnvError::Engine(format!("loading {}: {e}", self.describe())))?;
-        Client::try_from(config).map_err(KubeErr::ctx("creating the Kubernetes client"))
+        .map_err(|e| EnvError::Engine(format!("loading {}: {e}", self.describe())))
     }
 }
+
+/// Hex SHA-256 of the API server's URL and its CA certificates (DER).
+pub(super) fn cluster_identity(url: &str, ca: &[Vec<u8>]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(url.as_bytes());
+    for cert in ca {
+        h.update((cert.len() as u64).to_be_bytes());
+        h.update(cert);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ClusterTarget {}
 
 /// The API server's version; fails within [`API_TIMEOUT`] when it does not answer.
 pub(super) async fn server_version(client: &Client) -> Result<String, EnvError> {
@@ -162,6 +188,15 @@ pub(super) fn addresses(svc: &KService, name: &str) -> Result<(String, i32), Env
             svc.metadata.name.clone().unwrap_or_default()
         ))),
     }
+}
+
+/// The cluster IP of a Service.
+pub(super) fn cluster_ip(svc: &KService) -> Result<String, EnvError> {
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.clone())
+        .filter(|ip| !ip.is_empty() && ip != "None")
+        .ok_or_else(|| EnvError::Engine(format!("Service {} got no cluster IP", svc.metadata.name.clone().unwrap_or_default())))
 }
 
 pub fn hostname() -> String {
@@ -499,10 +534,18 @@ pub(super) async fn remove_volumes(client: &Client, namespace: &str, image: &str
 /// Deletes every namespace a harness on this machine created and that harness is
 /// gone (killed, or kept with `--keep` and ended): only those this machine holds the
 /// lease of (see `owner`). Returns how many.
-pub async fn reap_leftovers(client: &Client) -> usize {
+pub async fn reap_leftovers(client: &Client, cluster: &str) -> usize {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let lp = ListParams::default().labels(&format!("{MANAGED_BY}=harness"));
     let Ok(Ok(list)) = tokio::time::timeout(API_TIMEOUT, namespaces.list(&lp)).await else { return 0 };
+    // Leases of this cluster whose namespace is gone and whose run ended: nothing
+    // left to reap, only a file (read from the full list: never on a failed one).
+    let owned: std::collections::HashSet<String> =
+        list.items.iter().filter_map(|ns| ns.metadata.labels.as_ref()?.get(super::owner::LABEL_OWNER).cloned()).collect();
+    let pruned = super::owner::prune(cluster, &owned);
+    if pruned > 0 {
+        tracing::info!("pruned {pruned} lease(s) of runs whose namespace is gone");
+    }
     let mut reaped = 0;
     for ns in list.items {
         let labels: HashMap<String, String> = ns.metadata.labels.clone().unwrap_or_default().into_iter().collect();

@@ -3,10 +3,15 @@
 //! does not know fails here, in a unit test, not on a cluster.
 //!
 //! One namespace per run holds everything:
-//! - `kafka` and `minio`: NodePort Services created first, so the addresses
-//!   Kafka advertises (the Service's cluster IP for pods, the node's address and
-//!   node port for the harness outside) are known before Kafka starts, and stay
-//!   the same when a fault deletes the pod.
+//! - Services created first, so the addresses Kafka advertises are known before
+//!   Kafka starts, and stay the same when a fault deletes the pod: `kafka`, a
+//!   ClusterIP Service of the PLAINTEXT listener the pods use (MinIO's Kafka
+//!   target, the processor); `kafka-external`, a NodePort Service of the listener
+//!   the harness uses from outside, which requires SASL/PLAIN with a per-run
+//!   password ([`KAFKA_EXTERNAL`]); `minio`, a NodePort Service of MinIO's API,
+//!   which requires the run's random credentials. A node port is open to anyone
+//!   who reaches a node: nothing behind one answers without the run's secret.
+//! - `kafka`: a Secret with Kafka's config files (they hold the SASL password).
 //! - `kafka` and `minio` StatefulSets of one replica each, with their data on a
 //!   hostPath below [`VOLUME_ROOT`] (a pod deleted by a fault comes back to its
 //!   data, as a restarted process does locally).
@@ -16,7 +21,7 @@ use std::collections::BTreeMap;
 
 use harness_model::history::WIPED_KEYS_MAX;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
@@ -27,6 +32,10 @@ pub const VOLUME_ROOT: &str = "/var/lib/harness/k8s-volumes";
 pub const KAFKA: &str = "kafka";
 pub const MINIO: &str = "minio";
 pub const PROCESSOR: &str = "processor";
+/// The NodePort Service of Kafka's SASL listener (the harness's, from outside).
+pub const KAFKA_EXTERNAL: &str = "kafka-external";
+/// The SASL user of that listener (its password is the run's).
+pub const KAFKA_EXTERNAL_USER: &str = "harness";
 /// The label every pod of a run carries with its service's name.
 pub const APP_LABEL: &str = "app.kubernetes.io/name";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -54,15 +63,27 @@ pub fn namespace(name: &str, labels: &BTreeMap<String, String>) -> Namespace {
     typed("namespace", json!({ "metadata": { "name": name, "labels": labels_json(labels) } }))
 }
 
-/// A NodePort Service in front of one service's pods. `ports`: (name, port).
-pub fn node_port_service(app: &str, ports: &[(&str, u16)], labels: &BTreeMap<String, String>) -> Service {
+/// A NodePort Service `name` in front of the pods of `app`: every port is open on
+/// every node, so only listeners that require the run's credentials go here.
+/// `ports`: (name, port).
+pub fn node_port_service(name: &str, app: &str, ports: &[(&str, u16)], labels: &BTreeMap<String, String>) -> Service {
+    service("NodePort", name, app, ports, labels)
+}
+
+/// A ClusterIP Service `name` in front of the pods of `app`: reached from pods (and
+/// the cluster's nodes), not through a node port.
+pub fn cluster_ip_service(name: &str, app: &str, ports: &[(&str, u16)], labels: &BTreeMap<String, String>) -> Service {
+    service("ClusterIP", name, app, ports, labels)
+}
+
+fn service(kind: &str, name: &str, app: &str, ports: &[(&str, u16)], labels: &BTreeMap<String, String>) -> Service {
     let ports: Vec<Value> = ports.iter().map(|(name, port)| json!({ "name": name, "port": port, "targetPort": port })).collect();
     typed(
         "service",
         json!({
-            "metadata": { "name": app, "labels": labels_json(labels) },
+            "metadata": { "name": name, "labels": labels_json(labels) },
             "spec": {
-                "type": "NodePort",
+                "type": kind,
                 "selector": { APP_LABEL: app },
                 "ports": ports,
                 // A fault deletes pods: only a ready pod should get traffic.
@@ -72,9 +93,19 @@ pub fn node_port_service(app: &str, ports: &[(&str, u16)], labels: &BTreeMap<Str
     )
 }
 
-pub fn config_map(name: &str, files: &[(&str, String)], labels: &BTreeMap<String, String>) -> ConfigMap {
+/// Kafka's two Services: `kafka` (ClusterIP, the PLAINTEXT listener of pods) and
+/// [`KAFKA_EXTERNAL`] (NodePort, the SASL listener of the harness outside).
+pub fn kafka_services(labels: &BTreeMap<String, String>) -> (Service, Service) {
+    (
+        cluster_ip_service(KAFKA, KAFKA, &[("internal", KAFKA_INTERNAL_PORT)], labels),
+        node_port_service(KAFKA_EXTERNAL, KAFKA, &[("external", KAFKA_EXTERNAL_PORT)], labels),
+    )
+}
+
+/// A Secret of files, mounted as a folder (config files that hold credentials).
+pub fn file_secret(name: &str, files: &[(&str, String)], labels: &BTreeMap<String, String>) -> Secret {
     let data: BTreeMap<&str, &str> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    typed("config map", json!({ "metadata": { "name": name, "labels": labels_json(labels) }, "data": data }))
+    typed("secret", json!({ "metadata": { "name": name, "labels": labels_json(labels) }, "stringData": data }))
 }
 
 /// A Secret of environment variables (credentials never sit in a pod spec).
@@ -257,7 +288,8 @@ pub fn kafka_stateful_set(k: &KafkaPod<'_>, labels: &BTreeMap<String, String>) -
             { "name": "data", "mountPath": KAFKA_DATA }
         ]
     });
-    let volumes = json!([{ "name": "config", "configMap": { "name": KAFKA } }, host_volume("data", k.namespace, KAFKA)]);
+    // A Secret, not a ConfigMap: server.properties holds the SASL listener's password.
+    let volumes = json!([{ "name": "config", "secret": { "secretName": KAFKA } }, host_volume("data", k.namespace, KAFKA)]);
     stateful_set(KAFKA, labels, pod_spec(vec![container], volumes, k.grace_secs, signals(k.image, json!([]), Some(KAFKA_INTERNAL_PORT))))
 }
 
@@ -412,10 +444,13 @@ mod tests {
         let l = labels();
         let ns = namespace("h-ab12", &l);
         assert_eq!(ns.metadata.name.as_deref(), Some("h-ab12"));
-        let svc = node_port_service(KAFKA, &[("internal", 9092), ("external", 9094)], &l);
+        let svc = node_port_service(KAFKA_EXTERNAL, KAFKA, &[("external", 9094)], &l);
         let spec = svc.spec.unwrap();
         assert_eq!(spec.type_.as_deref(), Some("NodePort"));
-        assert_eq!(spec.ports.unwrap().len(), 2);
+        assert_eq!(spec.selector.unwrap()[APP_LABEL], KAFKA);
+        assert_eq!(spec.ports.unwrap().len(), 1);
+        let svc = cluster_ip_service(KAFKA, KAFKA, &[("internal", 9092)], &l);
+        assert_eq!(svc.spec.unwrap().type_.as_deref(), Some("ClusterIP"));
         let k =
             kafka_stateful_set(&KafkaPod { image: "localhost/k:1", command: "exec java".into(), namespace: "h-ab12", grace_secs: 15 }, &l);
         let pod = k.spec.unwrap().template;
@@ -454,7 +489,45 @@ mod tests {
         assert_eq!(s.string_data.unwrap()["A"], "b");
         let c = cleanup_pod("localhost/k:1", "h-ab12", &l);
         assert_eq!(c.spec.unwrap().containers[0].command.as_ref().unwrap()[2], "/volumes/h-ab12");
-        config_map(KAFKA, &[("server.properties", "a=b".into())], &l);
+        let f = file_secret(KAFKA, &[("server.properties", "a=b".into())], &l);
+        assert_eq!(f.string_data.unwrap()["server.properties"], "a=b");
+    }
+
+    /// What a node port exposes of Kafka: only the listener that requires the
+    /// run's SASL password. The PLAINTEXT listener the pods use is behind a
+    /// ClusterIP Service, and the broker's config is in a Secret.
+    #[test]
+    fn kafkas_node_port_reaches_only_its_sasl_listener() {
+        let l = labels();
+        let (inside, outside) = kafka_services(&l);
+        let inside = inside.spec.unwrap();
+        assert_eq!(inside.type_.as_deref(), Some("ClusterIP"));
+        assert!(inside.ports.as_ref().unwrap().iter().all(|p| p.node_port.is_none()));
+        let inside_ports: Vec<i32> = inside.ports.unwrap().iter().map(|p| p.port).collect();
+        assert_eq!(inside_ports, [i32::from(KAFKA_INTERNAL_PORT)]);
+        let outside = outside.spec.unwrap();
+        assert_eq!(outside.type_.as_deref(), Some("NodePort"));
+        let outside_ports: Vec<i32> = outside.ports.unwrap().iter().map(|p| p.port).collect();
+        assert_eq!(outside_ports, [i32::from(KAFKA_EXTERNAL_PORT)], "the node port leads to the external listener only");
+        let sasl = crate::services::kafka::KafkaSasl::plain(KAFKA_EXTERNAL_USER, "run-secret-1234".into());
+        let props = crate::services::kafka::container_server_properties_advertising(
+            "10.0.0.7:9092",
+            "10.1.0.1:31000",
+            Some(&sasl),
+            std::path::Path::new(KAFKA_DATA),
+        );
+        assert!(
+            props.lines().any(|l| l == "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT"),
+            "{props}"
+        );
+        assert!(props.lines().any(|l| l == "listener.name.external.sasl.enabled.mechanisms=PLAIN"), "{props}");
+        assert!(props.contains("username=\"harness\" password=\"run-secret-1234\" user_harness=\"run-secret-1234\";"), "{props}");
+        assert!(props.lines().any(|l| l == "advertised.listeners=INTERNAL://10.0.0.7:9092,EXTERNAL://10.1.0.1:31000"), "{props}");
+        let k = kafka_stateful_set(&KafkaPod { image: "i", command: "x".into(), namespace: "n", grace_secs: 1 }, &l);
+        let volumes = k.spec.unwrap().template.spec.unwrap().volumes.unwrap();
+        let config = volumes.iter().find(|v| v.name == "config").unwrap();
+        assert!(config.config_map.is_none(), "the password is in no ConfigMap");
+        assert_eq!(config.secret.as_ref().unwrap().secret_name.as_deref(), Some(KAFKA));
     }
 
     #[test]

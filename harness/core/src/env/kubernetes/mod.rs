@@ -3,16 +3,24 @@
 //! cluster the kube context names (the harness's own from `ci/k8s up`, a kind
 //! cluster, any other), through kube-rs.
 //!
-//! How every client reaches every service: each service has a NodePort Service,
-//! created before its pods.
-//! - Pods (MinIO's Kafka target, the processor) use the Service's cluster IP.
-//! - The harness, outside the cluster, uses a node's address and the node port.
+//! How every client reaches every service: Services created before the pods.
+//! - Pods (MinIO's Kafka target, the processor) use Services' cluster IPs: Kafka's
+//!   PLAINTEXT listener is behind a ClusterIP Service (`kafka`) and nowhere else.
+//! - The harness, outside the cluster, uses a node's address and node ports:
+//!   Kafka's second listener (`kafka-external`), which requires SASL/PLAIN with a
+//!   user and password made for the run, and MinIO's API, which requires the run's
+//!   random credentials. Anyone who reaches a node reaches a node port; without
+//!   the run's secrets nothing behind them answers (no metadata, no topic, no
+//!   object). Every client of the harness authenticates through
+//!   [`kafka::SaslAddress`]; a processor command run on this machine gets the
+//!   `KAFKA_SASL_*` variables.
 //!
-//! Kafka advertises exactly these two addresses on two listeners, so each client
-//! gets back the address that works from where it stands. Both stay the same
-//! when a fault deletes a pod, and neither needs cluster DNS or a port-forward
-//! stream that a deleted pod would break. (A port-forward would also work where
-//! nodes are unreachable, but every broker kill would cut it.)
+//! Why node ports and not a path of the harness's own (a port-forward): the
+//! addresses must outlive the pods. Kafka advertises exactly these two addresses
+//! on two listeners, so each client gets back the address that works from where it
+//! stands; both stay the same when a fault deletes a pod, and neither needs cluster
+//! DNS. A port-forward stream is cut by every broker kill (and a Kafka client
+//! follows the advertised address, not the forward).
 //!
 //! The namespace carries the run id, the harness's pid and its start time and
 //! host as labels; [`reap_leftovers`] deletes namespaces whose harness is gone,
@@ -42,7 +50,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use harness_model::scenario::{EnvKind, KafkaOperator, Service};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret, Service as KService};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service as KService};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use tokio::sync::watch;
@@ -99,6 +107,8 @@ pub struct KubernetesEnv {
     /// The token of this run's lease on its namespace ([`owner`]), released when the
     /// run deletes the namespace itself.
     owner: Option<String>,
+    /// The harness's clients of Kafka's node port authenticate while it lives.
+    _sasl_address: Option<kafka::SaslAddress>,
 }
 
 /// The processor of a run: the builtin one as a Deployment, a command on the host.
@@ -165,9 +175,9 @@ impl KubernetesEnv {
         std::fs::create_dir_all(&logs).map_err(io_err("creating the run's logs folder"))?;
         let target = ClusterTarget::resolve(None)?;
         progress(&format!("connecting to Kubernetes ({})…", target.describe()));
-        let client = target.client().await?;
+        let (client, cluster_id) = target.client_and_identity().await?;
         let version = cluster::server_version(&client).await?;
-        let reaped = reap_leftovers(&client).await;
+        let reaped = reap_leftovers(&client, &cluster_id).await;
         if reaped > 0 {
             progress(&format!("deleted {reaped} namespace(s) left by killed runs"));
         }
@@ -194,12 +204,15 @@ impl KubernetesEnv {
         }
         // Ownership by a token with a lease on this machine (see `owner`): hostname and
         // pid are only for people reading the labels.
-        let owner = owner::claim();
+        let owner = owner::claim(&cluster_id);
         if let Some(token) = &owner {
             labels.insert(owner::LABEL_OWNER.to_string(), token.clone());
         }
+        // The node port's listener: a user and password of this run only.
+        let kafka_sasl = kafka::KafkaSasl::plain(manifests::KAFKA_EXTERNAL_USER, token(20)?);
         let placeholder = Endpoints {
             kafka_bootstrap: String::new(),
+            kafka_sasl: None,
             s3_endpoint: String::new(),
             credentials,
             events_topic: spec.events_topic.clone(),
@@ -208,7 +221,9 @@ impl KubernetesEnv {
             target_bucket: spec.target_bucket.clone(),
         };
         let mut env = KubernetesEnv {
-            group: ProcessGroup::new(logs).with_redactor(Redactor::new([placeholder.credentials.secret_key.clone()])),
+            group: ProcessGroup::new(logs).with_redactor(Redactor::new(
+                [placeholder.credentials.secret_key.clone(), kafka_sasl.password.clone()].into_iter().chain(spec.secrets.iter().cloned()),
+            )),
             spec,
             client,
             target,
@@ -226,8 +241,9 @@ impl KubernetesEnv {
             logs: None,
             shut_down: false,
             owner,
+            _sasl_address: None,
         };
-        match env.bring_up(&node_address, progress).await {
+        match env.bring_up(&node_address, kafka_sasl, progress).await {
             Ok(()) => {
                 env.timings.total = started.elapsed();
                 Ok(env)
@@ -248,7 +264,7 @@ impl KubernetesEnv {
         Api::namespaced(self.client.clone(), &self.namespace)
     }
 
-    async fn bring_up(&mut self, node: &str, progress: &dyn Fn(&str)) -> Result<(), EnvError> {
+    async fn bring_up(&mut self, node: &str, kafka_sasl: kafka::KafkaSasl, progress: &dyn Fn(&str)) -> Result<(), EnvError> {
         let ns = &self.namespace;
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         namespaces
@@ -259,7 +275,8 @@ impl KubernetesEnv {
         self.logs = Some(LogFollowers::start(self.api(), logs_dir, self.group.redactor(), &[KAFKA, MINIO, PROCESSOR]));
         let services: Api<KService> = self.api();
         let pp = PostParams::default();
-        let minio_svc = manifests::node_port_service(MINIO, &[("api", manifests::MINIO_API_PORT)], &self.labels);
+        // MinIO's API on a node port: it answers nothing without the run's random keys.
+        let minio_svc = manifests::node_port_service(MINIO, MINIO, &[("api", manifests::MINIO_API_PORT)], &self.labels);
         let minio_svc = services.create(&pp, &minio_svc).await.map_err(KubeErr::ctx("creating the minio Service"))?;
         let (minio_ip, minio_node_port) = cluster::addresses(&minio_svc, "api")?;
         self.endpoints.s3_endpoint = format!("http://{node}:{minio_node_port}");
@@ -269,32 +286,38 @@ impl KubernetesEnv {
             // Strimzi's operator runs Kafka; its status says where (before MinIO
             // is configured with it).
             let topics = [(self.spec.events_topic.as_str(), self.spec.events_partitions), (self.spec.outputs_topic.as_str(), 1)];
-            let kafka = strimzi::start(&self.client, ns, &topics, &self.labels, self.spec.ready_timeout, progress).await?;
+            let kafka =
+                strimzi::start(&self.client, ns, &topics, &self.labels, &kafka_sasl.password, self.spec.ready_timeout, progress).await?;
             self.endpoints.kafka_bootstrap = kafka.bootstrap.outside;
+            // Its node-port listener wants SCRAM-SHA-512 of the run's KafkaUser.
+            let sasl = kafka::KafkaSasl { mechanism: "SCRAM-SHA-512".into(), user: strimzi::USER.into(), password: kafka_sasl.password };
+            self._sasl_address = Some(kafka::SaslAddress::register(&self.endpoints.kafka_bootstrap, sasl.clone()));
+            self.endpoints.kafka_sasl = Some(sasl);
             self.inner_endpoints.kafka_bootstrap = kafka.bootstrap.inside;
             self.kafka_version = format!("{} (Strimzi)", kafka.version);
             None
         } else {
-            let kafka_svc = manifests::node_port_service(
-                KAFKA,
-                &[("internal", manifests::KAFKA_INTERNAL_PORT), ("external", manifests::KAFKA_EXTERNAL_PORT)],
-                &self.labels,
-            );
-            let kafka_svc = services.create(&pp, &kafka_svc).await.map_err(KubeErr::ctx("creating the kafka Service"))?;
-            let (kafka_ip, kafka_node_port) = cluster::addresses(&kafka_svc, "external")?;
+            let (inside, outside) = manifests::kafka_services(&self.labels);
+            let inside = services.create(&pp, &inside).await.map_err(KubeErr::ctx("creating the kafka Service"))?;
+            let outside = services.create(&pp, &outside).await.map_err(KubeErr::ctx("creating the kafka-external Service"))?;
+            let kafka_ip = cluster::cluster_ip(&inside)?;
+            let (_, kafka_node_port) = cluster::addresses(&outside, "external")?;
             self.endpoints.kafka_bootstrap = format!("{node}:{kafka_node_port}");
+            self.endpoints.kafka_sasl = Some(kafka_sasl.clone());
+            self._sasl_address = Some(kafka::SaslAddress::register(&self.endpoints.kafka_bootstrap, kafka_sasl.clone()));
             self.inner_endpoints.kafka_bootstrap = format!("{kafka_ip}:{}", manifests::KAFKA_INTERNAL_PORT);
             let properties = kafka::container_server_properties_advertising(
                 &self.inner_endpoints.kafka_bootstrap,
                 &self.endpoints.kafka_bootstrap,
+                Some(&kafka_sasl),
                 Path::new(manifests::KAFKA_DATA),
             );
-            let config = manifests::config_map(
+            let config = manifests::file_secret(
                 KAFKA,
                 &[("server.properties", properties), ("log4j2.properties", kafka::LOG4J2_PROPERTIES.to_string())],
                 &self.labels,
             );
-            self.api::<ConfigMap>().create(&pp, &config).await.map_err(KubeErr::ctx("creating the kafka ConfigMap"))?;
+            self.api::<Secret>().create(&pp, &config).await.map_err(KubeErr::ctx("creating the kafka config Secret"))?;
             let config_dir = Path::new(manifests::KAFKA_CONFIG_DIR);
             let command = crate::engine::kafka_entrypoint(
                 &self.images.kafka_java,

@@ -10,6 +10,11 @@
 //! `Ready` conditions awaited; the bootstrap addresses are read from the Kafka's
 //! status listeners (`plain` for the pods, the node-port `external` one for the
 //! harness).
+//!
+//! The node-port listener is open to anyone who reaches a node, so it requires
+//! SCRAM-SHA-512 of the run's `KafkaUser` ([`USER`]), whose password is the run's
+//! own (a Secret the KafkaUser names); the `plain` listener the pods use has no
+//! node port. (Not run here: no Strimzi operator can run on this machine.)
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -29,6 +34,10 @@ pub const VERSION: &str = "v1beta2";
 /// The Kafka's name; its pods are `harness-dual-role-<id>`.
 pub const CLUSTER: &str = "harness";
 pub const POOL: &str = "dual-role";
+/// The KafkaUser the harness authenticates as at the node-port listener.
+pub const USER: &str = "harness";
+/// The Secret with its password (the User Operator reads it from there).
+pub const USER_SECRET: &str = "harness-kafka-user";
 const CLUSTER_LABEL: &str = "strimzi.io/cluster";
 /// The cluster operator's Deployment carries this label (Strimzi's install files).
 const OPERATOR_LABEL: &str = "strimzi.io/kind=cluster-operator";
@@ -57,6 +66,7 @@ pub fn resource(kind: &str, plural: &str) -> ApiResource {
 /// `(topic, partitions)`. One broker (replication factor 1, as the harness's own
 /// Kafka); ephemeral storage, since the run's namespace lives as long as the run.
 pub fn resources(topics: &[(&str, i32)], labels: &BTreeMap<String, String>) -> Vec<Value> {
+    // The KafkaUser's password comes from USER_SECRET, created before these.
     let mut pool_labels = labels.clone();
     pool_labels.insert(CLUSTER_LABEL.into(), CLUSTER.into());
     let mut out = vec![
@@ -72,7 +82,10 @@ pub fn resources(topics: &[(&str, i32)], labels: &BTreeMap<String, String>) -> V
                 "kafka": {
                     "listeners": [
                         { "name": "plain", "port": 9092, "type": "internal", "tls": false },
-                        { "name": "external", "port": 9094, "type": "nodeport", "tls": false }
+                        {
+                            "name": "external", "port": 9094, "type": "nodeport", "tls": false,
+                            "authentication": { "type": "scram-sha-512" }
+                        }
                     ],
                     "config": {
                         "offsets.topic.replication.factor": 1,
@@ -82,7 +95,7 @@ pub fn resources(topics: &[(&str, i32)], labels: &BTreeMap<String, String>) -> V
                         "min.insync.replicas": 1
                     }
                 },
-                "entityOperator": { "topicOperator": {} }
+                "entityOperator": { "topicOperator": {}, "userOperator": {} }
             }
         }),
         json!({
@@ -96,6 +109,17 @@ pub fn resources(topics: &[(&str, i32)], labels: &BTreeMap<String, String>) -> V
             }
         }),
     ];
+    out.push(json!({
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "kind": "KafkaUser",
+        "metadata": { "name": USER, "labels": pool_labels },
+        "spec": {
+            "authentication": {
+                "type": "scram-sha-512",
+                "password": { "valueFrom": { "secretKeyRef": { "name": USER_SECRET, "key": "password" } } }
+            }
+        }
+    }));
     for (topic, partitions) in topics {
         out.push(json!({
             "apiVersion": format!("{GROUP}/{VERSION}"),
@@ -118,6 +142,7 @@ fn plural(kind: &str) -> &'static str {
     match kind {
         "Kafka" => "kafkas",
         "KafkaNodePool" => "kafkanodepools",
+        "KafkaUser" => "kafkausers",
         _ => "kafkatopics",
     }
 }
@@ -134,12 +159,18 @@ pub async fn start(
     ns: &str,
     topics: &[(&str, i32)],
     labels: &BTreeMap<String, String>,
+    password: &str,
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> Result<StrimziKafka, EnvError> {
     crds_installed(client).await?;
     let objects = resources(topics, labels);
     dry_run(client, ns, &objects).await?;
+    let secret = super::manifests::env_secret(USER_SECRET, &[("password".to_string(), password.to_string())], labels);
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), ns)
+        .create(&Default::default(), &secret)
+        .await
+        .map_err(KubeErr::ctx(format!("creating the Secret {USER_SECRET}")))?;
     progress("Strimzi's resources passed the API server's dry run (strict field validation)");
     let operator = operator_running(client).await?;
     progress(&format!(
@@ -157,7 +188,7 @@ pub async fn start(
 async fn crds_installed(client: &Client) -> Result<(), EnvError> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let mut missing = Vec::new();
-    for plural in ["kafkas", "kafkanodepools", "kafkatopics"] {
+    for plural in ["kafkas", "kafkanodepools", "kafkatopics", "kafkausers"] {
         let name = format!("{plural}.{GROUP}");
         if crds.get_opt(&name).await.map_err(KubeErr::ctx("reading Strimzi's CRDs"))?.is_none() {
             missing.push(name);
@@ -300,16 +331,27 @@ mod tests {
     #[test]
     fn the_kafka_is_kraft_with_a_dual_role_pool_and_the_topics_are_labelled_for_it() {
         let labels = BTreeMap::from([("io.harness.run".to_string(), "r1".to_string())]);
-        let r = resources(&[("minio-events", 3), ("minio_events.outputs", 1)], &labels);
-        assert_eq!(r.len(), 4);
+        let mut r = resources(&[("minio-events", 3), ("minio_events.outputs", 1)], &labels);
+        assert_eq!(r.len(), 5);
         let kafka = &r[0];
         assert_eq!(kafka["metadata"]["annotations"]["strimzi.io/kraft"], "enabled");
         assert_eq!(kafka["metadata"]["annotations"]["strimzi.io/node-pools"], "enabled");
         let listeners = kafka["spec"]["kafka"]["listeners"].as_array().unwrap();
         assert!(listeners.iter().all(|l| l["tls"] == false && l["name"].is_string() && l["port"].is_u64()));
+        // What a node port reaches wants the run's user; the pods' listener has no node port.
+        for l in listeners {
+            let exposed = l["type"] != "internal" && l["type"] != "cluster-ip";
+            assert_eq!(exposed, l["authentication"]["type"] == "scram-sha-512", "{l}");
+        }
+        assert_eq!(kafka["spec"]["entityOperator"]["userOperator"], json!({}), "the User Operator makes the KafkaUser");
         assert_eq!(r[1]["kind"], "KafkaNodePool");
         assert_eq!(r[1]["metadata"]["labels"][CLUSTER_LABEL], CLUSTER);
         assert_eq!(r[1]["spec"]["roles"], json!(["controller", "broker"]));
+        let user = r.remove(2);
+        assert_eq!((user["kind"].as_str(), user["metadata"]["name"].as_str()), (Some("KafkaUser"), Some(USER)));
+        assert_eq!(user["metadata"]["labels"][CLUSTER_LABEL], CLUSTER);
+        assert_eq!(user["spec"]["authentication"]["type"], "scram-sha-512");
+        assert_eq!(user["spec"]["authentication"]["password"]["valueFrom"]["secretKeyRef"]["name"], USER_SECRET);
         assert_eq!(r[2]["metadata"]["name"], "minio-events");
         assert_eq!(r[2]["spec"]["partitions"], 3);
         assert_eq!(r[3]["metadata"]["name"], "minio-events-outputs", "a valid object name");
