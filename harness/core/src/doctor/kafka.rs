@@ -33,6 +33,13 @@ async fn listener_check(addr: &str, uses: &ListenerUse, t: &Target, fix: &str, l
     let client = uses.client;
     let answer = probe(addr, Some(&t.topic), t.probe_timeout).await;
     let finding = match answer {
+        Err(e @ ProbeError::Silent(_)) => Finding::error(link, check, e.to_string())
+            .because(format!(
+                "{addr} is not a Kafka listener: every Kafka listener answers ApiVersions at once, and this one keeps the connection \
+                 open without a word (an HTTP server waiting for a whole request line, as Go's servers do: MinIO's console, \
+                 Prometheus, Grafana); {client}'s Kafka client only times out"
+            ))
+            .fix(fix),
         Err(e) => {
             let cause = match e {
                 ProbeError::Refused => "nothing listens on that port",
