@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod records;
 pub mod results;
 pub mod rng;
+pub mod roster;
 pub mod scenario;
 pub mod text;
 pub mod verdict;
