@@ -163,7 +163,17 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         let kafka_volumes = kafka_set["spec"]["template"]["spec"]["volumes"].clone();
         let minio_c = main_container(&minio_set["spec"]["template"], "minio");
         let processor_c = main_container(&processor["spec"]["template"], "processor");
-        let kafka_svc = Api::<Service>::namespaced(client.clone(), &base).get("kafka").await.unwrap();
+        // The base run's namespace is reaped by any kubernetes run that starts after it
+        // (another test's, another user's of the cluster): what the class needs of it is
+        // read above, and the shared Kafka runs in a namespace of the class's own.
+        let _ = Api::<Namespace>::all(client.clone()).delete(&base, &Default::default()).await;
+        let shared_ns = format!("hcls-{nonce}-kafka");
+        fixture.namespaces.push(shared_ns.clone());
+        Api::<Namespace>::all(client.clone()).create(&pp, &typed!(json!({ "metadata": { "name": shared_ns } }))).await.unwrap();
+        let svc = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "kafka" },
+            "spec": { "type": "NodePort", "selector": { "app": "kafka" }, "ports": [
+                { "name": "internal", "port": 9092, "targetPort": 9092 }, { "name": "external", "port": 9094, "targetPort": 9094 }] } });
+        let kafka_svc = Api::<Service>::namespaced(client.clone(), &shared_ns).create(&pp, &typed!(svc)).await.unwrap();
         let kafka_ip = kafka_svc.spec.as_ref().and_then(|s| s.cluster_ip.clone()).unwrap();
         let shared_kafka = format!("{kafka_ip}:9092");
         // From here (the node), the listener that advertises the node's address.
@@ -171,15 +181,27 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone()).list(&ListParams::default()).await.unwrap().items;
         let node_ip = nodes.iter().flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten())).find(|a| a.type_ == "InternalIP").map(|a| a.address.clone()).unwrap();
         let outside_kafka = format!("{node_ip}:{node_port}");
-        let kafka_pod = Api::<Pod>::namespaced(client.clone(), &base)
-            .list(&ListParams::default().labels("app.kubernetes.io/name=kafka"))
-            .await
-            .unwrap()
-            .items
-            .into_iter()
-            .next()
-            .unwrap();
-        let kafka_pod_ip = kafka_pod.status.and_then(|s| s.pod_ip).unwrap();
+        let kafka_pod = |ns: &str, internal: &str, external: &str| {
+            let properties = harness_core::services::kafka::container_server_properties_advertising(internal, external, Path::new("/var/lib/kafka/data"));
+            let config = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "kafka" },
+                "data": { "server.properties": properties, "log4j2.properties": harness_core::services::kafka::LOG4J2_PROPERTIES } });
+            let volumes: Vec<Value> = kafka_volumes
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| if v.get("configMap").is_some() { json!({ "name": v["name"], "configMap": { "name": "kafka" } }) } else { json!({ "name": v["name"], "emptyDir": {} }) })
+                .collect();
+            let mut c = kafka_c.clone();
+            c["resources"] = json!({ "requests": { "cpu": "100m", "memory": "256Mi" } });
+            let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "kafka-0", "namespace": ns, "labels": { "app": "kafka" } },
+                "spec": { "containers": [c], "volumes": volumes, "terminationGracePeriodSeconds": 0, "enableServiceLinks": false } });
+            (config, pod)
+        };
+        let (config, pod) = kafka_pod(&shared_ns, &shared_kafka, &outside_kafka);
+        Api::<ConfigMap>::namespaced(client.clone(), &shared_ns).create(&pp, &typed!(config)).await.unwrap();
+        Api::<Pod>::namespaced(client.clone(), &shared_ns).create(&pp, &typed!(pod)).await.unwrap();
+        wait_for_kafka(&shared_kafka).await;
+        let kafka_pod_ip = Api::<Pod>::namespaced(client.clone(), &shared_ns).get("kafka-0").await.unwrap().status.and_then(|s| s.pod_ip).unwrap();
 
         let mut creds = None;
         for setup in &SETUPS {
@@ -200,24 +222,8 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
             // The Kafka MinIO and the processor use: the shared one through a Service
             // of the namespace, or a broker of its own.
             let bootstrap = if setup.brokers == Brokers::OwnKafkaAdvertisingLocalhost {
-                let properties = harness_core::services::kafka::container_server_properties_advertising(
-                    "localhost:9092",
-                    "localhost:9094",
-                    Path::new("/var/lib/kafka/data"),
-                );
-                let config = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "kafka" },
-                    "data": { "server.properties": properties, "log4j2.properties": harness_core::services::kafka::LOG4J2_PROPERTIES } });
+                let (config, pod) = kafka_pod(&ns, "localhost:9092", "localhost:9094");
                 Api::<ConfigMap>::namespaced(client.clone(), &ns).create(&pp, &typed!(config.clone())).await.unwrap();
-                let volumes: Vec<Value> = kafka_volumes
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| if v.get("configMap").is_some() { json!({ "name": v["name"], "configMap": { "name": "kafka" } }) } else { json!({ "name": v["name"], "emptyDir": {} }) })
-                    .collect();
-                let mut c = kafka_c.clone();
-                c["resources"] = json!({ "requests": { "cpu": "100m", "memory": "256Mi" } });
-                let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "kafka-0", "labels": { "app": "kafka" } },
-                    "spec": { "containers": [c], "volumes": volumes, "terminationGracePeriodSeconds": 0, "enableServiceLinks": false } });
                 Api::<Pod>::namespaced(client.clone(), &ns).create(&pp, &typed!(pod.clone())).await.unwrap();
                 let svc = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "kafka" },
                     "spec": { "selector": { "app": "kafka" }, "ports": [{ "name": "kafka", "port": 9092, "targetPort": 9092 }] } });
@@ -428,7 +434,14 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         assert!(junit.contains("is not a Kafka listener"), "{junit}");
         let csv = std::fs::read_to_string(reports.join("class.csv")).unwrap();
         // Every link of the healthy pipeline scores (the canary 3 points); a broken one's fewer.
-        let row = |name: &str| csv.lines().find(|l| l.starts_with(&format!("{name},"))).unwrap_or_else(|| panic!("{name}: {csv}")).split(',').map(String::from).collect::<Vec<_>>();
+        let row = |name: &str| {
+            csv.lines()
+                .find(|l| l.starts_with(&format!("{name},")))
+                .unwrap_or_else(|| panic!("{name}: {csv}"))
+                .split(',')
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
         let (healthy, wrong) = (row("healthy"), row("wrong-bucket"));
         assert_eq!(healthy[healthy.len() - 2], healthy[healthy.len() - 1], "{csv}");
         assert_eq!(healthy[11], "3", "the canary's weight: {csv}");
