@@ -260,7 +260,7 @@ fn columns(s: &Student) -> Vec<Column> {
 fn not_checked(s: &Student, roster: &Roster) -> StudentResult {
     let cells =
         columns(s).into_iter().map(|c| (c, Cell { state: State::NotChecked, line: "not checked".into(), detail: String::new() })).collect();
-    finish(s, roster, cells, Verdict::Interrupted, "not checked: the class was interrupted (Ctrl-C)".into(), 0, None)
+    finish(s, roster, cells, (Verdict::Interrupted, "not checked: the class was interrupted (Ctrl-C)".into(), None), 0, None)
 }
 
 /// Points, the first broken link and the verdict's order, from the cells.
@@ -268,15 +268,15 @@ fn finish(
     s: &Student,
     roster: &Roster,
     cells: BTreeMap<Column, Cell>,
-    verdict: Verdict,
-    first_line: String,
+    (verdict, first_line, first_broken): (Verdict, String, Option<Column>),
     millis: u64,
     report: Option<String>,
 ) -> StudentResult {
     let weight = |c: &Column| roster.weights.get(c).copied().unwrap_or(1.0);
-    let points = cells.iter().filter(|(_, cell)| cell.state.works()).map(|(c, _)| weight(c)).sum();
-    let max_points = cells.keys().map(weight).sum();
-    let first_broken = cells.iter().find(|(_, cell)| cell.state == State::Error).map(|(c, _)| *c);
+    // `+ 0.0`: the sum of nothing is -0.0, which would print as "-0".
+    let points = cells.iter().filter(|(_, cell)| cell.state.works()).map(|(c, _)| weight(c)).sum::<f64>() + 0.0;
+    let max_points = cells.keys().map(weight).sum::<f64>() + 0.0;
+    let first_broken = first_broken.or_else(|| cells.iter().find(|(_, cell)| cell.state == State::Error).map(|(c, _)| *c));
     StudentResult { name: s.name.clone(), verdict, first_line, first_broken, cells, points, max_points, millis, report }
 }
 
@@ -292,7 +292,7 @@ async fn check(s: &Student, roster: &Roster, opts: &Options, image: Option<&str>
     let budget_line = || format!("over its budget of {:.0} s (the roster's `budget`): stopped", s.budget.as_secs_f64());
     if let Err(e) = std::fs::create_dir_all(&dir) {
         let line = format!("cannot write the student's reports into {}: {e}", dir.display());
-        return finish(s, roster, cells, Verdict::Failed, line, 0, None);
+        return finish(s, roster, cells, (Verdict::Failed, line, None), 0, None);
     }
 
     if let Some(manifests) = &s.manifests {
@@ -320,6 +320,7 @@ async fn check(s: &Student, roster: &Roster, opts: &Options, image: Option<&str>
 
     let mut report = None;
     let mut doctor_broken = false;
+    let mut doctor_first = None;
     if s.is_live() && verdict.is_none() {
         let mut cmd = tokio::process::Command::new(&opts.harness_bin);
         cmd.args(doctor_args(s, &dir, opts.probe_timeout, image));
@@ -334,6 +335,9 @@ async fn check(s: &Student, roster: &Roster, opts: &Options, image: Option<&str>
                         cells.insert(column, cell);
                     }
                     doctor_broken = d.first_error().is_some();
+                    // The live chain's first break is the student's first broken link; the
+                    // manifests' only when the pipeline itself works.
+                    doctor_first = d.first_error().map(|f| column_of(f.link));
                     first_line = Some(said);
                     if dir.join("report.html").exists() {
                         report = Some(format!("students/{}/report.html", s.name));
@@ -375,7 +379,7 @@ async fn check(s: &Student, roster: &Roster, opts: &Options, image: Option<&str>
         (Some(l), None) => l,
         (None, None) => cells.get(&Column::Manifests).map(|c| format!("manifests: {}", c.line)).unwrap_or_else(|| "checked".into()),
     };
-    finish(s, roster, cells, verdict, first_line, started.elapsed().as_millis() as u64, report)
+    finish(s, roster, cells, (verdict, first_line, doctor_first), started.elapsed().as_millis() as u64, report)
 }
 
 /// `harness doctor` for one student, JSON on stdout, reports into the student's folder.
@@ -588,6 +592,14 @@ mod tests {
         assert_eq!(cells[&Column::MinioKafkaTarget].line, "target 1: seen");
         assert_eq!(cells[&Column::Canary].state, State::Skipped);
         assert!(!cells.contains_key(&Column::S3));
+    }
+
+    #[test]
+    fn a_student_with_nothing_working_has_zero_points_not_minus_zero() {
+        let roster = harness_model::roster::parse("students:\n  - { name: a, namespace: a }\n", std::path::Path::new("r.yaml")).unwrap();
+        let r = not_checked(&roster.students[0], &roster);
+        assert_eq!(format!("{} / {}", r.points, r.max_points), "0 / 10");
+        assert!(r.points.is_sign_positive());
     }
 
     #[test]
