@@ -189,15 +189,7 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
                 .as_array()
                 .unwrap()
                 .iter()
-                // The harness's broker reads its config from a Secret (it holds the node
-                // port's SASL password); a student's plain broker from a ConfigMap.
-                .map(|v| {
-                    if v.get("configMap").is_some() || v.get("secret").is_some() {
-                        json!({ "name": v["name"], "configMap": { "name": "kafka" } })
-                    } else {
-                        json!({ "name": v["name"], "emptyDir": {} })
-                    }
-                })
+                .map(|v| if v.get("configMap").is_some() { json!({ "name": v["name"], "configMap": { "name": "kafka" } }) } else { json!({ "name": v["name"], "emptyDir": {} }) })
                 .collect();
             let mut c = kafka_c.clone();
             c["resources"] = json!({ "requests": { "cpu": "100m", "memory": "256Mi" } });
