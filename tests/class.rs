@@ -182,7 +182,7 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         let node_ip = nodes.iter().flat_map(|n| n.status.iter().flat_map(|s| s.addresses.iter().flatten())).find(|a| a.type_ == "InternalIP").map(|a| a.address.clone()).unwrap();
         let outside_kafka = format!("{node_ip}:{node_port}");
         let kafka_pod = |ns: &str, internal: &str, external: &str| {
-            let properties = harness_core::services::kafka::container_server_properties_advertising(internal, external, None, Path::new("/var/lib/kafka/data"));
+            let properties = harness_core::services::kafka::container_server_properties_advertising(internal, external, Path::new("/var/lib/kafka/data"));
             let config = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "kafka" },
                 "data": { "server.properties": properties, "log4j2.properties": harness_core::services::kafka::LOG4J2_PROPERTIES } });
             let volumes: Vec<Value> = kafka_volumes
