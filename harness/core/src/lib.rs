@@ -4,7 +4,6 @@
 //! A run goes provision → start → ready → workload → drain → check → report →
 //! teardown; `run` drives that lifecycle, the other modules are its parts.
 
-pub mod class;
 pub mod clock;
 pub mod doctor;
 pub mod engine;
