@@ -58,6 +58,9 @@ struct Setup {
     rule_on: &'static str,
     /// The topic the processor reads (the pipeline's is `events-<name>`).
     processor_topic: Option<&'static str>,
+    /// The processor prints its environment (MinIO's password with it) and exits: its
+    /// termination message, which the doctor quotes, holds the student's secret.
+    crashes: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -67,19 +70,28 @@ enum Brokers {
     OwnKafkaAdvertisingLocalhost,
 }
 
-const SETUPS: [Setup; 6] = [
-    Setup { name: "healthy", brokers: Brokers::Shared, queue_dir: true, rule_on: "images", processor_topic: None },
-    Setup { name: "silent-port", brokers: Brokers::OwnS3Port, queue_dir: true, rule_on: "images", processor_topic: None },
+const SETUPS: [Setup; 7] = [
+    Setup { name: "healthy", brokers: Brokers::Shared, queue_dir: true, rule_on: "images", processor_topic: None, crashes: false },
+    Setup { name: "silent-port", brokers: Brokers::OwnS3Port, queue_dir: true, rule_on: "images", processor_topic: None, crashes: false },
     Setup {
         name: "localhost-adv",
         brokers: Brokers::OwnKafkaAdvertisingLocalhost,
         queue_dir: true,
         rule_on: "images",
         processor_topic: None,
+        crashes: false,
     },
-    Setup { name: "wrong-bucket", brokers: Brokers::Shared, queue_dir: true, rule_on: "thumbnails", processor_topic: None },
-    Setup { name: "wrong-topic", brokers: Brokers::Shared, queue_dir: true, rule_on: "images", processor_topic: Some("image-events") },
-    Setup { name: "no-queue-dir", brokers: Brokers::Shared, queue_dir: false, rule_on: "images", processor_topic: None },
+    Setup { name: "wrong-bucket", brokers: Brokers::Shared, queue_dir: true, rule_on: "thumbnails", processor_topic: None, crashes: false },
+    Setup {
+        name: "wrong-topic",
+        brokers: Brokers::Shared,
+        queue_dir: true,
+        rule_on: "images",
+        processor_topic: Some("image-events"),
+        crashes: false,
+    },
+    Setup { name: "no-queue-dir", brokers: Brokers::Shared, queue_dir: false, rule_on: "images", processor_topic: None, crashes: false },
+    Setup { name: "crash-loop", brokers: Brokers::Shared, queue_dir: true, rule_on: "images", processor_topic: None, crashes: true },
 ];
 
 /// Everything the cluster holds that a test could leave behind: namespaces, and every
@@ -126,7 +138,7 @@ fn main_container(template: &Value, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no container {name}"))
 }
 
-/// Six student-style pipelines, each in a namespace of its own, built from plain
+/// Seven student-style pipelines, each in a namespace of its own, built from plain
 /// manifests (a MinIO pod, its Secret and Service, a processor Deployment, a Kafka
 /// Service) around one shared Kafka: the images and Kafka of one kubernetes run kept
 /// with `--keep`. One has a Kafka of its own that advertises `localhost`. Plus a roster
@@ -290,6 +302,13 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
                 { "name": "THUMBNAIL_WIDTH", "value": "128" }
             ]);
             p.as_object_mut().unwrap().remove("envFrom");
+            if setup.crashes {
+                // A student's debugging print: the whole environment, then a crash; with
+                // this policy the log's tail becomes the termination message.
+                p["command"] = json!(["sh", "-c", "env; exit 1"]);
+                p.as_object_mut().unwrap().remove("args");
+                p["terminationMessagePolicy"] = json!("FallbackToLogsOnError");
+            }
             let deployment = json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": "processor" },
                 "spec": { "replicas": 1, "selector": { "matchLabels": { "app": "processor" } },
                           "template": { "metadata": { "labels": { "app": "processor" } },
@@ -364,6 +383,25 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         std::thread::sleep(Duration::from_millis(1000));
     }
 
+    // The crash-looping processor has crashed once, its environment in its termination message.
+    rt.block_on(async {
+        let ns = format!("hcls-{nonce}-crash-loop");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let items = pods.list(&ListParams::default().labels("app=processor")).await.unwrap().items;
+            let quoted = items.iter().flat_map(|p| p.status.iter().flat_map(|s| s.container_statuses.iter().flatten())).any(|c| {
+                let message = c.last_state.as_ref().and_then(|l| l.terminated.as_ref()).and_then(|t| t.message.as_ref());
+                message.is_some_and(|m| m.contains("AWS_SECRET_ACCESS_KEY=pw-crash-loop"))
+            });
+            if quoted {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{ns}: the processor never crashed with its environment in its termination message");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
     let mut roster = String::from("defaults: { budget: 90s }\nweights: { canary: 3 }\nstudents:\n");
     for s in &SETUPS {
         roster.push_str(&format!(
@@ -406,7 +444,7 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         .join("test-artifacts/class");
     let _ = std::fs::remove_dir_all(&reports_n);
     let (many, took_n) = class(None, &reports_n);
-    eprintln!("class of 8: --jobs 1 {:.1} s, default jobs {:.1} s\n{}", took_1.as_secs_f64(), took_n.as_secs_f64(), many.stdout);
+    eprintln!("class of 9: --jobs 1 {:.1} s, default jobs {:.1} s\n{}", took_1.as_secs_f64(), took_n.as_secs_f64(), many.stdout);
 
     for (out, reports) in [(&one, &reports_1), (&many, &reports_n)] {
         assert_eq!(out.code, 1, "some students are broken\n{}\n{}", out.stdout, out.stderr);
@@ -427,6 +465,24 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         expect("wrong-bucket", "broken", Some("bucket_notification"), "another bucket");
         expect("wrong-topic", "broken", Some("consumer_group"), "no processor ever joined a group on this topic");
         expect("no-queue-dir", "warnings", None, "works, with");
+        expect("crash-loop", "broken", Some("cluster"), "restarted");
+        // The doctor quoted the crash's termination message, the student's password
+        // redacted (#22): in no report, not in what the terminal showed.
+        let crash_secret = format!("pw-crash-loop-{nonce}");
+        assert!(shown.contains("AWS_SECRET_ACCESS_KEY=<redacted>"), "the termination message is quoted, redacted: {shown}");
+        assert!(!out.stdout.contains(&crash_secret) && !out.stderr.contains(&crash_secret), "the student's secret on the terminal");
+        let mut folders = vec![reports.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                    assert!(!text.contains(&crash_secret), "the student's secret is in {}", path.display());
+                }
+            }
+        }
         expect("no-context", "broken", Some("cluster"), "the kubeconfig has no context \"no-such-context-here\"");
         expect("forwarded", "healthy", None, "healthy: every link works");
         assert_eq!(student("no-queue-dir")["cells"]["minio_kafka_target"]["state"], "warning", "{shown}");
@@ -438,7 +494,7 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
             assert!(reports.join(f).exists(), "{f} written");
         }
         let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
-        assert_eq!(junit.matches("<testsuite ").count(), 8, "{junit}");
+        assert_eq!(junit.matches("<testsuite ").count(), 9, "{junit}");
         assert!(junit.contains("is not a Kafka listener"), "{junit}");
         let csv = std::fs::read_to_string(reports.join("class.csv")).unwrap();
         // Every link of the healthy pipeline scores (the canary 3 points); a broken one's fewer.
@@ -456,7 +512,7 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         assert!(wrong[wrong.len() - 2].parse::<f64>().unwrap() < wrong[wrong.len() - 1].parse::<f64>().unwrap(), "{csv}");
     }
     assert!(
-        many.stderr.lines().filter(|l| l.starts_with("class:") && l.contains("/8 ")).count() == 8,
+        many.stderr.lines().filter(|l| l.starts_with("class:") && l.contains("/9 ")).count() == 9,
         "a line per student: {}",
         many.stderr
     );
