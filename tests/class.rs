@@ -471,17 +471,9 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         let crash_secret = format!("pw-crash-loop-{nonce}");
         assert!(shown.contains("AWS_SECRET_ACCESS_KEY=<redacted>"), "the termination message is quoted, redacted: {shown}");
         assert!(!out.stdout.contains(&crash_secret) && !out.stderr.contains(&crash_secret), "the student's secret on the terminal");
-        let mut folders = vec![reports.to_path_buf()];
-        while let Some(folder) = folders.pop() {
-            for entry in std::fs::read_dir(&folder).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    folders.push(path);
-                } else {
-                    let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
-                    assert!(!text.contains(&crash_secret), "the student's secret is in {}", path.display());
-                }
-            }
+        for path in crate::util::files_below(reports) {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert!(!text.contains(&crash_secret), "the student's secret is in {}", path.display());
         }
         expect("no-context", "broken", Some("cluster"), "the kubeconfig has no context \"no-such-context-here\"");
         expect("forwarded", "healthy", None, "healthy: every link works");
@@ -517,6 +509,20 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         many.stderr
     );
 
+    interrupted_class_leaves_no_probe_and_a_partial_report(
+        &rt,
+        &client,
+        &roster_file,
+        dir.path(),
+        &fixture.namespaces[1..],
+        &[
+            ("MINIO_ROOT_USER", "teacher".into()),
+            ("MINIO_ROOT_PASSWORD", teacher_secret.clone()),
+            ("FWD_USER", healthy_user.clone()),
+            ("FWD_SECRET", healthy_secret.clone()),
+        ],
+    );
+
     rt.block_on(async {
         // Read-only: no probe pod or Secret left, no teacher's credential anywhere.
         for ns in &fixture.namespaces[1..] {
@@ -547,6 +553,84 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         assert!(Instant::now() < deadline, "the cluster is not as it was: extra {extra:?}, missing {missing:?}");
         std::thread::sleep(Duration::from_millis(1000));
     }
+}
+
+/// Ctrl-C (SIGINT) while the students' probe pods run: the class stops each running
+/// doctor (each deletes its probe pod and Secret), starts no more, and writes a
+/// partial report that says so; when it has ended, no probe pod or Secret is left.
+fn interrupted_class_leaves_no_probe_and_a_partial_report(
+    rt: &tokio::runtime::Runtime,
+    client: &kube::Client,
+    roster: &Path,
+    dir: &Path,
+    namespaces: &[String],
+    env: &[(&str, String)],
+) {
+    let reports = dir.join("class-interrupted");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["class", "--jobs", "2", "--reports", reports.to_str().unwrap(), roster.to_str().unwrap()])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(crate::util::repo())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the harness binary");
+    let stdout = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let probe = ListParams::default().labels("io.harness.role=doctor-probe");
+    let probes = |kind: &str| -> Vec<String> {
+        namespaces
+            .iter()
+            .flat_map(|ns| {
+                let names: Vec<Option<String>> = if kind == "pod" {
+                    rt.block_on(Api::<Pod>::namespaced(client.clone(), ns).list(&probe))
+                        .unwrap()
+                        .items
+                        .into_iter()
+                        .map(|p| p.metadata.name)
+                        .collect()
+                } else {
+                    rt.block_on(Api::<Secret>::namespaced(client.clone(), ns).list(&probe))
+                        .unwrap()
+                        .items
+                        .into_iter()
+                        .map(|s| s.metadata.name)
+                        .collect()
+                };
+                names.into_iter().map(move |n| format!("{kind} {ns}/{}", n.unwrap_or_default()))
+            })
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while probes("pod").is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "the class ended before a probe pod ran: {}", stderr.join().unwrap());
+        assert!(Instant::now() < deadline, "no probe pod within 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the class did not end within 90 s of SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert_eq!(status.code(), Some(1), "interrupted: not a passing class\n{out}\n{err}");
+    assert!(out.contains("interrupted (Ctrl-C): a partial report"), "{out}\n{err}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(reports.join("class.json")).unwrap()).unwrap();
+    assert_eq!(json["interrupted"], true, "{json}");
+    let verdicts: Vec<&str> = json["students"].as_array().unwrap().iter().map(|s| s["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts.len(), 9, "every student in the partial report: {verdicts:?}");
+    assert!(verdicts.contains(&"interrupted"), "the stopped and the never started say so: {verdicts:?}");
+    assert!(reports.join("class.html").exists() && reports.join("junit.xml").exists(), "the partial report is written");
+    // Deleted by each doctor before the class ended, not later by a deadline.
+    let left: Vec<String> = probes("pod").into_iter().chain(probes("secret")).collect();
+    assert!(left.is_empty(), "left after Ctrl-C: {left:?}");
 }
 
 /// Until a Kafka listener answers at `addr` (the host reaches cluster IPs).
