@@ -48,6 +48,48 @@ fn a_roster_is_checked_like_a_scenario() {
     assert_eq!(schema, committed, "scenarios/roster.schema.json is out of date: harness class --schema > scenarios/roster.schema.json");
 }
 
+/// Manifests given as a git URL are cloned (depth 1, no prompt) into the student's
+/// folder and linted; a URL that does not clone is that student's manifests cell, and
+/// the class goes on.
+#[test]
+fn manifests_given_as_a_git_url_are_cloned_and_linted() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("alice-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let corpus = crate::util::repo().join("harness/model/tests/lint/strimzi-banzaicloud-topic");
+    for f in crate::util::files_below(&corpus) {
+        std::fs::copy(&f, src.join(f.file_name().unwrap())).unwrap();
+    }
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").args(args).current_dir(&src).output().expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["-c", "user.name=alice", "-c", "user.email=alice@example.org", "commit", "-q", "-m", "my pipeline"]);
+    let roster = dir.path().join("class.yaml");
+    std::fs::write(
+        &roster,
+        format!(
+            "students:\n  - {{ name: alice, manifests: 'file://{}' }}\n  - {{ name: bob, manifests: 'file://{}/no-such.git' }}\n",
+            src.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let reports = dir.path().join("reports");
+    let out = harness(&["class", "--reports", reports.to_str().unwrap(), roster.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 1, "both students' manifests are broken\n{}\n{}", out.stdout, out.stderr);
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(reports.join("class.json")).unwrap()).unwrap();
+    let cell = |name: &str| json["students"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["cells"]["manifests"].clone();
+    let (alice, bob) = (cell("alice"), cell("bob"));
+    assert_eq!(alice["state"], "error", "{json}");
+    assert!(alice["line"].as_str().unwrap().contains("kafka-topic-operator"), "the clone was linted: {json}");
+    assert!(reports.join("students/alice/manifests/topics.yaml").is_file(), "cloned into the student's folder");
+    assert_eq!(bob["state"], "error", "{json}");
+    assert!(bob["line"].as_str().unwrap().starts_with("git clone of the manifests failed (file://"), "{json}");
+}
+
 /// What one student's namespace is given.
 struct Setup {
     name: &'static str,
@@ -402,10 +444,13 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         }
     });
 
-    let mut roster = String::from("defaults: { budget: 90s }\nweights: { canary: 3 }\nstudents:\n");
+    // Latency weighs nothing: the points do not depend on how busy this machine is.
+    let mut roster = String::from("defaults: { budget: 90s }\nweights: { canary: 3, latency: 0 }\nstudents:\n");
     for s in &SETUPS {
+        // The healthy student gets the short run too.
+        let run = if s.name == "healthy" { ", run: { images: 5 }" } else { "" };
         roster.push_str(&format!(
-            "  - {{ name: {0}, namespace: hcls-{nonce}-{0}, topic: events-{0}, group: thumbnailer-{0}, manifests: students/{0} }}\n",
+            "  - {{ name: {0}, namespace: hcls-{nonce}-{0}, topic: events-{0}, group: thumbnailer-{0}, manifests: students/{0}{run} }}\n",
             s.name
         ));
     }
@@ -479,6 +524,11 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
         expect("forwarded", "healthy", None, "healthy: every link works");
         assert_eq!(student("no-queue-dir")["cells"]["minio_kafka_target"]["state"], "warning", "{shown}");
         assert_eq!(student("healthy")["cells"]["canary"]["state"], "ok", "the canary went through: {shown}");
+        // The short run: exactly once through the student's own processor, and its p95
+        // judged (its verdict is this machine's as much as the pipeline's: not asserted).
+        assert_eq!(student("healthy")["cells"]["exactly_once"]["state"], "ok", "the short run: {shown}");
+        assert!(student("healthy")["cells"]["latency"]["line"].as_str().unwrap().starts_with("latency.end_to_end.p95: "), "{shown}");
+        assert!(student("wrong-bucket")["cells"].get("exactly_once").is_none(), "no run unless the roster asks: {shown}");
         // Most broken first; the healthy at the end.
         let order: Vec<&str> = json["students"].as_array().unwrap().iter().map(|s| s["verdict"].as_str().unwrap()).collect();
         assert!(order.iter().rposition(|v| *v == "broken") < order.iter().position(|v| *v == "healthy"), "{order:?}");
@@ -524,6 +574,19 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
     );
 
     rt.block_on(async {
+        // The doctors' canaries and the short runs removed every object they wrote.
+        let creds = harness_core::services::endpoints::S3Credentials {
+            access_key: healthy_user.clone(),
+            secret_key: healthy_secret.clone(),
+            region: "us-east-1".into(),
+        };
+        let s3 = harness_core::services::s3::s3_client(&healthy_s3, &creds);
+        for bucket in ["images", "thumbnails"] {
+            let left = s3.list_object_versions().bucket(bucket).send().await.unwrap();
+            let keys: Vec<&str> =
+                left.versions().iter().filter_map(|v| v.key()).chain(left.delete_markers().iter().filter_map(|m| m.key())).collect();
+            assert!(keys.is_empty(), "the healthy student's {bucket} holds what the class wrote: {keys:?}");
+        }
         // Read-only: no probe pod or Secret left, no teacher's credential anywhere.
         for ns in &fixture.namespaces[1..] {
             let probe = ListParams::default().labels("io.harness.role=doctor-probe");

@@ -19,20 +19,23 @@ A roster:
   weights: { canary: 3 }                        # points per link in class.csv (default 1)
   students:
     - { name: alice, namespace: alice, manifests: alice/k8s }
-    - { name: bob, context: kind-bob }          # bob's kind cluster, namespace default
+    - { name: bob, context: kind-bob, manifests: 'https://git.example.org/bob/k8s.git' }
     - { name: carol, s3_endpoint: 'http://127.0.0.1:9000', kafka_bootstrap: '127.0.0.1:9094',
-        access_key_env: CAROL_USER, secret_key_env: CAROL_SECRET }   # port-forwards
+        access_key_env: CAROL_USER, secret_key_env: CAROL_SECRET,   # port-forwards
+        run: { images: 10, thumbnail_width: 200, p95: 10s } }       # and a short run
 
 For each student, at most --jobs at once and within the student's budget: `harness lint`
-of their manifests, then `harness doctor` of their live setup (walked from a pod in their
-namespace, which carries only the credentials found there). One line per student as they
-finish. Ctrl-C stops the running checks (each deletes its probe pod), starts no more and
+of their manifests (a git URL is cloned first), then `harness doctor` of their live setup
+(walked from a pod in their namespace, which carries only the credentials found there),
+then, with `run:` and no broken link, a short `kind: external` run against their own
+processor (exactly once, end-to-end latency; its objects removed). One line per student
+as they finish. Ctrl-C stops the running checks (each deletes its probe pod), starts no more and
 writes the partial report.
 
 Reports: class.html (students × links, most broken first; hover a cell for what was seen;
 a name opens the student's doctor report), junit.xml (a testsuite per student, a testcase
 per link), class.json, class.csv (points per link), students/<name>/ (doctor.json,
-junit.xml, report.html, lint.json).
+junit.xml, report.html, lint.json, run/).
 
 Exit codes: 0 every student's pipeline works (warnings allowed) · 1 a student's is broken,
 not diagnosed, or the class was interrupted · 2 invalid roster or command line · 3 the
@@ -86,7 +89,7 @@ pub fn class(runtime: &tokio::runtime::Runtime, args: ClassArgs) -> ProcessExit 
                 what.push(format!("S3 {s3}, Kafka {k}"));
             }
             if let Some(m) = &s.manifests {
-                what.push(format!("manifests {}", m.display()));
+                what.push(format!("manifests {m}"));
             }
             println!("{}: {}", s.name, what.join("; "));
         }

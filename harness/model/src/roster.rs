@@ -38,10 +38,14 @@ pub enum Column {
     ConsumerGroup,
     /// One image through the whole pipeline.
     Canary,
+    /// The short run (`run:`): every upload got exactly one valid thumbnail.
+    ExactlyOnce,
+    /// The short run: end-to-end latency's p95 within the roster's bound.
+    Latency,
 }
 
 impl Column {
-    pub const ALL: [Column; 11] = [
+    pub const ALL: [Column; 13] = [
         Column::Manifests,
         Column::Cluster,
         Column::S3,
@@ -53,6 +57,8 @@ impl Column {
         Column::Topic,
         Column::ConsumerGroup,
         Column::Canary,
+        Column::ExactlyOnce,
+        Column::Latency,
     ];
     /// The key in rosters, class.json and class.csv.
     pub fn key(self) -> &'static str {
@@ -68,6 +74,8 @@ impl Column {
             Column::Topic => "topic",
             Column::ConsumerGroup => "consumer_group",
             Column::Canary => "canary",
+            Column::ExactlyOnce => "exactly_once",
+            Column::Latency => "latency",
         }
     }
     /// For people: the matrix's header and summary lines.
@@ -84,6 +92,8 @@ impl Column {
             Column::Topic => "topic",
             Column::ConsumerGroup => "consumer group",
             Column::Canary => "canary",
+            Column::ExactlyOnce => "exactly once",
+            Column::Latency => "latency (p95)",
         }
     }
 }
@@ -126,6 +136,22 @@ pub struct RawDefaults {
     pub budget: Option<Span>,
     /// Send one image through each pipeline whose links all work (default true).
     pub canary: Option<bool>,
+    /// A short run for every live student whose doctor found no broken link.
+    pub run: Option<RawRun>,
+}
+
+/// A short external run (`kind: external`, the student's own processor): a few images,
+/// judged for exactly once and end-to-end latency; its objects are removed afterwards.
+/// A student's fields take precedence over the defaults', field by field.
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRun {
+    /// Images uploaded, at 5 per second (default 5, at most 100).
+    pub images: Option<u32>,
+    /// The width the student's processor makes thumbnails (default 128).
+    pub thumbnail_width: Option<u32>,
+    /// The bound on end-to-end latency's p95 (default 10s).
+    pub p95: Option<Span>,
 }
 
 /// One student.
@@ -148,7 +174,8 @@ pub struct RawStudent {
     pub access_key_env: Option<String>,
     pub secret_key_env: Option<String>,
     /// A folder (or file) of the student's manifests for `harness lint`, relative to
-    /// the roster.
+    /// the roster; or a git repository's URL (`https://…`, `ssh://…`, `git@host:path`,
+    /// `file://…`), cloned (depth 1) into the student's report folder.
     pub manifests: Option<String>,
     pub topic: Option<TopicName>,
     pub source_bucket: Option<BucketName>,
@@ -157,6 +184,8 @@ pub struct RawStudent {
     pub group: Option<String>,
     pub budget: Option<Span>,
     pub canary: Option<bool>,
+    /// A short run after a clean doctor (see the defaults' `run`).
+    pub run: Option<RawRun>,
 }
 
 /// A roster, checked.
@@ -177,8 +206,7 @@ pub struct Student {
     pub kafka_bootstrap: Option<String>,
     pub access_key_env: String,
     pub secret_key_env: String,
-    /// Resolved against the roster's folder.
-    pub manifests: Option<PathBuf>,
+    pub manifests: Option<Manifests>,
     pub topic: String,
     pub source_bucket: String,
     pub target_bucket: String,
@@ -186,7 +214,57 @@ pub struct Student {
     #[serde(serialize_with = "crate::scenario::secs::serialize")]
     pub budget: Duration,
     pub canary: bool,
+    /// The short run, when the roster asks for one (a live student only).
+    pub run: Option<ShortRun>,
 }
+
+/// Where a student's manifests are.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Manifests {
+    /// Resolved against the roster's folder.
+    Folder(PathBuf),
+    /// A repository's URL, cloned for the check.
+    Git(String),
+}
+
+impl Manifests {
+    fn from_roster(m: String, base: &Path) -> Manifests {
+        if is_git_url(&m) {
+            Manifests::Git(m)
+        } else {
+            Manifests::Folder(base.join(m))
+        }
+    }
+}
+
+impl std::fmt::Display for Manifests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Manifests::Folder(p) => write!(f, "{}", p.display()),
+            Manifests::Git(url) => write!(f, "{url} (git)"),
+        }
+    }
+}
+
+/// A git URL rather than a path: a scheme git speaks, or scp-like `user@host:path`.
+pub fn is_git_url(m: &str) -> bool {
+    ["https://", "http://", "ssh://", "git://", "file://"].iter().any(|p| m.starts_with(p))
+        || m.split_once(':').is_some_and(|(host, _)| host.contains('@') && !host.contains('/'))
+}
+
+/// A student's short run, defaults applied.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShortRun {
+    pub images: u32,
+    pub thumbnail_width: u32,
+    #[serde(serialize_with = "crate::scenario::secs::serialize")]
+    pub p95: Duration,
+}
+
+pub const RUN_IMAGES: u32 = 5;
+pub const RUN_MAX_IMAGES: u32 = 100;
+pub const RUN_P95: Duration = Duration::from_secs(10);
 
 impl Student {
     /// A live setup to diagnose (a namespace, or endpoints), not only manifests.
@@ -302,7 +380,37 @@ fn resolve(raw: RawRoster, file: &str, base: &Path) -> Result<Roster, ScenarioEr
                 return Err(problem(line, at(key), format!("{v:?}: empty, longer than 1024 bytes or with control characters")));
             }
         }
+        let run = match (&s.run, &d.run) {
+            (None, None) => None,
+            (mine, class) => {
+                let pick = |f: fn(&RawRun) -> Option<u32>| mine.as_ref().and_then(f).or_else(|| class.as_ref().and_then(f));
+                let images = pick(|r| r.images).unwrap_or(RUN_IMAGES);
+                let thumbnail_width = pick(|r| r.thumbnail_width).unwrap_or(128);
+                let p95 = mine.as_ref().and_then(|r| r.p95).or_else(|| class.as_ref().and_then(|r| r.p95)).map(|p| p.0).unwrap_or(RUN_P95);
+                let key = if s.run.is_some() { at("run") } else { "defaults.run".into() };
+                let line = if s.run.is_some() { line } else { None };
+                if !(1..=RUN_MAX_IMAGES).contains(&images) {
+                    return Err(problem(
+                        line,
+                        format!("{key}.images"),
+                        format!("a short run uploads 1 to {RUN_MAX_IMAGES} images, got {images}"),
+                    ));
+                }
+                if !(1..=16_384).contains(&thumbnail_width) {
+                    return Err(problem(
+                        line,
+                        format!("{key}.thumbnail_width"),
+                        format!("a width from 1 to 16384 pixels, got {thumbnail_width}"),
+                    ));
+                }
+                if !(Duration::from_millis(10)..=Duration::from_secs(600)).contains(&p95) {
+                    return Err(problem(line, format!("{key}.p95"), format!("a bound from 10ms to 10m, got {p95:?}")));
+                }
+                Some(ShortRun { images, thumbnail_width, p95 })
+            }
+        };
         let uses_cluster = s.context.is_some() || s.namespace.is_some();
+        let live = uses_cluster || s.s3_endpoint.is_some();
         // A context alone: its default namespace.
         let namespace = s.namespace.or_else(|| s.context.as_ref().map(|_| "default".to_string()));
         students.push(Student {
@@ -313,13 +421,15 @@ fn resolve(raw: RawRoster, file: &str, base: &Path) -> Result<Roster, ScenarioEr
             kafka_bootstrap: s.kafka_bootstrap,
             access_key_env: s.access_key_env.or_else(|| d.access_key_env.clone()).unwrap_or_else(|| "MINIO_ROOT_USER".into()),
             secret_key_env: s.secret_key_env.or_else(|| d.secret_key_env.clone()).unwrap_or_else(|| "MINIO_ROOT_PASSWORD".into()),
-            manifests: s.manifests.map(|m| base.join(m)),
+            manifests: s.manifests.map(|m| Manifests::from_roster(m, base)),
             topic: s.topic.or_else(|| d.topic.clone()).map(|t| t.0).unwrap_or_else(|| "minio-events".into()),
             source_bucket: s.source_bucket.or_else(|| d.source_bucket.clone()).map(|b| b.0).unwrap_or_else(|| "images".into()),
             target_bucket: s.target_bucket.or_else(|| d.target_bucket.clone()).map(|b| b.0).unwrap_or_else(|| "thumbnails".into()),
             group: s.group.or_else(|| d.group.clone()),
             budget: s.budget.or(d.budget).map(|b| b.0).unwrap_or(DEFAULT_BUDGET),
             canary: s.canary.or(d.canary).unwrap_or(true),
+            // Only a live pipeline can be run against; manifests alone are linted.
+            run: run.filter(|_| live),
         });
         let budget = students.last().map(|s| s.budget).unwrap_or_default();
         if !(Duration::from_secs(5)..=Duration::from_secs(3600)).contains(&budget) {
@@ -364,7 +474,7 @@ students:
         .unwrap();
         let [alice, bob, carol] = &r.students[..] else { panic!() };
         assert_eq!((alice.context.as_deref(), alice.namespace.as_deref()), (Some("kind-class"), Some("alice")));
-        assert_eq!(alice.manifests.as_deref(), Some(Path::new("class/alice/k8s")));
+        assert!(matches!(&alice.manifests, Some(Manifests::Folder(p)) if p == Path::new("class/alice/k8s")));
         assert_eq!((alice.topic.as_str(), alice.budget, alice.canary), ("image-events", Duration::from_secs(30), true));
         assert_eq!((bob.context.as_deref(), bob.namespace.as_deref()), (None, None), "endpoints alone: no cluster");
         assert_eq!(bob.access_key_env, "BOB_USER");
@@ -379,7 +489,7 @@ students:
     fn errors_name_the_file_line_and_key() {
         assert_eq!(
             err("students:\n  - name: alice\n    namespace: a\n    nmespace: b\n"),
-            "class/roster.yaml:4: students[0].nmespace: unknown field `nmespace`, expected one of name, context, namespace, s3_endpoint, kafka_bootstrap, access_key_env, secret_key_env, manifests, topic, source_bucket, target_bucket, group, budget, canary"
+            "class/roster.yaml:4: students[0].nmespace: unknown field `nmespace`, expected one of name, context, namespace, s3_endpoint, kafka_bootstrap, access_key_env, secret_key_env, manifests, topic, source_bucket, target_bucket, group, budget, canary, run"
         );
         assert_eq!(
             err("students:\n  - { name: alice, namespace: a }\n  - { name: alice, namespace: b }\n"),
@@ -395,6 +505,39 @@ students:
         assert!(err("students: []\n").contains("students: the roster lists no student"));
         assert!(err("").contains("the file is empty"));
         assert!(err("students:\n  - { name: '../x', namespace: a }\n").contains("students[0].name"));
+    }
+
+    #[test]
+    fn manifests_are_a_folder_or_a_git_url() {
+        for url in ["https://git.example/alice/k8s.git", "ssh://git@host/x", "git@github.com:alice/k8s.git", "file:///srv/alice.git"] {
+            assert!(is_git_url(url), "{url}");
+        }
+        for path in ["alice/k8s", "./a:b", "/abs/path", "C@t/x:y"] {
+            assert!(!is_git_url(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_short_run_takes_the_defaults_field_by_field_and_is_bounded() {
+        let r = parse(
+            "defaults: { run: { images: 8, p95: 5s } }
+students:
+  - { name: alice, namespace: alice, run: { thumbnail_width: 200 } }
+  - { name: bob, manifests: bob }
+",
+            Path::new("r.yaml"),
+        )
+        .unwrap();
+        let run = r.students[0].run.as_ref().unwrap();
+        assert_eq!((run.images, run.thumbnail_width, run.p95), (8, 200, Duration::from_secs(5)));
+        assert!(r.students[1].run.is_none(), "manifests alone: nothing to run against");
+        let none = parse("students:\n  - { name: a, namespace: a }\n", Path::new("r.yaml")).unwrap();
+        assert!(none.students[0].run.is_none(), "no run unless asked");
+        assert_eq!(
+            err("students:\n  - { name: a, namespace: a, run: { images: 1000 } }\n"),
+            "class/roster.yaml:2: students[0].run.images: a short run uploads 1 to 100 images, got 1000"
+        );
+        assert!(err("defaults: { run: { imgs: 3 } }\nstudents:\n  - { name: a, namespace: a }\n").contains("unknown field `imgs`"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use harness_model::roster::{Column, Roster, Student};
+use harness_model::roster::{Column, Manifests, Roster, ShortRun, Student};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::{watch, Semaphore};
@@ -252,6 +252,7 @@ fn columns(s: &Student) -> Vec<Column> {
         .filter(|c| match c {
             Column::Manifests => s.manifests.is_some(),
             Column::Cluster => s.namespace.is_some(),
+            Column::ExactlyOnce | Column::Latency => s.run.is_some() && s.is_live(),
             _ => s.is_live(),
         })
         .collect()
@@ -296,9 +297,22 @@ async fn check(s: &Student, roster: &Roster, opts: &Options, image: Option<&str>
     }
 
     if let Some(manifests) = &s.manifests {
-        let mut cmd = tokio::process::Command::new(&opts.harness_bin);
-        cmd.arg("lint").arg("--format").arg("json").arg(manifests);
-        let cell = match child(cmd, deadline, stop.clone()).await {
+        let folder = match manifests {
+            Manifests::Folder(p) => Ok(p.clone()),
+            Manifests::Git(url) => clone(url, &dir.join("manifests"), deadline, stop.clone()).await,
+        };
+        let ended = match folder {
+            Ok(folder) => {
+                let mut cmd = tokio::process::Command::new(&opts.harness_bin);
+                cmd.arg("lint").arg("--format").arg("json").arg(folder);
+                child(cmd, deadline, stop.clone()).await
+            }
+            Err(ended) => ended,
+        };
+        let cell = match ended {
+            Ended::Exited { code: None, stdout, stderr } if stdout.starts_with(CLONE_FAILED) => {
+                Cell { state: State::Error, line: format!("{stdout}: {}", tail(&stderr)), detail: String::new() }
+            }
             Ended::Exited { code, stdout, stderr } => {
                 let _ = std::fs::write(dir.join("lint.json"), &stdout);
                 lint_cell(code, &stdout, &stderr)
@@ -328,7 +342,7 @@ async fn check(s: &Student, roster: &Roster, opts: &Options, image: Option<&str>
             // The namespace's own credentials only: the teacher's stay here.
             cmd.env_remove(&s.access_key_env).env_remove(&s.secret_key_env);
         }
-        match child(cmd, deadline, stop).await {
+        match child(cmd, deadline, stop.clone()).await {
             Ended::Exited { code, stdout, stderr } => match read_diagnosis(&stdout) {
                 Ok((d, said)) => {
                     for (column, cell) in doctor_cells(&d) {
@@ -363,23 +377,191 @@ async fn check(s: &Student, roster: &Roster, opts: &Options, image: Option<&str>
         }
     }
 
+    // The short run, when asked for and the doctor found every link working.
+    let mut run_broken = None;
+    if let (Some(run), None) = (&s.run, verdict) {
+        if doctor_broken {
+            for c in [Column::ExactlyOnce, Column::Latency] {
+                cells.insert(
+                    c,
+                    Cell { state: State::Skipped, line: "not run: the doctor found a broken link".into(), detail: String::new() },
+                );
+            }
+        } else {
+            match short_run(s, run, opts, &dir, deadline, stop).await {
+                Ok(run_cells) => {
+                    run_broken = run_cells.iter().find(|(_, c)| c.state == State::Error).map(|(_, c)| format!("short run: {}", c.line));
+                    cells.extend(run_cells);
+                }
+                Err((v, line)) => {
+                    verdict = Some(v);
+                    first_line = Some(line);
+                }
+            }
+        }
+    }
+
     let worst = cells.values().map(|c| c.state).max().unwrap_or(State::Ok);
     let verdict = verdict.unwrap_or(match worst {
         State::Error => Verdict::Broken,
         State::Warning => Verdict::Warnings,
         _ => Verdict::Healthy,
     });
-    // The doctor's first line when it found the break (or all is well); lint's first
-    // error when only the manifests are wrong.
+    // The doctor's first line when it found the break (or all is well); the short run's
+    // failure when the links all work; lint's first error when only the manifests are wrong.
     let manifests_broken = cells.get(&Column::Manifests).filter(|c| c.state == State::Error).map(|c| format!("manifests: {}", c.line));
     let stopped = matches!(verdict, Verdict::OverBudget | Verdict::Failed | Verdict::Interrupted);
-    let first_line = match (first_line, manifests_broken) {
-        (Some(l), _) if doctor_broken || stopped => l,
-        (_, Some(m)) => m,
-        (Some(l), None) => l,
-        (None, None) => cells.get(&Column::Manifests).map(|c| format!("manifests: {}", c.line)).unwrap_or_else(|| "checked".into()),
+    let first_line = match (first_line, manifests_broken, run_broken) {
+        (Some(l), _, _) if doctor_broken || stopped => l,
+        (_, _, Some(r)) => r,
+        (_, Some(m), None) => m,
+        (Some(l), None, None) => l,
+        (None, None, None) => cells.get(&Column::Manifests).map(|c| format!("manifests: {}", c.line)).unwrap_or_else(|| "checked".into()),
     };
     finish(s, roster, cells, (verdict, first_line, doctor_first), started.elapsed().as_millis() as u64, report)
+}
+
+/// What a failed clone's `Ended::Exited` carries on stdout (its own, never lint's).
+const CLONE_FAILED: &str = "git clone of the manifests failed";
+
+/// `git clone --depth 1` of a student's repository into `into` (emptied first), within
+/// the budget; never a prompt for credentials (no terminal, `GIT_TERMINAL_PROMPT=0`).
+/// A failed clone comes back as an `Ended` whose stdout starts with [`CLONE_FAILED`].
+async fn clone(url: &str, into: &Path, deadline: tokio::time::Instant, stop: watch::Receiver<bool>) -> Result<PathBuf, Ended> {
+    let _ = std::fs::remove_dir_all(into);
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.args(["clone", "--depth", "1", "--single-branch", "--no-tags", "--quiet", "--", url])
+        .arg(into)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "true");
+    match child(cmd, deadline, stop).await {
+        Ended::Exited { code: Some(0), .. } => Ok(into.to_path_buf()),
+        Ended::Exited { code, stderr, .. } => {
+            let exit = code.map(|c| format!("exit {c}")).unwrap_or_else(|| "killed".into());
+            Err(Ended::Exited { code: None, stdout: format!("{CLONE_FAILED} ({url}, {exit})"), stderr })
+        }
+        Ended::NotStarted(e) => {
+            Err(Ended::Exited { code: None, stdout: format!("{CLONE_FAILED} ({url}): git did not start: {e}"), stderr: String::new() })
+        }
+        other => Err(other),
+    }
+}
+
+/// `harness run` of a short external run against the student's own pipeline (its
+/// scenario and reports in `students/<name>/run*`): the exactly-once and latency cells,
+/// or the verdict that stopped it (budget, Ctrl-C).
+async fn short_run(
+    s: &Student,
+    run: &ShortRun,
+    opts: &Options,
+    dir: &Path,
+    deadline: tokio::time::Instant,
+    stop: watch::Receiver<bool>,
+) -> Result<Vec<(Column, Cell)>, (Verdict, String)> {
+    let broken = |line: String| {
+        Ok(vec![
+            (Column::ExactlyOnce, Cell { state: State::Error, line: line.clone(), detail: String::new() }),
+            (Column::Latency, Cell { state: State::Error, line, detail: String::new() }),
+        ])
+    };
+    let scenario = dir.join("run.yaml");
+    let reports = dir.join("run");
+    let _ = std::fs::remove_dir_all(&reports);
+    if let Err(e) = std::fs::write(&scenario, short_run_scenario(s, run)) {
+        return broken(format!("cannot write {}: {e}", scenario.display()));
+    }
+    let mut cmd = tokio::process::Command::new(&opts.harness_bin);
+    cmd.arg("run").arg("--reports").arg(&reports).arg(&scenario);
+    if s.s3_endpoint.is_none() {
+        // As for the doctor: the namespace's own credentials only.
+        cmd.env_remove(&s.access_key_env).env_remove(&s.secret_key_env);
+    }
+    let stderr = match child(cmd, deadline, stop).await {
+        Ended::Exited { stderr, .. } => stderr,
+        Ended::OverBudget { stderr } => {
+            return Err((
+                Verdict::OverBudget,
+                format!(
+                    "over its budget of {:.0} s (the roster's `budget`) in the short run, at: {}",
+                    s.budget.as_secs_f64(),
+                    tail(&stderr)
+                ),
+            ))
+        }
+        Ended::Interrupted => {
+            return Err((Verdict::Interrupted, "interrupted (Ctrl-C) during the short run; its objects were removed".into()))
+        }
+        Ended::NotStarted(e) => return broken(format!("harness run did not start: {e}")),
+    };
+    let results = std::fs::read_dir(&reports).into_iter().flatten().flatten().map(|e| e.path().join("results.json")).find(|p| p.is_file());
+    let Some(path) = results else { return broken(format!("the run wrote no results: {}", tail(&stderr))) };
+    let mut text = String::new();
+    let read = std::fs::File::open(&path).and_then(|f| std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_OUTPUT), &mut text));
+    let v: serde_json::Value = match read.map_err(|e| e.to_string()).and_then(|_| serde_json::from_str(&text).map_err(|e| e.to_string())) {
+        Ok(v) => v,
+        Err(e) => return broken(format!("{} cannot be read: {e}", path.display())),
+    };
+    let report = path.with_file_name("report.html");
+    let report = report.strip_prefix(&opts.reports).unwrap_or(&report).display().to_string();
+    if let Some(error) = v["error"].as_str() {
+        return broken(format!("the run stopped: {}", error.chars().take(300).collect::<String>()));
+    }
+    let cell = |id: &str| {
+        let e = v["expectations"].as_array().into_iter().flatten().find(|e| e["id"] == id);
+        let Some(e) = e else {
+            return Cell { state: State::Error, line: format!("the run judged no {id}"), detail: format!("report: {report}") };
+        };
+        let state = match e["verdict"].as_str() {
+            Some("pass") => State::Ok,
+            _ => State::Error,
+        };
+        let detail = e["detail"].as_str().unwrap_or_default().chars().take(300).collect::<String>();
+        Cell {
+            state,
+            line: format!("{id}: {}", detail),
+            detail: format!("expected {}; report: {report}", e["expected"].as_str().unwrap_or("?")),
+        }
+    };
+    Ok(vec![(Column::ExactlyOnce, cell("exactly_once")), (Column::Latency, cell("latency.end_to_end.p95"))])
+}
+
+/// The short run's scenario: `kind: external` at the student's namespace or endpoints,
+/// their own running processor, a few images, exactly once and a p95 bound. JSON, which
+/// is YAML, so no name of the roster needs quoting by hand.
+pub fn short_run_scenario(s: &Student, run: &ShortRun) -> String {
+    let mut external = serde_json::Map::new();
+    if let Some(ns) = &s.namespace {
+        external.insert("namespace".into(), ns.clone().into());
+    }
+    if let Some(c) = &s.context {
+        external.insert("context".into(), c.clone().into());
+    }
+    if let (Some(s3), Some(kafka)) = (&s.s3_endpoint, &s.kafka_bootstrap) {
+        external.insert("s3_endpoint".into(), s3.clone().into());
+        external.insert("kafka_bootstrap".into(), kafka.clone().into());
+    }
+    external.insert("access_key_env".into(), s.access_key_env.clone().into());
+    external.insert("secret_key_env".into(), s.secret_key_env.clone().into());
+    let mut processor = serde_json::json!({ "running": true });
+    if let Some(g) = &s.group {
+        processor["group_id"] = g.clone().into();
+    }
+    let scenario = serde_json::json!({
+        "name": format!("class-{}", s.name),
+        "description": "harness class: a short run against the student's own pipeline",
+        "environment": { "kind": "external", "external": external },
+        "pipeline": {
+            "source_bucket": s.source_bucket, "target_bucket": s.target_bucket,
+            "topic": s.topic, "thumbnail_width": run.thumbnail_width,
+        },
+        "processor": processor,
+        "workload": { "images": run.images, "rate": "5/s" },
+        "expect": {
+            "exactly_once": true,
+            "latency": { "end_to_end": { "p95": format!("{}ms", run.p95.as_millis()) } },
+        },
+    });
+    serde_json::to_string_pretty(&scenario).unwrap_or_default() + "\n"
 }
 
 /// `harness doctor` for one student, JSON on stdout, reports into the student's folder.
@@ -600,6 +782,33 @@ mod tests {
         let r = not_checked(&roster.students[0], &roster);
         assert_eq!(format!("{} / {}", r.points, r.max_points), "0 / 10");
         assert!(r.points.is_sign_positive());
+    }
+
+    #[test]
+    fn the_short_run_is_a_valid_external_scenario_of_the_students_pipeline() {
+        let roster = harness_model::roster::parse(
+            "defaults: { topic: image-events, run: { images: 7, thumbnail_width: 200, p95: 4s } }
+students:
+  - { name: alice, namespace: \"al'ice\", context: kind-a, group: resizer }
+  - { name: bob, s3_endpoint: 'http://127.0.0.1:9000', kafka_bootstrap: '127.0.0.1:9094', access_key_env: BOB_USER, secret_key_env: BOB_SECRET }
+",
+            std::path::Path::new("class.yaml"),
+        )
+        .unwrap();
+        for s in &roster.students {
+            let text = short_run_scenario(s, s.run.as_ref().unwrap());
+            let sc = harness_model::scenario::parse(&text, std::path::Path::new("run.yaml")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(sc.environment.kind, harness_model::scenario::EnvKind::External, "{text}");
+            let ext = sc.environment.external.as_ref().unwrap();
+            assert_eq!((sc.workload.images, sc.pipeline.thumbnail_width, sc.pipeline.topic.as_str()), (7, 200, "image-events"));
+            assert!(matches!(sc.processor.kind, harness_model::scenario::ProcessorKind::Running), "{text}");
+            if s.name == "alice" {
+                assert_eq!((ext.namespace.as_deref(), ext.context.as_deref()), (Some("al'ice"), Some("kind-a")));
+                assert_eq!(sc.processor.group_id, "resizer");
+            } else {
+                assert_eq!((ext.s3_endpoint.as_str(), ext.access_key_env.as_str()), ("http://127.0.0.1:9000", "BOB_USER"));
+            }
+        }
     }
 
     #[test]

@@ -320,8 +320,8 @@ mod tests {
         let csv = csv(&c);
         assert!(csv.starts_with("student,manifests,cluster,s3,buckets,"), "{csv}");
         // Canary weighs 3: alice gets it, bob's is skipped (0); quoted formula.
-        assert!(csv.contains("\n'=bob,,,1,,,0,,,,,0,1,3\n"), "{csv}");
-        assert!(csv.contains("\nalice,,,1,,,1,,,,,3,3,3\n"), "{csv}");
+        assert!(csv.contains("\n'=bob,,,1,,,0,,,,,0,,,1,3\n"), "{csv}");
+        assert!(csv.contains("\nalice,,,1,,,1,,,,,3,,,3,3\n"), "{csv}");
         let x = String::from_utf8(junit(&c)).unwrap();
         assert!(x.contains("<testsuite name=\"=bob\"") && x.contains("<failure") && x.contains("<skipped"), "{x}");
         let j: serde_json::Value = serde_json::from_str(&json(&c)).unwrap();
