@@ -200,7 +200,8 @@ fn a_class_of_student_namespaces_gets_each_verdict_and_the_cluster_is_left_as_it
     let mut fixture = ClassFixture { namespaces: Vec::new(), host_dir: host_dir.clone() };
 
     let kept = run_in_place(&["--env", "kubernetes", "--keep"], "scenarios/smoke.yaml");
-    assert_eq!(kept.code, 0, "the base run passed: {}", kept.explain());
+    // The base run only lends its images and Kafka: correct, its speed not judged here.
+    crate::util::assert_correct(kept.code, &kept.results, || kept.explain());
     let base = crate::kubernetes::namespace_of(&kept);
     fixture.namespaces.push(base.clone());
 
