@@ -159,6 +159,20 @@ async fn each_broken_setup() {
     ];
     let (_kafka, bootstrap) = start_kafka(&toolchain, &group, dir.path(), extra).await;
     let decoy = HttpDecoy::start().await.unwrap();
+    // An HTTP server as Go writes them (MinIO's console, Prometheus, Grafana): it reads
+    // until a whole request line has come, and Kafka's binary request has no line end,
+    // so it never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let _silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut conn, _)) = silent.accept().await {
+            held.push(tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while tokio::io::AsyncReadExt::read(&mut conn, &mut buf).await.is_ok_and(|n| n > 0) {}
+            }));
+        }
+    });
 
     let plain = bootstrap.clone();
     let cases = [
@@ -174,6 +188,15 @@ async fn each_broken_setup() {
         Case {
             name: "1 wrong port (HTTP)",
             brokers: decoy.address(),
+            queue_dir: true,
+            rule_on: Some("images"),
+            processor: true,
+            canary: true,
+            sasl: false,
+        },
+        Case {
+            name: "1 wrong port (silent HTTP)",
+            brokers: silent_addr.clone(),
             queue_dir: true,
             rule_on: Some("images"),
             processor: true,
@@ -306,6 +329,17 @@ async fn each_broken_setup() {
                 assert!(fix.contains(&format!("notify_kafka:{EVENTS_TARGET} brokers={bootstrap}")), "{shown}");
                 let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
                 assert!(junit.contains("<failure") && junit.contains("is not a Kafka listener"), "{junit}");
+            }
+            "1 wrong port (silent HTTP)" => {
+                // #24: it said "every link answered, but the event never reached the
+                // topic" after 36 s, and blamed admin rights.
+                assert_eq!(a.code, 1, "{shown}");
+                assert_eq!(err["link"], "minio_kafka_target", "{shown}");
+                assert!(err["check"].as_str().unwrap().contains(&silent_addr), "{shown}");
+                assert!(cause.contains(&format!("{silent_addr} is not a Kafka listener")), "{shown}");
+                assert!(fix.contains(&format!("brokers={bootstrap}")), "{shown}");
+                assert!(!a.stdout.contains("admin rights"), "silence is not a lack of rights: {shown}");
+                assert!(a.took < Duration::from_secs(10), "answered in {:?}: {shown}", a.took);
             }
             "2 unreachable advertised listener" => {
                 assert_eq!(a.code, 1, "{shown}");

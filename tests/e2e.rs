@@ -196,6 +196,7 @@ fn hostile_inputs_are_skipped_or_thumbnailed_by_the_reference_processor_and_each
         "huge hostile/huge-8000x8000.jpg one valid thumbnail",
         "long_key hostile/long-key/",
         "truncated_jpeg hostile/truncated.jpg",
+        "oversized hostile/oversized.jpg skipped",
         "the processor never exited",
     ] {
         assert!(detail.contains(named), "{named:?} not in {detail}");

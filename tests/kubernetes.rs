@@ -26,7 +26,7 @@ fn namespaces_of_run(run_id: &str) -> Vec<String> {
 }
 
 /// The run's namespace, named in results.json's services.
-fn namespace_of(run: &crate::faults::Run) -> String {
+pub(crate) fn namespace_of(run: &crate::faults::Run) -> String {
     let services = run.results["environment"]["services"].to_string();
     let at = services.find("namespace h-").unwrap_or_else(|| panic!("no namespace in the services: {services}"));
     services[at + "namespace ".len()..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect()

@@ -49,6 +49,7 @@
 //!   (`files_below`), never by the name of the variable that would carry it.
 //! - **Lists of files** are globbed from the folder, never kept by hand.
 
+mod class;
 mod cli;
 mod conformance;
 mod containers;

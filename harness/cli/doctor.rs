@@ -204,7 +204,7 @@ pub fn doctor(runtime: &tokio::runtime::Runtime, args: DoctorArgs) -> ProcessExi
 }
 
 /// `3s`, `500ms`, `2m`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map(|i| s.split_at(i)).unwrap_or((s, "s"));
     let n: f64 = n.parse().map_err(|_| format!("{s:?} is no duration; write e.g. 3s, 500ms or 2m"))?;
     let secs = match unit {

@@ -1,6 +1,7 @@
 //! `harness`: command-line parsing and dispatch only. The work lives in
 //! `harness-core` (engine) and `harness-model` (scenarios, checker, verdicts).
 
+mod class;
 mod compare;
 mod doctor;
 mod lint;
@@ -87,6 +88,9 @@ Exit codes: 0 passed · 1 an expectation failed or unknown · 2 invalid scenario
     /// Diagnose an existing pipeline link by link: what is broken, why, and what to change.
     #[command(after_help = doctor::DOCTOR_HELP)]
     Doctor(Box<doctor::DoctorArgs>),
+    /// Check a whole class: every student's manifests and pipeline, one report.
+    #[command(after_help = class::CLASS_HELP)]
+    Class(Box<class::ClassArgs>),
     /// Check Kubernetes manifests of the pipeline without a cluster (file:line, cause, fix).
     #[command(after_help = lint::LINT_HELP)]
     Lint(lint::LintArgs),
@@ -193,6 +197,7 @@ fn main() -> ProcessExit {
         }
         Command::Compare(args) => compare::compare(args),
         Command::Doctor(args) => doctor::doctor(&runtime, *args),
+        Command::Class(args) => class::class(&runtime, *args),
         Command::Lint(args) => lint::run(args),
         Command::Export(args) => compare::export(args),
         Command::Run { files, reports, keep, quiet, repeat, env, images } => {

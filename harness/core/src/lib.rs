@@ -4,6 +4,7 @@
 //! A run goes provision → start → ready → workload → drain → check → report →
 //! teardown; `run` drives that lifecycle, the other modules are its parts.
 
+pub mod class;
 pub mod clock;
 pub mod doctor;
 pub mod engine;

@@ -16,6 +16,7 @@ pub mod minio_admin;
 pub mod records;
 pub mod results;
 pub mod rng;
+pub mod roster;
 pub mod scenario;
 pub mod text;
 pub mod verdict;

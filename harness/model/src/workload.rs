@@ -83,6 +83,7 @@ fn with_hostile(mut images: Vec<PlannedUpload>, w: &Workload, seed: u64) -> Vec<
             HostileKind::TruncatedJpeg => (w.sizes[0], "hostile/truncated.jpg".to_string()),
             HostileKind::Huge => (HUGE, format!("hostile/huge-{}x{}.jpg", HUGE.width, HUGE.height)),
             HostileKind::LongKey => (w.sizes[0], long_key("")),
+            HostileKind::Oversized => (w.sizes[0], "hostile/oversized.jpg".to_string()),
         };
         let upload = PlannedUpload {
             index: w.images + j as u32,

@@ -77,7 +77,11 @@ pub(crate) enum PutOutcome {
     AlreadyExists,
 }
 
-/// GETs `bucket/key` in full.
+/// Sources larger than this are skipped unread: a thumbnailer that reads any object
+/// whole can be made to hold gigabytes by one upload.
+pub(crate) const MAX_SOURCE_BYTES: u64 = 64 << 20;
+
+/// GETs `bucket/key` in full, if it is at most [`MAX_SOURCE_BYTES`].
 pub(crate) async fn get(client: &Client, bucket: &str, key: &str) -> Result<Source, Failure> {
     let out = match client.get_object().bucket(bucket).key(key).send().await {
         Ok(out) => out,
@@ -91,8 +95,20 @@ pub(crate) async fn get(client: &Client, bucket: &str, key: &str) -> Result<Sour
         }
     };
     let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
-    match tokio::time::timeout(BODY_TIMEOUT, out.body.collect()).await {
-        Ok(Ok(body)) => Ok(Source { bytes: body.into_bytes().to_vec(), etag }),
+    let too_large = |size: String| Failure::Skip {
+        reason: "too-large",
+        detail: format!("{bucket}/{key} has {size} bytes, more than the {} MiB a source may have", MAX_SOURCE_BYTES >> 20),
+    };
+    if let Some(len) = out.content_length().filter(|l| u64::try_from(*l).unwrap_or(0) > MAX_SOURCE_BYTES) {
+        return Err(too_large(len.to_string()));
+    }
+    // The length announced is not trusted either: the read stops one byte past the cap.
+    let mut bytes = Vec::new();
+    let mut body = tokio::io::AsyncReadExt::take(out.body.into_async_read(), MAX_SOURCE_BYTES + 1);
+    let read = tokio::io::AsyncReadExt::read_to_end(&mut body, &mut bytes);
+    match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Ok(Ok(_)) if bytes.len() as u64 > MAX_SOURCE_BYTES => Err(too_large(format!("more than {MAX_SOURCE_BYTES}"))),
+        Ok(Ok(_)) => Ok(Source { bytes, etag }),
         Ok(Err(err)) => Err(Failure::Transient(format!("reading body: {err}"))),
         Err(_) => Err(Failure::Transient(format!("reading body: no progress within {BODY_TIMEOUT:?}"))),
     }

@@ -57,10 +57,16 @@ pub(super) async fn check(t: &Target, s3: &aws_sdk_s3::Client, route: &Route, no
                 .fix(format!("read the processor's log; it must write {}/<same key>", t.target_bucket)),
         ),
     }
-    for (bucket, k) in [(&t.source_bucket, &key), (&t.target_bucket, &key)] {
-        let _ = tokio::time::timeout(t.probe_timeout, s3.delete_object().bucket(bucket).key(k).send()).await;
+    // Every version of the canary's key and its delete markers: in a versioned bucket (a
+    // thumbnails bucket often is) a plain delete only hides the object behind a marker.
+    for bucket in [&t.source_bucket, &t.target_bucket] {
+        let _ = crate::services::s3::remove_prefix(s3, bucket, &key, CANARY_VERSIONS_MAX, t.probe_timeout).await;
     }
 }
+
+/// At most this many versions of the canary's key are removed (a processor that
+/// rewrites its thumbnail in a loop could make more).
+const CANARY_VERSIONS_MAX: usize = 100;
 
 /// Polls for `bucket/key` until it exists; its size and when it appeared.
 async fn wait_for_thumbnail(

@@ -43,10 +43,15 @@ pub(super) async fn check(scope: &Scope, topic: &str, timeout: Duration, notes: 
     let client = match client(scope, timeout).await {
         Ok(c) => c,
         Err(e) => {
+            let cause = if e.starts_with(NO_CONTEXT) {
+                e.clone()
+            } else {
+                "the doctor cannot read the cluster through the kubeconfig it was given".to_string()
+            };
             notes.push(
                 Finding::error(Link::Workloads, check, e)
-                    .because("the doctor cannot read the cluster through the kubeconfig it was given")
-                    .fix("check `kubectl --context CONTEXT get pods -n NAMESPACE` works from here, or set KUBECONFIG"),
+                    .because(cause)
+                    .fix("check `kubectl --context CONTEXT get pods -n NAMESPACE` works from here (`kubectl config get-contexts` lists the contexts; `kind export kubeconfig --name NAME` adds a kind cluster's), or set KUBECONFIG"),
             );
             return None;
         }
@@ -61,7 +66,16 @@ pub(super) async fn check(scope: &Scope, topic: &str, timeout: Duration, notes: 
     Some(client)
 }
 
+const NO_CONTEXT: &str = "the kubeconfig has no context";
+
 pub(super) async fn client(scope: &Scope, timeout: Duration) -> Result<Client, String> {
+    // A context the kubeconfig lacks is said as such, not as a connection error.
+    if let (Some(wanted), Ok(config)) = (&scope.context, kube::config::Kubeconfig::read()) {
+        if !config.contexts.iter().any(|c| &c.name == wanted) {
+            let names: Vec<&str> = config.contexts.iter().take(20).map(|c| c.name.as_str()).collect();
+            return Err(format!("{NO_CONTEXT} {wanted:?} (it has: {})", if names.is_empty() { "none".into() } else { names.join(", ") }));
+        }
+    }
     let target = ClusterTarget::resolve(scope.context.as_deref()).map_err(|e| e.to_string())?;
     let client = target.client().await.map_err(|e| e.to_string())?;
     match tokio::time::timeout(timeout, client.apiserver_version()).await {

@@ -33,6 +33,13 @@ async fn listener_check(addr: &str, uses: &ListenerUse, t: &Target, fix: &str, l
     let client = uses.client;
     let answer = probe(addr, Some(&t.topic), t.probe_timeout).await;
     let finding = match answer {
+        Err(e @ ProbeError::Silent(_)) => Finding::error(link, check, e.to_string())
+            .because(format!(
+                "{addr} is not a Kafka listener: every Kafka listener answers ApiVersions at once, and this one keeps the connection \
+                 open without a word (an HTTP server waiting for a whole request line, as Go's servers do: MinIO's console, \
+                 Prometheus, Grafana); {client}'s Kafka client only times out"
+            ))
+            .fix(fix),
         Err(e) => {
             let cause = match e {
                 ProbeError::Refused => "nothing listens on that port",
@@ -273,7 +280,10 @@ fn groups_reading(bootstrap: &str, topic: &str, wanted: Option<&str>, timeout: D
     for g in list.groups().iter().filter(|g| !g.name().starts_with("_harness") && !g.name().starts_with("harness-observer")) {
         let topics = assigned_topics(g);
         let reads = topics.iter().any(|t| t == topic);
-        if wanted == Some(g.name()) || reads {
+        // The group asked for counts as a reader unless its members are assigned
+        // other topics only: a processor subscribed to the wrong topic is no reader,
+        // and saying so now spares the canary's wait for a thumbnail that never comes.
+        if reads || (wanted == Some(g.name()) && topics.is_empty()) {
             readers.push(GroupSeen { name: g.name().to_string(), state: g.state().to_string(), members: g.members().len(), lag: None });
         } else {
             others.push(format!("{} ({})", g.name(), if topics.is_empty() { "no member".to_string() } else { topics.join(", ") }));

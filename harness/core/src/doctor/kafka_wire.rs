@@ -4,6 +4,7 @@
 //! "timed out" or "run out of available brokers" for all of these; speaking the
 //! protocol by hand, one request at a time, tells them apart.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -49,6 +50,12 @@ pub enum ProbeError {
     Refused,
     #[error("no answer within {0:?} (a firewall, a wrong host, or a listener that never answers)")]
     Timeout(Duration),
+    /// The connection was accepted, and not one byte came back to Kafka's ApiVersions
+    /// request (which every Kafka listener answers at once, SASL and TLS ones with an
+    /// answer or an alert): an HTTP server that waits for a whole request line, as Go's
+    /// servers do.
+    #[error("the connection was accepted, but nothing answered Kafka's ApiVersions request within {0:?}")]
+    Silent(Duration),
     #[error("{0}")]
     Io(String),
 }
@@ -58,13 +65,26 @@ pub enum ProbeError {
 pub async fn probe(addr: &str, topic: Option<&str>, timeout: Duration) -> Result<Listener, ProbeError> {
     // One deadline for the whole probe, not one a step: a listener that trickles
     // its answer (a byte a second) cannot stretch it request by request.
-    tokio::time::timeout(timeout, probe_steps(addr, topic)).await.unwrap_or(Err(ProbeError::Timeout(timeout)))
+    let seen = Seen::default();
+    match tokio::time::timeout(timeout, probe_steps(addr, topic, &seen)).await {
+        Ok(answer) => answer,
+        Err(_) if seen.connected.load(Ordering::Relaxed) && !seen.heard.load(Ordering::Relaxed) => Err(ProbeError::Silent(timeout)),
+        Err(_) => Err(ProbeError::Timeout(timeout)),
+    }
 }
 
-async fn probe_steps(addr: &str, topic: Option<&str>) -> Result<Listener, ProbeError> {
+/// How far a probe got: a connection, and any byte back.
+#[derive(Default)]
+struct Seen {
+    connected: AtomicBool,
+    heard: AtomicBool,
+}
+
+async fn probe_steps(addr: &str, topic: Option<&str>, seen: &Seen) -> Result<Listener, ProbeError> {
     let mut conn = connect(addr).await?;
+    seen.connected.store(true, Ordering::Relaxed);
     // ApiVersions is answered by every Kafka listener, SASL ones included.
-    let versions = match exchange(&mut conn, ApiKey::ApiVersions, 0, &ApiVersionsRequest::default()).await? {
+    let versions = match exchange(&mut conn, ApiKey::ApiVersions, 0, &ApiVersionsRequest::default(), seen).await? {
         Answer::Kafka(body) => match wire::api_versions(&body, CORRELATION_ID) {
             Ok(v) => v,
             Err(e) => return Ok(undecodable(&body, "ApiVersions", &e)),
@@ -84,24 +104,24 @@ async fn probe_steps(addr: &str, topic: Option<&str>) -> Result<Listener, ProbeE
             .map(|t| vec![MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(t.to_string()))))])
             .unwrap_or_default(),
     );
-    match exchange(&mut conn, ApiKey::Metadata, metadata_version, &request).await? {
+    match exchange(&mut conn, ApiKey::Metadata, metadata_version, &request, seen).await? {
         Answer::Kafka(body) => match wire::metadata(&body, CORRELATION_ID, metadata_version) {
             Ok(m) => Ok(Listener::Plaintext { brokers: m.brokers, topic: topic.and(m.topics.into_iter().next()) }),
             Err(e) => Ok(undecodable(&body, "Metadata", &e)),
         },
         // A SASL listener closes on anything but ApiVersions and SaslHandshake
         // ("Unexpected Kafka request of type METADATA during SASL handshake").
-        Answer::Other(Listener::ClosedOnRequest) => sasl_mechanisms(addr).await,
+        Answer::Other(Listener::ClosedOnRequest) => sasl_mechanisms(addr, seen).await,
         Answer::Other(other) => Ok(other),
     }
 }
 
 /// Asks for a SASL handshake on a fresh connection: a SASL listener answers with
 /// the mechanisms it enables.
-async fn sasl_mechanisms(addr: &str) -> Result<Listener, ProbeError> {
+async fn sasl_mechanisms(addr: &str, seen: &Seen) -> Result<Listener, ProbeError> {
     let mut conn = connect(addr).await?;
     let request = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
-    match exchange(&mut conn, ApiKey::SaslHandshake, 1, &request).await? {
+    match exchange(&mut conn, ApiKey::SaslHandshake, 1, &request, seen).await? {
         Answer::Kafka(body) => match wire::sasl_handshake(&body, CORRELATION_ID) {
             Ok(mechanisms) => Ok(Listener::Sasl { mechanisms }),
             Err(e) => Ok(undecodable(&body, "SaslHandshake", &e)),
@@ -138,7 +158,7 @@ enum Answer {
 
 /// Sends one request and reads one answer. No timeout of its own: [`probe`]'s
 /// deadline covers it.
-async fn exchange<R>(conn: &mut TcpStream, key: ApiKey, version: i16, request: &R) -> Result<Answer, ProbeError>
+async fn exchange<R>(conn: &mut TcpStream, key: ApiKey, version: i16, request: &R, seen: &Seen) -> Result<Answer, ProbeError>
 where
     R: Encodable + HeaderVersion,
 {
@@ -158,7 +178,12 @@ where
     let round_trip = async {
         conn.write_all(&frame).await?;
         let mut first = [0u8; 4];
-        let n = read_some(conn, &mut first).await?;
+        // The first byte alone first: one byte back is an answer, not silence.
+        let mut n = conn.read(&mut first[..1]).await?;
+        if n == 1 {
+            seen.heard.store(true, Ordering::Relaxed);
+            n += read_some(conn, &mut first[1..]).await?;
+        }
         if n == 0 {
             return Ok::<_, std::io::Error>(Answer::Other(Listener::ClosedOnRequest));
         }
@@ -171,9 +196,9 @@ where
             _ => {
                 let mut rest = vec![0u8; 120];
                 let more = tokio::time::timeout(Duration::from_millis(300), read_some(conn, &mut rest)).await.unwrap_or(Ok(0)).unwrap_or(0);
-                let mut seen = first.to_vec();
-                seen.extend_from_slice(&rest[..more]);
-                return Ok(Answer::Other(classify(&seen)));
+                let mut bytes = first.to_vec();
+                bytes.extend_from_slice(&rest[..more]);
+                return Ok(Answer::Other(classify(&bytes)));
             }
         };
         // Grown as bytes arrive, not reserved from the prefix: a peer that announces
@@ -335,6 +360,7 @@ mod tests {
             drop(s);
         });
         let t = Duration::from_millis(300);
-        assert_eq!(probe(&addr, None, t).await, Err(ProbeError::Timeout(t)));
+        // Connected, and not a byte back: not a Kafka listener (Kafka answers at once).
+        assert_eq!(probe(&addr, None, t).await, Err(ProbeError::Silent(t)));
     }
 }

@@ -235,9 +235,32 @@ fn kafka_target_id(arn: &str) -> Option<&str> {
 /// that speaks what the target speaks, and a queue_dir. `configs`: MinIO's
 /// configuration of its Kafka targets, as the admin API gave it.
 async fn check_targets(t: &Target, admin: &Admin, configs: Result<Vec<KafkaTarget>, AdminError>, rules: &[Rule], notes: &mut Notes) {
-    let states = admin.targets().await;
+    // The targets the rules name (else every enabled one), read from the configuration.
+    let mut ids: Vec<String> = rules.iter().map(|r| r.target_id.clone()).collect();
+    if let (true, Ok(c)) = (ids.is_empty(), &configs) {
+        ids = c.iter().filter(|c| c.enabled).map(|c| c.id.clone()).collect();
+    }
+    ids.sort();
+    ids.dedup();
+    // The server info asks every target for its state, and a target whose broker never
+    // answers holds it past the timeout: its silence says nothing about rights, and the
+    // configuration (read without asking the targets) still names the brokers to probe.
+    // So the brokers are probed while the server info is asked, not after its timeout.
+    let probes = async {
+        let Ok(configs) = &configs else { return Vec::new() };
+        let targets = configs.iter().filter(|c| ids.contains(&c.id));
+        futures::future::join_all(targets.map(|cfg| async move { (cfg.id.clone(), probe_brokers(t, cfg).await) })).await
+    };
+    let (states, mut probed) = tokio::join!(admin.targets(), probes);
     let (states, configs) = match (states, configs) {
         (Ok(s), Ok(c)) => (s, c),
+        (Err(AdminError::Request(e)), Ok(c)) => {
+            notes.push(
+                Finding::skipped(Link::MinioKafkaTarget, "MinIO's Kafka targets' state (admin API server info)", e)
+                    .because("MinIO's server info waits on every notification target's state; the brokers are probed below instead"),
+            );
+            (Vec::new(), c)
+        }
         (Err(AdminError::Request(e)), _) | (_, Err(AdminError::Request(e))) => {
             notes.push(
                 Finding::skipped(Link::MinioKafkaTarget, "MinIO's Kafka targets (admin API)", e)
@@ -255,12 +278,6 @@ async fn check_targets(t: &Target, admin: &Admin, configs: Result<Vec<KafkaTarge
             return;
         }
     };
-    let mut ids: Vec<String> = rules.iter().map(|r| r.target_id.clone()).collect();
-    if ids.is_empty() {
-        ids = configs.iter().filter(|c| c.enabled).map(|c| c.id.clone()).collect();
-    }
-    ids.sort();
-    ids.dedup();
     if ids.is_empty() {
         notes.push(
             Finding::error(Link::MinioKafkaTarget, "MinIO's Kafka targets", "MinIO has no enabled Kafka target")
@@ -283,14 +300,34 @@ async fn check_targets(t: &Target, admin: &Admin, configs: Result<Vec<KafkaTarge
             );
             continue;
         };
-        check_target(t, cfg, state, notes).await;
+        let brokers = probed.iter().position(|(p, _)| *p == id).map(|i| probed.swap_remove(i).1).unwrap_or_default();
+        check_target(t, cfg, state, brokers, notes);
     }
 }
 
-async fn check_target(t: &Target, cfg: &KafkaTarget, state: Option<&TargetState>, notes: &mut Notes) {
+/// What each of a target's brokers answers MinIO's kind of client (see [`listener_verdict`]).
+async fn probe_brokers(t: &Target, cfg: &KafkaTarget) -> Vec<Finding> {
+    let id = &cfg.id;
+    let uses = ListenerUse { sasl: cfg.sasl, tls: cfg.tls, client: "MinIO", setting: format!("notify_kafka:{id} brokers") };
+    let fix_brokers = set_target(id, &format!("brokers={}", t.kafka_bootstrap));
+    let answers = addresses(&cfg.brokers).into_iter().map(|addr| {
+        let (uses, fix) = (&uses, &fix_brokers);
+        async move { listener_verdict(&addr, uses, t, fix, Link::MinioKafkaTarget).await }
+    });
+    futures::future::join_all(answers).await.into_iter().flatten().collect()
+}
+
+/// The `mc` line that sets `kv` on Kafka target `id` and restarts MinIO.
+fn set_target(id: &str, kv: &str) -> String {
+    format!("mc admin config set {ALIAS} notify_kafka:{id} {kv} && mc admin service restart {ALIAS}")
+}
+
+/// One target's verdict: its topic, what its brokers answered (probed beforehand), its
+/// state in MinIO's server info, its queue_dir.
+fn check_target(t: &Target, cfg: &KafkaTarget, state: Option<&TargetState>, brokers: Vec<Finding>, notes: &mut Notes) {
     let id = &cfg.id;
     let name = format!("Kafka target {id} (brokers={}, topic={})", cfg.brokers, cfg.topic);
-    let set = |kv: &str| format!("mc admin config set {ALIAS} notify_kafka:{id} {kv} && mc admin service restart {ALIAS}");
+    let set = |kv: &str| set_target(id, kv);
     let before = notes.findings.len();
     if cfg.topic != t.topic {
         notes.push(
@@ -303,12 +340,8 @@ async fn check_target(t: &Target, cfg: &KafkaTarget, state: Option<&TargetState>
             .fix(set(&format!("topic={}", t.topic))),
         );
     }
-    let uses = ListenerUse { sasl: cfg.sasl, tls: cfg.tls, client: "MinIO", setting: format!("notify_kafka:{id} brokers") };
-    for addr in addresses(&cfg.brokers) {
-        let fix_brokers = set(&format!("brokers={}", t.kafka_bootstrap));
-        for f in listener_verdict(&addr, &uses, t, &fix_brokers, Link::MinioKafkaTarget).await {
-            notes.push(f);
-        }
+    for f in brokers {
+        notes.push(f);
     }
     let broken_here = notes.findings[before..].iter().any(|f| f.severity == super::Severity::Error);
     match state {

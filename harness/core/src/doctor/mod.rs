@@ -17,6 +17,7 @@ pub mod kafka_wire;
 mod live_lint;
 mod minio;
 pub mod minio_admin;
+pub mod redact;
 pub mod render;
 
 use std::time::{Duration, Instant};
@@ -223,6 +224,12 @@ pub async fn diagnose(target: &Target, progress: &(dyn Fn(&str) + Sync)) -> Diag
         }
     }
     let credentials = t.credentials.clone();
+    // Every secret the doctor holds, kept out of what it says (see [`redact`]).
+    let secrets: Vec<String> = [target.credentials.as_ref(), t.credentials.as_ref(), namespace_credentials.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|c| c.secret_key.clone())
+        .collect();
     match credentials {
         _ if t.s3_endpoint.is_empty() || t.kafka_bootstrap.is_empty() => {
             // What was not found is an error above (or the cluster could not be read).
@@ -270,6 +277,7 @@ pub async fn diagnose(target: &Target, progress: &(dyn Fn(&str) + Sync)) -> Diag
             (Vantage::Here, _) => walk_here(&t, &credentials, &mut notes, progress).await,
         },
     }
+    redact::findings(&mut notes.findings, &secrets.iter().map(String::as_str).collect::<Vec<_>>());
     Diagnosis {
         s3_endpoint: t.s3_endpoint.clone(),
         kafka_bootstrap: t.kafka_bootstrap.clone(),

@@ -17,6 +17,9 @@ pub struct GeneratedImage {
     pub bytes: Vec<u8>,
 }
 
+/// The `oversized` hostile input's size: 100 MB.
+pub const OVERSIZED_BYTES: usize = 100_000_000;
+
 pub fn generate(plan: &PlannedUpload) -> Result<GeneratedImage, image::ImageError> {
     let bytes = match plan.hostile {
         Some(HostileKind::NotAnImage) => b"This is not an image, whatever its name says.\n".repeat(20),
@@ -27,6 +30,12 @@ pub fn generate(plan: &PlannedUpload) -> Result<GeneratedImage, image::ImageErro
             whole
         }
         Some(HostileKind::Huge | HostileKind::LongKey) | None => encode(plan)?,
+        Some(HostileKind::Oversized) => {
+            // A JPEG's first marker, then zeros: a format sniffer says JPEG.
+            let mut bytes = vec![0u8; OVERSIZED_BYTES];
+            bytes[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+            bytes
+        }
     };
     Ok(GeneratedImage { plan: plan.clone(), bytes })
 }

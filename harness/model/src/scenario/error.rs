@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use serde::Deserialize;
-
 use super::raw::RawScenario;
 
 /// One problem in a scenario file.
@@ -103,19 +101,31 @@ pub(super) fn too_large(file: &str, size: &str) -> ScenarioError {
 
 /// Reads the file into the raw mirror, recording the key path of a failure.
 pub(super) fn read_raw(text: &str, file: &str) -> Result<RawScenario, ScenarioError> {
+    read_yaml(
+        text,
+        file,
+        "the file is empty; a scenario needs at least `name`, `processor`, `workload` and `expect`",
+        "a scenario file is a mapping of keys (`name`, `processor`, `workload`, `expect`, ...)",
+    )
+}
+
+/// Reads one YAML document into `T` within the loader's bounds, an error naming the
+/// file, line and key path: scenarios, and other files of the same kind (a class's
+/// roster). `empty` and `not_a_mapping` say what the file should hold.
+pub(crate) fn read_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    empty: &str,
+    not_a_mapping: &str,
+) -> Result<T, ScenarioError> {
     if text.trim().is_empty() {
-        return Err(ScenarioError::Invalid(Problem {
-            file: file.to_string(),
-            line: None,
-            path: String::new(),
-            message: "the file is empty; a scenario needs at least `name`, `processor`, `workload` and `expect`".into(),
-        }));
+        return Err(ScenarioError::Invalid(Problem { file: file.to_string(), line: None, path: String::new(), message: empty.into() }));
     }
     let mut failed_at: Option<String> = None;
     let result = serde_saphyr::with_deserializer_from_str_with_options(text, options(), |de| {
         let mut track = serde_path_to_error::Track::new();
         let tracked = serde_path_to_error::Deserializer::new(de, &mut track);
-        RawScenario::deserialize(tracked).inspect_err(|_| {
+        T::deserialize(tracked).inspect_err(|_| {
             failed_at = Some(track.path().to_string());
         })
     });
@@ -138,7 +148,7 @@ pub(super) fn read_raw(text: &str, file: &str) -> Result<RawScenario, ScenarioEr
             message = format!("{message}: past the scenario loader's bounds ({BOUNDS}); the file is not read further");
         }
         if path.is_empty() && message.contains("expected mapping") {
-            message = "a scenario file is a mapping of keys (`name`, `processor`, `workload`, `expect`, ...)".into();
+            message = not_a_mapping.into();
         }
         ScenarioError::Invalid(Problem { file: file.to_string(), line: inner.location().map(|l| l.line()), path, message })
     })

@@ -5,7 +5,7 @@
 
 pub mod catalog;
 mod env_rules;
-mod error;
+pub(crate) mod error;
 pub mod faults;
 mod names;
 mod raw;
@@ -24,7 +24,7 @@ pub use catalog::{
 };
 pub use error::{Problem, ScenarioError};
 pub use faults::{EventParams, FaultSpec, FaultStart, LinkParams, DEFAULT_BANDWIDTH, DEFAULT_DELAY, DEFAULT_DUPLICATES};
-pub use names::{BucketName, TopicName};
+pub use names::{BucketName, ScenarioName, TopicName};
 pub use raw::{
     BuiltinName, EnvKind, FaultKind, HostileKind, HostileRule, KafkaOperator, KeyStyle, Misconfiguration, PoisonKind, RawScenario,
 };
@@ -335,6 +335,11 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// Reads and validates a scenario file (at most [`MAX_FILE_BYTES`]).
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    parse(&read_bounded(path)?, path)
+}
+
+/// A file's text, at most [`MAX_FILE_BYTES`] (checked before reading, and while reading).
+pub(crate) fn read_bounded(path: &Path) -> Result<String, ScenarioError> {
     use std::io::Read;
     let file = path.display().to_string();
     let read_error = |source| ScenarioError::Read { file: file.clone(), source };
@@ -349,9 +354,8 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(error::too_large(&file, &format!("more than {MAX_FILE_BYTES}")));
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8")))?;
-    parse(&text, path)
+    String::from_utf8(bytes)
+        .map_err(|_| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8")))
 }
 
 /// Validates a scenario's text (at most [`MAX_FILE_BYTES`]); `path` names it in errors

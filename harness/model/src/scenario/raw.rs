@@ -297,6 +297,9 @@ pub enum HostileKind {
     Huge,
     /// A valid image whose key is at S3's limit of 1024 bytes: gets a thumbnail.
     LongKey,
+    /// 100 MB under a `.jpg` key, starting as a JPEG does: a processor that reads every
+    /// object whole can be made to hold gigabytes, so it must be skipped unread.
+    Oversized,
 }
 
 /// What a correct processor does with a hostile input.
@@ -311,8 +314,14 @@ pub enum HostileRule {
 }
 
 impl HostileKind {
-    pub const ALL: [HostileKind; 5] =
-        [HostileKind::NotAnImage, HostileKind::Empty, HostileKind::TruncatedJpeg, HostileKind::Huge, HostileKind::LongKey];
+    pub const ALL: [HostileKind; 6] = [
+        HostileKind::NotAnImage,
+        HostileKind::Empty,
+        HostileKind::TruncatedJpeg,
+        HostileKind::Huge,
+        HostileKind::LongKey,
+        HostileKind::Oversized,
+    ];
 
     pub fn key(self) -> &'static str {
         match self {
@@ -321,12 +330,13 @@ impl HostileKind {
             HostileKind::TruncatedJpeg => "truncated_jpeg",
             HostileKind::Huge => "huge",
             HostileKind::LongKey => "long_key",
+            HostileKind::Oversized => "oversized",
         }
     }
 
     pub fn rule(self) -> HostileRule {
         match self {
-            HostileKind::NotAnImage | HostileKind::Empty => HostileRule::Skip,
+            HostileKind::NotAnImage | HostileKind::Empty | HostileKind::Oversized => HostileRule::Skip,
             HostileKind::TruncatedJpeg => HostileRule::SkipOrThumbnail,
             HostileKind::Huge | HostileKind::LongKey => HostileRule::Thumbnail,
         }
