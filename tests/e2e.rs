@@ -201,6 +201,13 @@ fn hostile_inputs_are_skipped_or_thumbnailed_by_the_reference_processor_and_each
     ] {
         assert!(detail.contains(named), "{named:?} not in {detail}");
     }
+    // The 100 MB were skipped by their size, unread, not after a download and a decode.
+    let processor_logs: String = crate::util::files_below(&run.dir.join("logs"))
+        .iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("processor")))
+        .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+        .collect();
+    assert!(processor_logs.contains(r#"skip key="hostile/oversized.jpg" reason=too-large"#), "{}", run.explain());
     // The two valid hostile images are ledger rows like any image; the others are not.
     let ledger = run.results["ledger"].as_array().unwrap();
     assert_eq!(ledger.len(), 42, "{}", run.explain());
