@@ -170,19 +170,19 @@ mod tests {
         let plain = plan(&w, 3);
         w.hostile = HostileKind::ALL.to_vec();
         let mixed = plan(&w, 3);
-        assert_eq!(mixed.len(), 25);
+        assert_eq!(mixed.len(), 26);
         let images: Vec<_> = mixed.iter().filter(|p| p.hostile.is_none()).cloned().collect();
         assert_eq!(images, plain, "the ordinary images are the same with or without hostile inputs");
         let at: Vec<usize> = mixed.iter().enumerate().filter(|(_, p)| p.hostile.is_some()).map(|(i, _)| i).collect();
-        // After images 3, 6, 10, 13 and 16 of 20 (i·20/6), counting the ones inserted before.
-        assert_eq!(at, vec![4, 8, 13, 17, 21], "spread evenly");
+        // After images 2, 5, 8, 11, 14 and 17 of 20 (i·20/7), counting the ones inserted before.
+        assert_eq!(at, vec![3, 7, 11, 15, 19, 23], "spread evenly");
         let long = mixed.iter().find(|p| p.hostile == Some(HostileKind::LongKey)).unwrap();
         assert_eq!(long.key.len(), MAX_KEY_BYTES);
         assert!(long.key.split('/').all(|part| part.len() <= 255), "{}", long.key);
         let mut keys: Vec<&str> = mixed.iter().map(|p| p.key.as_str()).collect();
         keys.sort();
         keys.dedup();
-        assert_eq!(keys.len(), 25, "keys are unique");
+        assert_eq!(keys.len(), 26, "keys are unique");
         let mut prefixed = mixed.clone();
         prefix_keys(&mut prefixed, "run-1/");
         assert!(prefixed.iter().all(|p| p.key.starts_with("run-1/")));
