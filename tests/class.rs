@@ -677,15 +677,7 @@ fn interrupted_class_leaves_no_probe_and_a_partial_report(
         assert!(Instant::now() < deadline, "no probe pod within 120 s");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the class did not end within 90 s of SIGINT");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = crate::util::interrupt_and_wait(&mut child, Duration::from_secs(90), "the class");
     let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
     assert_eq!(status.code(), Some(1), "interrupted: not a passing class\n{out}\n{err}");
     assert!(out.contains("interrupted (Ctrl-C): a partial report"), "{out}\n{err}");

@@ -653,16 +653,7 @@ fn interrupted_probe_leaves_nothing_and_never_carries_your_credentials(rt: &toki
     assert!(!held.iter().any(|v| v.contains(&own_password) || v == "callers-own-user"), "the caller's credentials went into {ns}");
     assert!(held.contains(&secret_of(rt, client, ns)), "the probe's Secret holds the namespace's own credentials: {held:?}");
 
-    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the doctor did not end within 60 s of SIGINT");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = crate::util::interrupt_and_wait(&mut child, Duration::from_secs(60), "the doctor");
     let (out, err) = (stdout.join().unwrap(), stderr.join().unwrap());
     assert_eq!(status.code(), Some(1), "interrupted: a broken verdict that says so\n{out}\n{err}");
     assert!(out.contains("interrupted (Ctrl-C) while the probe pod ran"), "{out}\n{err}");

@@ -244,6 +244,21 @@ pub fn spawn_until(args: &[&str], timeout: std::time::Duration, stop: impl Fn(&s
     (child, seen)
 }
 
+/// Sends `child` SIGINT (as Ctrl-C) and waits at most `within` for it to end; `what`
+/// names it in the failure.
+pub fn interrupt_and_wait(child: &mut std::process::Child, within: std::time::Duration, what: &str) -> std::process::ExitStatus {
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(sent.success(), "SIGINT to {what} was not delivered");
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("the child's status") {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} did not end within {within:?} of SIGINT");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The single run folder a `harness run --reports DIR` created.
 pub fn only_run_dir(reports: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> =
